@@ -1,0 +1,3 @@
+"""BioThings: serve biomedical data as a query API."""
+
+__version__ = "0.1.0"

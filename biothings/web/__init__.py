@@ -1,0 +1,1 @@
+"""The BioThings web layer: config -> settings -> Tornado app -> query pipeline."""

@@ -1,0 +1,52 @@
+"""The interface between the query pipeline and a search engine.
+
+The builder emits Elasticsearch query DSL as plain dicts; an engine executes it
+and answers Elasticsearch-shaped dicts. Two implementations exist: the real
+Elasticsearch cluster (``engines.elasticsearch``) and the embedded tantivy
+engine (``engines.embedded``). Everything above this layer is engine-blind.
+"""
+
+
+class Engine:
+    """Asynchronous search engine. All methods raise ``engines.errors`` types."""
+
+    name = "engine"
+
+    async def search(self, index, body, scroll=None):
+        """Run one search body on ``index``; ``scroll`` (e.g. "1m") opens a scroll.
+
+        Returns ``{"took", "timed_out", "hits": {"total": {"value", "relation"},
+        "max_score", "hits": [{"_index", "_id", "_score", "_source", ...}]},
+        "aggregations"?, "_scroll_id"?}``.
+        """
+        raise NotImplementedError
+
+    async def msearch(self, index, bodies):
+        """Run several bodies at once. Returns one entry per body, in order:
+        a search response, or ``{"error": {"type", "reason"}, "status": int}``
+        for a body that failed (the others still answer)."""
+        raise NotImplementedError
+
+    async def scroll(self, scroll_id, scroll="1m"):
+        """Next page of a scroll. Raises ``ScrollError`` for a bad/expired id."""
+        raise NotImplementedError
+
+    async def get_mapping(self, index):
+        """``{concrete_index_name: {"mappings": {"properties": ..., "_meta": ...}}}``."""
+        raise NotImplementedError
+
+    async def count(self, index):
+        """Number of documents in ``index``."""
+        response = await self.search(index, {"size": 0, "track_total_hits": True})
+        return response["hits"]["total"]["value"]
+
+    async def health(self):
+        """Cluster health, at least ``{"status": "green"|"yellow"|"red"}``."""
+        raise NotImplementedError
+
+    async def info(self):
+        """Engine identity, e.g. ``{"name", "version": {"number"}}``."""
+        raise NotImplementedError
+
+    async def close(self):
+        """Release connections, threads and file handles."""

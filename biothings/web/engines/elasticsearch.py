@@ -1,0 +1,131 @@
+"""The Elasticsearch engine: ``AsyncElasticsearch`` with errors mapped to ours."""
+
+import functools
+
+import elasticsearch
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+
+from biothings.web.engines.base import Engine
+from biothings.web.engines.errors import EngineUnavailable, IndexNotFound, QueryError, ScrollError
+
+# Elasticsearch answers these when it is busy rather than when the query is wrong.
+_OVERLOAD_TYPES = ("es_rejected_execution_exception", "circuit_breaking_exception")
+
+
+def _root_reason(info):
+    """The most useful human reason in an Elasticsearch error body."""
+    if not isinstance(info, dict):
+        return str(info) if info else None
+    error = info.get("error", info)
+    if isinstance(error, str):
+        return error
+    if not isinstance(error, dict):
+        return None
+    for cause in error.get("root_cause") or []:
+        if isinstance(cause, dict) and cause.get("reason"):
+            return cause["reason"]
+    caused = error.get("caused_by")
+    if isinstance(caused, dict) and caused.get("reason"):
+        return caused["reason"]
+    for failure in error.get("failed_shards") or []:
+        reason = (failure.get("reason") or {}).get("reason") if isinstance(failure, dict) else None
+        if reason:
+            return reason
+    return error.get("reason")
+
+
+def _error_type(info):
+    if isinstance(info, dict) and isinstance(info.get("error"), dict):
+        return info["error"].get("type") or ""
+    return ""
+
+
+def translate_error(exc, scrolling=False):
+    """An ``elasticsearch`` exception as one of ``engines.errors``."""
+    if isinstance(exc, (TransportConnectionError, ConnectionTimeout)):
+        return EngineUnavailable("Search engine unreachable or timed out.")
+    if isinstance(exc, elasticsearch.ApiError):
+        status = exc.meta.status if exc.meta is not None else 500
+        info = exc.body if isinstance(exc.body, dict) else {}
+        kind = _error_type(info)
+        reason = _root_reason(info) or exc.message or "Search engine error."
+        if status == 429 or kind in _OVERLOAD_TYPES or status in (502, 503, 504):
+            return EngineUnavailable("Search engine overloaded, retry later.")
+        if scrolling and status in (400, 404):
+            return ScrollError("Invalid or expired scroll_id.")
+        if status == 404 and "index_not_found" in kind:
+            return IndexNotFound("Index not found.")
+        if 400 <= status < 500:
+            return QueryError(reason)
+        return EngineUnavailable("Search engine failed.")
+    if isinstance(exc, TransportError):
+        return EngineUnavailable("Search engine unreachable.")
+    return None
+
+
+def _translated(scrolling=False):
+    def decorate(method):
+        @functools.wraps(method)
+        async def wrapper(self, *args, **kwargs):
+            try:
+                return await method(self, *args, **kwargs)
+            except (elasticsearch.ApiError, TransportError) as exc:
+                mapped = translate_error(exc, scrolling)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+        return wrapper
+    return decorate
+
+
+class ElasticsearchEngine(Engine):
+    """Elasticsearch 8/9 (or a compatible server) over HTTP."""
+
+    name = "elasticsearch"
+
+    def __init__(self, hosts, connections=64, timeout=10, **es_args):
+        es_args.setdefault("request_timeout", timeout)
+        es_args.setdefault("connections_per_node", connections)
+        es_args.setdefault("retry_on_timeout", False)
+        es_args.setdefault("max_retries", 1)
+        self.client = elasticsearch.AsyncElasticsearch(hosts, **es_args)
+
+    @_translated()
+    async def search(self, index, body, scroll=None):
+        params = {"scroll": scroll} if scroll else {}
+        response = await self.client.search(index=index, body=body, **params)
+        return response.body
+
+    @_translated()
+    async def msearch(self, index, bodies):
+        searches = []
+        for body in bodies:
+            searches.append({})
+            searches.append(body)
+        response = await self.client.msearch(index=index, searches=searches)
+        return response.body["responses"]
+
+    @_translated(scrolling=True)
+    async def scroll(self, scroll_id, scroll="1m"):
+        response = await self.client.scroll(scroll_id=scroll_id, scroll=scroll)
+        return response.body
+
+    @_translated()
+    async def get_mapping(self, index):
+        return (await self.client.indices.get_mapping(index=index)).body
+
+    @_translated()
+    async def count(self, index):
+        return (await self.client.count(index=index)).body["count"]
+
+    @_translated()
+    async def health(self):
+        return (await self.client.cluster.health()).body
+
+    @_translated()
+    async def info(self):
+        return (await self.client.info()).body
+
+    async def close(self):
+        await self.client.close()

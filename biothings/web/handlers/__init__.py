@@ -1,0 +1,14 @@
+"""Request handlers of a BioThings API."""
+
+from biothings.web.handlers.base import APIError, BaseAPIHandler, BaseHandler, NotFoundHandler
+from biothings.web.handlers.metadata import MetadataFieldHandler, MetadataSourceHandler
+from biothings.web.handlers.pages import FrontPageHandler, SpecHandler
+from biothings.web.handlers.query import BaseESRequestHandler, BiothingHandler, ESRequestHandler, QueryHandler
+from biothings.web.handlers.status import StatusHandler
+
+__all__ = [
+    "APIError", "BaseHandler", "BaseAPIHandler", "NotFoundHandler",
+    "BaseESRequestHandler", "ESRequestHandler", "BiothingHandler", "QueryHandler",
+    "MetadataSourceHandler", "MetadataFieldHandler", "StatusHandler",
+    "FrontPageHandler", "SpecHandler",
+]

@@ -1,0 +1,202 @@
+"""Base handlers: settings access, options, formats, CORS, caching, JSON errors."""
+
+import logging
+import uuid
+
+import orjson
+import tornado.web
+import yaml
+
+from biothings.web import formats
+from biothings.web.engines.errors import EngineError, EngineUnavailable
+from biothings.web.options import OptionError
+from biothings.web.pipeline.errors import PipelineError
+
+logger = logging.getLogger("biothings.web.handlers")
+
+
+class APIError(tornado.web.HTTPError):
+    """An HTTP error with the extra keys of the contract's JSON body."""
+
+    def __init__(self, status, reason, headers=None, **body):
+        super().__init__(status, reason=None, log_message=reason if status >= 500 else None)
+        self.error = reason
+        self.body = body
+        self.headers = headers or {}
+
+
+def as_api_error(exc):
+    """Our library exceptions -> ``APIError``; anything else -> ``None`` (a 500)."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, OptionError):
+        return APIError(400, exc.reason, **exc.body)
+    if isinstance(exc, PipelineError):
+        return APIError(exc.status, exc.reason, **exc.body)
+    if isinstance(exc, EngineUnavailable):
+        return APIError(503, exc.reason, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, EngineError):
+        return APIError(exc.status, exc.reason)
+    return None
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Knows its API's settings; answers every error as JSON."""
+
+    # routing passes ``web_settings`` (and ``biothing_type``) to handlers that say so
+    accepts_web_settings = True
+    # settings group and cache key of this handler ("query", "annotation", ...)
+    name = "base"
+
+    def initialize(self, web_settings=None, biothing_type=None, **kwargs):
+        self.web_settings = web_settings or self.application.biothings
+        self.biothing_type = biothing_type
+        self.request_id = None
+
+    def set_default_headers(self):
+        self._headers["Access-Control-Allow-Origin"] = "*"
+
+    def prepare(self):
+        self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        settings = self.web_settings
+        origin = settings.ACCESS_CONTROL_ALLOW_ORIGIN
+        if origin:
+            self.set_header("Access-Control-Allow-Origin", origin)
+        else:
+            self.clear_header("Access-Control-Allow-Origin")
+
+    def options(self, *args, **kwargs):
+        """CORS preflight."""
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", self.web_settings.ACCESS_CONTROL_ALLOW_HEADERS)
+        self.set_header("Access-Control-Max-Age", "86400")
+        self.set_status(204)
+        self.finish()
+
+    def _handle_request_exception(self, e):
+        # our exceptions carry their status: hand them to tornado as HTTP errors
+        mapped = as_api_error(e)
+        if mapped is not None and mapped is not e:
+            try:
+                raise mapped from e
+            except APIError as api_error:
+                return super()._handle_request_exception(api_error)
+        return super()._handle_request_exception(e)
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        if isinstance(value, APIError):
+            logger.warning("%s %s -> %s: %s [request %s]", self.request.method, self.request.uri,
+                           value.status_code, value.error, self.request_id)
+            return
+        logger.error("%s %s failed [request %s]", self.request.method, self.request.uri,
+                     self.request_id, exc_info=(typ, value, tb))
+
+    def write_error(self, status_code, **kwargs):
+        """The contract's JSON error body, never a stack trace."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.clear_header("Cache-Control")
+        self.clear_header("Etag")
+        if isinstance(exc, APIError):
+            body = {"code": status_code, "success": False, "error": exc.error, **exc.body}
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            body = {"code": status_code, "success": False, "error": exc.reason or self._reason}
+            if status_code == 404:
+                body["error"] = "Not Found."
+        elif status_code < 500:
+            body = {"code": status_code, "success": False, "error": self._reason}
+        else:
+            body = {"code": status_code, "success": False, "error": "Internal server error.",
+                    "request_id": self.request_id}
+        if self.request_id:
+            self.set_header("X-Request-Id", self.request_id)
+        self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
+        self.finish(formats.to_json(body))
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown routes: a JSON 404 (tornado's default is an HTML page)."""
+
+    def prepare(self):
+        super().prepare()
+        raise tornado.web.HTTPError(404)
+
+
+class BaseAPIHandler(BaseHandler):
+    """Parses declared options, serializes answers in the requested format."""
+
+    # the settings key of the declared options: f"{kwargs_name.upper()}_KWARGS"
+    kwargs_name = None
+
+    def initialize(self, web_settings=None, biothing_type=None, **kwargs):
+        super().initialize(web_settings, biothing_type, **kwargs)
+        self.args = None
+        self.format = "json"
+        self.cacheable = True
+
+    # ---------------------------------------------------------- input
+    def parse_json_body(self):
+        """The decoded JSON (or YAML) body, ``None`` without one."""
+        body = self.request.body
+        if not body:
+            return None
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"):
+            try:
+                return yaml.safe_load(body)
+            except yaml.YAMLError:
+                raise APIError(400, "Invalid YAML body.") from None
+        if content_type == "application/json" or (
+                not content_type and body.lstrip()[:1] in (b"{", b"[")):
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise APIError(400, "Invalid JSON body.") from None
+        return None
+
+    @staticmethod
+    def _decoded(arguments):
+        return {key: [value.decode("utf-8", "replace") for value in values]
+                for key, values in arguments.items()}
+
+    def parse_options(self, path_kwargs=None):
+        """The request's declared options (``self.args``), validated."""
+        optionset = self.web_settings.optionset(self.kwargs_name, self.request.method)
+        json_body = self.parse_json_body() if self.request.method in ("POST", "PUT") else None
+        self.args = optionset.parse(
+            path_kwargs=path_kwargs,
+            query=self._decoded(self.request.query_arguments),
+            form=self._decoded(self.request.body_arguments),
+            json_body=json_body,
+        )
+        self.format = self.args.get("format") or "json"
+        self.args.biothing_type = self.biothing_type
+        return self.args
+
+    # ---------------------------------------------------------- output
+    def cache_max_age(self):
+        per_handler = self.web_settings.CACHE_MAX_AGE_BY_HANDLER or {}
+        return per_handler.get(self.name, self.web_settings.CACHE_MAX_AGE)
+
+    def finish_result(self, data, title=None):
+        """Serialize ``data`` in the requested format and finish."""
+        sort_keys = bool(self.args.get("_sorted", True)) if self.args else False
+        html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()}
+        body, content_type = formats.serialize(data, self.format, sort_keys,
+                                               **(html_args if self.format == "html" else {}))
+        self.set_header("Content-Type", content_type)
+        if self.request.method in ("GET", "HEAD") and self.cacheable and self.get_status() == 200:
+            max_age = self.cache_max_age()
+            if max_age:
+                self.set_header("Cache-Control", f"max-age={max_age}, public")
+        self.finish(body)
+
+    def _json_url(self):
+        arguments = [(key, value) for key, values in self._decoded(self.request.query_arguments).items()
+                     if key != "format" for value in values]
+        from urllib.parse import urlencode
+        query = urlencode(arguments)
+        return self.request.path + ("?" + query if query else "")

@@ -1,0 +1,81 @@
+"""Command line entry point: ``python index.py --conf=config --port=8000``."""
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.options
+import tornado.process
+from tornado.options import define, options
+
+logger = logging.getLogger("biothings.web")
+
+define("port", default=8000, help="port to listen on")
+define("address", default="0.0.0.0", help="address to bind")
+define("debug", default=False, help="debug mode (tracebacks in logs, no caching)")
+define("autoreload", default=False, help="restart on source change")
+define("conf", default="config", help="config module: dotted name or file path")
+define("dir", default=os.getcwd(), help="working directory")
+define("processes", default=0, help="worker processes sharing the port; 0 = one per core")
+define("shutdown_timeout", default=10.0, help="seconds to finish in-flight requests on SIGTERM")
+
+
+def main(app_settings=None, use_curl=False):
+    """Serve the API: parse the command line, load the config, fork, run.
+
+    ``app_settings``: extra tornado application settings; ``use_curl``: use
+    tornado's libcurl HTTP client for outgoing requests.
+    """
+    tornado.options.parse_command_line()
+    os.chdir(options.dir)
+    if options.dir not in sys.path:
+        sys.path.insert(0, options.dir)
+    if use_curl:
+        from tornado.httpclient import AsyncHTTPClient
+        AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
+
+    from biothings.web.application import prepare_embedded_data
+    from biothings.web.settings import BiothingWebSettings
+
+    web_settings = BiothingWebSettings(options.conf)
+    web_settings.configure_logger(logging.getLogger("biothings"))
+    prepare_embedded_data(web_settings)
+
+    processes = options.processes
+    if options.debug or options.autoreload:
+        processes = 1
+    sockets = tornado.netutil.bind_sockets(options.port, options.address)
+    if processes != 1:
+        tornado.process.fork_processes(processes)
+
+    settings = dict(app_settings or {})
+    if options.debug:
+        settings["debug"] = True
+    if options.autoreload:
+        settings["autoreload"] = True
+    asyncio.run(serve(web_settings, sockets, settings))
+
+
+async def serve(web_settings, sockets, app_settings):
+    """Run until SIGTERM/SIGINT, then finish in-flight requests and close."""
+    app = web_settings.get_app(app_settings)
+    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
+    server.add_sockets(sockets)
+    await app.startup()
+    logger.info("serving on %s (pid %d)", ", ".join(str(s.getsockname()) for s in sockets), os.getpid())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logger.info("shutting down (pid %d)", os.getpid())
+    server.stop()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), options.shutdown_timeout)
+    except asyncio.TimeoutError:
+        logger.warning("in-flight requests did not finish in %ss", options.shutdown_timeout)
+    await app.shutdown()

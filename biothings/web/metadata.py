@@ -1,0 +1,131 @@
+"""The metadata cache: ``_meta``, mappings, field lists and licenses per type.
+
+Built at start-up and refreshed in the background (``METADATA_REFRESH_INTERVAL``),
+so ``/metadata``, ``/metadata/fields``, license transforms and ``symbol:CDK2``
+id parsing never wait for the engine. Requests only read these objects.
+"""
+
+import asyncio
+import datetime
+import logging
+import time
+
+from biothings.web.engines.errors import EngineError
+
+logger = logging.getLogger("biothings.web.metadata")
+
+
+class TypeMetadata:
+    """What is known of one biothing type's index (immutable once built)."""
+
+    def __init__(self, biothing_type, index, mapping, meta, total, fields):
+        self.biothing_type = biothing_type
+        self.index = index
+        self.mapping = mapping
+        self.meta = meta
+        self.total = total
+        self.fields = fields
+        self.loaded_at = time.time()
+
+    def source_metadata(self):
+        """The ``/metadata`` answer: ``_meta`` with type, build info and stats."""
+        meta = dict(self.meta)
+        meta.setdefault("biothing_type", self.biothing_type)
+        meta.setdefault("build_date", None)
+        meta.setdefault("build_version", None)
+        meta.setdefault("src", {})
+        stats = dict(meta.get("stats") or {})
+        stats["total"] = self.total
+        meta["stats"] = stats
+        return meta
+
+
+def _merge_mappings(answer):
+    """An index's mapping from a get_mapping answer (several indices: merged)."""
+    properties, meta = {}, {}
+    for value in answer.values():
+        mappings = value.get("mappings") or {}
+        # ES 6 style {doc_type: {...}} mappings
+        if "properties" not in mappings and len(mappings) == 1:
+            only = next(iter(mappings.values()))
+            if isinstance(only, dict) and "properties" in only:
+                mappings = only
+        properties.update(mappings.get("properties") or {})
+        meta.update(mappings.get("_meta") or {})
+    return {"properties": properties}, meta
+
+
+class MetadataCache:
+    """Per-type metadata for one API, refreshed in the background."""
+
+    def __init__(self, web_settings):
+        self.web_settings = web_settings
+        self.types = {}
+        self._licenses = ()
+        self._field_names = frozenset()
+        self._refreshing = None
+        self.last_error = None
+
+    # ---------------------------------------------------------- reading
+    def get(self, biothing_type=None):
+        """The ``TypeMetadata`` of a type (the default type for ``None``)."""
+        return self.types.get(biothing_type or self.web_settings.default_type)
+
+    def has_field(self, name):
+        return name in self._field_names
+
+    def licenses(self):
+        """``[(path keys, url)]`` for every source with a license URL."""
+        return self._licenses
+
+    # ---------------------------------------------------------- loading
+    async def refresh(self):
+        """Reload every type; keep the previous data of a type that fails."""
+        if self._refreshing is not None:
+            return await self._refreshing
+        self._refreshing = asyncio.ensure_future(self._refresh())
+        try:
+            return await self._refreshing
+        finally:
+            self._refreshing = None
+
+    async def _refresh(self):
+        settings = self.web_settings
+        transform = settings.pipeline[2]
+        ok = True
+        for biothing_type in settings.biothing_types:
+            index = settings.index(biothing_type)
+            try:
+                answer = await settings.engine.get_mapping(index)
+                mapping, meta = _merge_mappings(answer)
+                total = (meta.get("stats") or {}).get("total")
+                if not isinstance(total, int):
+                    total = await settings.engine.count(index)
+                fields = transform.transform_mapping(mapping)
+                if not meta:
+                    meta = {"build_date": datetime.datetime.now().isoformat(timespec="seconds"),
+                            "build_version": None, "src": {}}
+                self.types[biothing_type] = TypeMetadata(biothing_type, index, mapping, meta, total, fields)
+            except EngineError as exc:
+                ok = False
+                self.last_error = exc
+                logger.warning("metadata of %s (%s) not refreshed: %s", biothing_type, index, exc.reason)
+        self._rebuild_derived()
+        return ok
+
+    def _rebuild_derived(self):
+        names, licenses = set(), {}
+        for metadata in self.types.values():
+            names.update(metadata.fields)
+            for source, info in (metadata.meta.get("src") or {}).items():
+                if isinstance(info, dict):
+                    url = info.get("license_url_short") or info.get("license_url")
+                    if url:
+                        licenses[source] = url
+        for path, alias in (self.web_settings.LICENSE_TRANSFORM or {}).items():
+            if alias in licenses:
+                licenses[path] = licenses[alias]
+        self._field_names = frozenset(names)
+        # only sources that are paths of the documents can carry a license
+        self._licenses = tuple((source.split("."), url) for source, url in licenses.items()
+                               if source in self._field_names)

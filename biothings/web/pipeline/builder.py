@@ -1,0 +1,276 @@
+"""``ESQueryBuilder``: request options -> Elasticsearch query DSL (a dict).
+
+Each decision is a method a subclass can override: how a string query, a
+scoped term, a userquery or the extras (paging, sort, fields, facets) become
+DSL. Hot paths build plain dicts: an ``elasticsearch.dsl`` object per clause
+costs ~20 us, which a 1,000-term batch would pay 1,000 times; ``elasticsearch.dsl``
+is used where it composes clauses of arbitrary shape (userquery filters).
+"""
+
+import glob
+import os
+import re
+
+import orjson
+from elasticsearch.dsl import Q
+
+from biothings.web.pipeline.errors import BadRequest
+
+# Suffix of the aggregation counting documents without the faceted field.
+MISSING_SUFFIX = "__missing"
+_FACET_TOKEN = re.compile(r"\s*([^,()\s]+)\s*(\()?|\s*(\))\s*|\s*,\s*")
+_LEADING_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)[*?]\S')
+
+
+def parse_facets(specs):
+    """``["a(b(c))", "d"]`` -> ``[("a", [("b", [("c", [])])]), ("d", [])]``."""
+    text = ",".join(str(spec) for spec in specs)
+    stack, root, position = [], [], 0
+    current = root
+    while position < len(text):
+        match = _FACET_TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise BadRequest(f"Invalid facets near {text[position:position + 20]!r}.", keyword="facets")
+        name, opening, closing = match.groups()
+        position = match.end()
+        if name:
+            children = []
+            current.append((name, children))
+            if opening:
+                stack.append(current)
+                current = children
+        elif closing:
+            if not stack:
+                raise BadRequest("Unbalanced parentheses in facets.", keyword="facets")
+            current = stack.pop()
+    if stack:
+        raise BadRequest("Unbalanced parentheses in facets.", keyword="facets")
+    return root
+
+
+def _depth(facets):
+    return 1 + max((_depth(children) for _, children in facets), default=0) if facets else 0
+
+
+class ESQueryBuilder:
+    """Build the engine query of a request; see ``build``."""
+
+    def __init__(self, web_settings):
+        self.web_settings = web_settings
+        self.id_rules = web_settings.annotation_id_rules
+        self._userqueries = {}
+
+    # ---------------------------------------------------------- entry point
+    def build(self, q, options):
+        """The DSL to run: a dict for one search, a list of dicts for a batch
+        (``q`` a list), or ``{"scroll_id": ...}`` to continue a scroll."""
+        if options.scroll_id:
+            return {"scroll_id": options.scroll_id}
+        if isinstance(q, list):
+            return [self.build_term(term, options) for term in q]
+        if options.annotation:
+            return self.build_term(q, options)
+        return self.build_search(q, options)
+
+    # ---------------------------------------------------------- single search
+    def build_search(self, q, options):
+        """GET query: q string -> search body with all extras applied."""
+        if options.userquery:
+            query = self.build_userquery(options.userquery, q, options)
+        else:
+            query = self.build_string_query(q, options)
+        return self.apply_extras({"query": query}, options)
+
+    def build_string_query(self, q, options):
+        """``__all__``, ``__any__``, empty string or a Lucene query string."""
+        if q is None or q == "":
+            return {"match_none": {}}
+        if q == "__all__":
+            return {"match_all": {}}
+        if q == "__any__" and self.web_settings.ALLOW_RANDOM_QUERY:
+            return {"function_score": {"query": {"match_all": {}}, "random_score": {}, "boost_mode": "replace"}}
+        self.check_query_string(q, "q")
+        return {"query_string": {"query": q, "default_operator": "AND", "lenient": True}}
+
+    def check_query_string(self, q, keyword):
+        """Refuse query strings too long or too costly to run."""
+        limit = self.web_settings.MAX_QUERY_LENGTH
+        if len(q) > limit:
+            raise BadRequest(f"Query string too long: {len(q)} characters, the maximum is {limit}.",
+                             keyword=keyword, max=limit, num=len(q))
+        if not self.web_settings.ALLOW_LEADING_WILDCARD and _LEADING_WILDCARD.search(q):
+            raise BadRequest("Leading wildcards are not allowed in queries.", keyword=keyword)
+
+    def build_userquery(self, name, q, options):
+        """A named query template from ``USERQUERY_DIR/name``; ``{{q}}`` gets q."""
+        query, query_filter = self.load_userquery(name)
+        text = orjson.dumps("" if q is None else q).decode()[1:-1]
+        try:
+            built = Q(orjson.loads(query.replace("{{q}}", text))) if query else None
+            filtered = Q(orjson.loads(query_filter.replace("{{q}}", text))) if query_filter else None
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise BadRequest(f"Userquery '{name}' is not a valid query: {exc}", keyword="userquery") from None
+        if built is None:
+            built = Q(self.build_string_query(q, options)) if q is not None else Q("match_all")
+        if filtered is not None:
+            built = Q("bool", must=[built], filter=[filtered])
+        return built.to_dict()
+
+    def load_userquery(self, name):
+        """``(query text, filter text)`` of a template, read once and cached."""
+        if name in self._userqueries:
+            return self._userqueries[name]
+        directory = self.web_settings.USERQUERY_DIR
+        if not directory or not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+            raise BadRequest(f"Unknown userquery '{name}'.", keyword="userquery")
+        folder = os.path.join(directory, name)
+        if not os.path.isdir(folder):
+            raise BadRequest(f"Unknown userquery '{name}'.", keyword="userquery")
+
+        def read(pattern):
+            files = sorted(glob.glob(os.path.join(folder, pattern)))
+            if not files:
+                return None
+            with open(files[0], encoding="utf-8") as handle:
+                return handle.read()
+
+        found = self._userqueries[name] = (read("query*.txt"), read("filter*.txt"))
+        return found
+
+    # ---------------------------------------------------------- batches
+    def build_term(self, term, options):
+        """One batch term (POST query or annotation) -> its search body."""
+        scopes = options.scopes
+        if isinstance(term, list):
+            if not scopes or len(term) != len(scopes):
+                raise BadRequest(
+                    f"Compound query {term!r} has {len(term)} parts but {len(scopes or [])} scopes were given.",
+                    keyword="scopes")
+            query = {"bool": {"must": [self.build_match(part, scope, options)
+                                       for part, scope in zip(term, scopes)]}}
+        elif scopes:
+            query = self.build_match(term, scopes, options)
+        else:
+            query = self.build_id_match(term, options)
+        body = {"query": query}
+        if options.annotation:
+            body["version"] = True
+        return self.apply_extras(body, options)
+
+    def build_id_match(self, term, options):
+        """A term with no explicit scopes: regex rules first, then default scopes."""
+        text = str(term)
+        for pattern, scopes in self.id_rules:
+            match = pattern.fullmatch(text)
+            if match is None:
+                continue
+            groups = match.groupdict()
+            value = groups.get("term") or text
+            if not scopes and groups.get("scope"):
+                field = groups["scope"]
+                if not self.is_field(field):
+                    continue
+                scopes = [field]
+            if scopes:
+                return self.build_match(value, scopes, options)
+        return self.build_match(term, self.web_settings.ANNOTATION_DEFAULT_SCOPES, options)
+
+    def is_field(self, name):
+        """Whether ``name`` is a field of the mapping (from the metadata cache)."""
+        return self.web_settings.metadata.has_field(name)
+
+    def build_match(self, term, scopes, options):
+        """Match ``term`` in any of ``scopes`` (a field name or a list of them)."""
+        fields = [scopes] if isinstance(scopes, str) else list(scopes)
+        if fields == ["_id"]:
+            return {"ids": {"values": [str(term)]}}
+        clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}
+        if options.analyzer:
+            clause["analyzer"] = options.analyzer
+        return {"multi_match": clause}
+
+    # ---------------------------------------------------------- extras
+    def apply_extras(self, body, options):
+        """Paging, sort, source filtering, facets, filters, explain."""
+        settings = self.web_settings
+        if options.fetch_all:
+            body["size"] = settings.ES_SCROLL_SIZE
+        else:
+            size = options.size
+            if size is None:
+                size = settings.ANNOTATION_MAX_MATCH
+            start = options.get("from") or 0
+            if start + size > settings.MAX_RESULT_WINDOW:
+                raise BadRequest(
+                    f"from + size must be at most {settings.MAX_RESULT_WINDOW}, got {start + size}.",
+                    keyword="from", max=settings.MAX_RESULT_WINDOW, num=start + size)
+            body["size"] = size
+            if start:
+                body["from"] = start
+        if options.fields:
+            source = self.build_source(options.fields)
+            if source is not None:
+                body["_source"] = source
+        if options.sort:
+            body["sort"] = self.build_sort(options.sort)
+        if options.facets:
+            body["aggs"] = self.build_aggs(options.facets, options.facet_size)
+            body["track_total_hits"] = True
+        if options.filter:
+            self.check_query_string(options.filter, "filter")
+            body["query"] = {"bool": {"must": [body["query"]], "filter": [
+                {"query_string": {"query": options.filter, "default_operator": "AND", "lenient": True}}]}}
+        if options.post_filter:
+            self.check_query_string(options.post_filter, "post_filter")
+            body["post_filter"] = {"query_string": {"query": options.post_filter,
+                                                    "default_operator": "AND", "lenient": True}}
+        if options.explain:
+            body["explain"] = True
+        return body
+
+    @staticmethod
+    def build_source(fields):
+        """``fields`` -> ``_source``: ``-x`` excludes, ``all`` keeps everything."""
+        includes = [str(field) for field in fields if not str(field).startswith("-")]
+        excludes = [str(field)[1:] for field in fields if str(field).startswith("-")]
+        if "all" in includes or "*" in includes:
+            includes = []
+        if not excludes:
+            return includes or None
+        return {"includes": includes, "excludes": excludes}
+
+    @staticmethod
+    def build_sort(fields):
+        """``["-pubmed_count", "symbol"]`` -> ES sort clauses."""
+        sort = []
+        for field in fields:
+            field = str(field)
+            if field.startswith("-"):
+                sort.append({field[1:]: {"order": "desc"}})
+            elif field in ("_score", "score"):
+                sort.append("_score")
+            else:
+                sort.append({field.lstrip("+"): {"order": "asc"}})
+        return sort
+
+    def build_aggs(self, facets, size):
+        """Terms aggregations (nested when allowed) plus a missing count per facet."""
+        tree = parse_facets(facets)
+        depth = _depth(tree)
+        if depth > 1 and not self.web_settings.ALLOW_NESTED_AGGS:
+            raise BadRequest("Nested facets are not enabled on this API.", keyword="facets")
+        if depth > self.web_settings.MAX_AGGS_DEPTH:
+            raise BadRequest(f"Facets nest {depth} deep, the maximum is {self.web_settings.MAX_AGGS_DEPTH}.",
+                             keyword="facets", max=self.web_settings.MAX_AGGS_DEPTH, num=depth)
+        return self._aggs(tree, size if size is not None else 10)
+
+    def _aggs(self, tree, size):
+        aggs = {}
+        for name, children in tree:
+            terms = {"terms": {"field": name, "size": size}}
+            if children:
+                terms["aggs"] = self._aggs(children, size)
+            aggs[name] = terms
+            aggs[name + MISSING_SUFFIX] = {"missing": {"field": name}}
+        return aggs
+

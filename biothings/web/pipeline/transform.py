@@ -1,0 +1,300 @@
+"""``ESResultTransform``: Elasticsearch-shaped answers -> the API's JSON.
+
+Hits become documents (``_id``, ``_score`` and the source), then each
+document option applies in a fixed order: licenses, jmespath, allow_null,
+always_list, dotfield. (``_sorted`` is the serializer's job: orjson sorts
+keys natively, far cheaper than rebuilding every dict.) Every step works on the fresh objects of
+the engine answer; nothing cached is ever mutated.
+"""
+
+import functools
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from biothings.web.pipeline.builder import MISSING_SUFFIX
+from biothings.web.pipeline.errors import BadRequest, EndOfScroll
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_jmespath(text):
+    """``"parent.path|expression"`` -> ``(["parent", "path"], compiled)``."""
+    path, bar, expression = text.partition("|")
+    if not bar:
+        raise BadRequest("jmespath must look like 'parent.path|expression'.", keyword="jmespath")
+    try:
+        compiled = jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise BadRequest(f"Invalid jmespath expression: {exc}", keyword="jmespath") from None
+    return [part for part in path.split(".") if part], compiled
+
+
+def _nodes(parent, keys):
+    """The containers at the dotted path ``keys`` below ``parent`` (lists walked)."""
+    current = [parent]
+    for key in keys:
+        found = []
+        for node in current:
+            if isinstance(node, list):
+                node_list = node
+            else:
+                node_list = [node]
+            for item in node_list:
+                if isinstance(item, dict) and key in item:
+                    child = item[key]
+                    if isinstance(child, list):
+                        found.extend(child)
+                    else:
+                        found.append(child)
+        current = found
+    return current
+
+
+class ESResultTransform:
+    """Shape engine responses for the HTTP API; hooks per concern."""
+
+    def __init__(self, web_settings):
+        self.web_settings = web_settings
+
+    # ---------------------------------------------------------- entry point
+    def transform(self, response, options):
+        """Dispatch on the shape: a batch (list) or one search response."""
+        if options.raw:
+            return response
+        if isinstance(response, list):
+            return self.transform_batch(response, options)
+        return self.transform_search(response, options)
+
+    def transform_search(self, response, options):
+        hits = response.get("hits") or {}
+        total = hits.get("total")
+        if isinstance(total, dict):
+            total = total.get("value")
+        if options.scroll_id and not hits.get("hits"):
+            raise EndOfScroll()
+        result = {
+            "took": response.get("took", 0),
+            "total": total or 0,
+            "max_score": hits.get("max_score"),
+            "hits": [self.transform_hit(hit, options) for hit in hits.get("hits") or ()],
+        }
+        if response.get("aggregations"):
+            result["facets"] = self.transform_aggs(response["aggregations"], total or 0)
+        if response.get("_scroll_id") and (options.fetch_all or options.scroll_id):
+            result["_scroll_id"] = response["_scroll_id"]
+        return result
+
+    def transform_batch(self, responses, options):
+        """One entry per hit or miss, in input order, with the term's template."""
+        templates = options.templates or [{} for _ in responses]
+        out, max_total, over = [], 0, 0
+        size = options.size
+        for template, response in zip(templates, responses):
+            if "error" in response:
+                error = response["error"]
+                reason = error.get("reason") if isinstance(error, dict) else str(error)
+                out.append({**template, "error": reason or "Query failed."})
+                continue
+            hits = response.get("hits") or {}
+            total = hits.get("total")
+            total = total.get("value", 0) if isinstance(total, dict) else (total or 0)
+            max_total = max(max_total, total)
+            if size is not None and total > size:
+                over += 1
+            if not hits.get("hits"):
+                out.append({**template, **(options.template_miss or {"notfound": True})})
+                continue
+            for hit in hits["hits"]:
+                doc = self.transform_hit(hit, options)
+                out.append({**template, **(options.template_hit or {}), **doc})
+        if options.with_total:
+            result = {"max_total": max_total, "hits": out}
+            if over:
+                result["msg"] = (f"{over} query terms return > {size} hits, using from={size} "
+                                 f"to retrieve the remaining hits")
+            return result
+        return out
+
+    # ---------------------------------------------------------- documents
+    def transform_hit(self, hit, options):
+        """An engine hit -> the API document, with every document option applied."""
+        doc = {"_id": hit["_id"]}
+        if options.annotation_single:
+            if "_version" in hit:
+                doc["_version"] = hit["_version"]
+        else:
+            doc["_score"] = hit.get("_score")
+            if options.annotation and "_version" in hit:
+                doc["_version"] = hit["_version"]
+        if "_explanation" in hit:
+            doc["_explanation"] = hit["_explanation"]
+        if "sort" in hit and options.sort:
+            doc["sort"] = hit["sort"]
+        source = hit.get("_source")
+        if source:
+            doc.update(source)
+        self.apply_licenses(doc)
+        if options.jmespath:
+            self.option_jmespath(doc, options.jmespath)
+        if options.allow_null:
+            self.option_allow_null(doc, options.allow_null, options.always_list or ())
+        if options.always_list:
+            self.option_always_list(doc, options.always_list)
+        if options.dotfield:
+            doc = self.option_dotfield(doc)
+        return doc
+
+    def apply_licenses(self, doc):
+        """Add ``_license`` to each node of a source that has a license URL."""
+        for path, url in self.web_settings.metadata.licenses():
+            for node in _nodes(doc, path):
+                if isinstance(node, dict):
+                    node["_license"] = url
+
+    @staticmethod
+    def option_jmespath(doc, text):
+        keys, compiled = _compile_jmespath(text)
+        if not keys:
+            result = compiled.search(doc)
+            if isinstance(result, dict):
+                doc.clear()
+                doc.update(result)
+            return
+        for parent in _nodes(doc, keys[:-1]):
+            if isinstance(parent, dict) and keys[-1] in parent:
+                parent[keys[-1]] = compiled.search(parent[keys[-1]])
+
+    @staticmethod
+    def option_allow_null(doc, fields, always_list=()):
+        """Make each dotted field exist: ``None``, or ``[]`` if also always_list."""
+        for field in fields:
+            keys = str(field).split(".")
+            empty = [] if field in always_list else None
+            parents = [doc]
+            for key in keys[:-1]:
+                children = []
+                for parent in parents:
+                    child = parent.setdefault(key, {})
+                    if child is None:
+                        child = parent[key] = {}
+                    if isinstance(child, list):
+                        children.extend(item for item in child if isinstance(item, dict))
+                    elif isinstance(child, dict):
+                        children.append(child)
+                parents = children
+            for parent in parents:
+                parent.setdefault(keys[-1], empty)
+
+    @staticmethod
+    def option_always_list(doc, fields):
+        """Wrap each dotted field's value in a list (``None`` -> ``[]``)."""
+        for field in fields:
+            keys = str(field).split(".")
+            for parent in _nodes(doc, keys[:-1]):
+                if isinstance(parent, dict) and keys[-1] in parent:
+                    value = parent[keys[-1]]
+                    if value is None:
+                        parent[keys[-1]] = []
+                    elif not isinstance(value, list):
+                        parent[keys[-1]] = [value]
+
+    @classmethod
+    def option_dotfield(cls, doc):
+        """Flatten to ``a.b.c`` keys; values met at one path merge into a list.
+        Falsy values (``0``, ``False``, ``""``) are kept."""
+        flat = {}
+        for path, value in cls.traverse(doc, leaf_node=True):
+            if path in flat:
+                existing = flat[path]
+                if isinstance(existing, list):
+                    existing.append(value)
+                else:
+                    flat[path] = [existing, value]
+            else:
+                flat[path] = value
+        return flat
+
+    @staticmethod
+    def traverse(obj, leaf_node=False):
+        """Yield ``(dotted path, value)`` for each node (only leaves with
+        ``leaf_node``), walking through lists: ``{"a": [{"b": 1}]}`` -> ``("a.b", 1)``."""
+        stack = [("", obj)]
+        while stack:
+            path, node = stack.pop()
+            if isinstance(node, dict):
+                if not leaf_node and path:
+                    yield path, node
+                if not node and leaf_node and path:
+                    yield path, node
+                for key in reversed(list(node)):
+                    stack.append((f"{path}.{key}" if path else str(key), node[key]))
+            elif isinstance(node, list):
+                if not leaf_node:
+                    yield path, node
+                if not node and leaf_node:
+                    yield path, node
+                for item in reversed(node):
+                    stack.append((path, item))
+            else:
+                yield path, node
+
+    # ---------------------------------------------------------- facets
+    def transform_aggs(self, aggs, total):
+        """Terms aggregations -> the contract's facets (``other``, real
+        ``missing``, ``total`` = matching documents), nested inside terms."""
+        facets = {}
+        for name, agg in aggs.items():
+            if name.endswith(MISSING_SUFFIX) or not isinstance(agg, dict) or "buckets" not in agg:
+                continue
+            terms = []
+            for bucket in agg["buckets"]:
+                entry = {"term": bucket.get("key_as_string", bucket["key"]) if isinstance(bucket["key"], bool)
+                         else bucket["key"], "count": bucket["doc_count"]}
+                nested = {key: value for key, value in bucket.items()
+                          if isinstance(value, dict) and ("buckets" in value or "doc_count" in value)}
+                if nested:
+                    entry.update(self.transform_aggs(nested, bucket["doc_count"]))
+                terms.append(entry)
+            missing = aggs.get(name + MISSING_SUFFIX) or {}
+            facets[name] = {
+                "_type": "terms",
+                "terms": terms,
+                "other": agg.get("sum_other_doc_count", 0),
+                "missing": missing.get("doc_count", 0),
+                "total": total,
+            }
+        return facets
+
+    # ---------------------------------------------------------- mappings
+    @staticmethod
+    def transform_mapping(mapping, prefix=None, search=None):
+        """A mapping's ``properties`` -> ``{"a.b": {"type", "index", "searched_by_default"}}``."""
+        fields = {}
+
+        def walk(properties, path):
+            for name, spec in properties.items():
+                dotted = f"{path}.{name}" if path else name
+                if "properties" in spec:
+                    fields[dotted] = {"type": spec.get("type", "object")}
+                    walk(spec["properties"], dotted)
+                    continue
+                indexed = spec.get("index", True) is not False and spec.get("enabled", True) is not False
+                fields[dotted] = {
+                    "type": spec.get("type", "object"),
+                    "index": indexed,
+                    "searched_by_default": indexed,
+                }
+                for sub, subspec in (spec.get("fields") or {}).items():
+                    sub_indexed = subspec.get("index", True) is not False
+                    fields[f"{dotted}.{sub}"] = {
+                        "type": subspec.get("type", "object"),
+                        "index": sub_indexed,
+                        "searched_by_default": sub_indexed,
+                    }
+
+        walk(mapping.get("properties") or {}, "")
+        if prefix:
+            fields = {key: value for key, value in fields.items() if key.startswith(prefix)}
+        if search:
+            fields = {key: value for key, value in fields.items() if search in key}
+        return dict(sorted(fields.items()))

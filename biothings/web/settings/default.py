@@ -1,0 +1,167 @@
+"""Default settings of a BioThings API.
+
+A config module overrides any of these by defining the same name; the
+environment overrides both (``ES_HOST=http://es:9200``, ``ALLOW_RANDOM_QUERY=1``,
+``ES_INDICES='{"gene": "genes"}'``): values are parsed to the type of the
+default (str, int, float, bool, or list/dict as JSON).
+"""
+
+# ---------------------------------------------------------------- engine
+# Elasticsearch URL(s), comma separated. Empty: the embedded engine serves
+# the indexes found in EMBEDDED_DATA_DIR.
+ES_HOST = ""
+# Extra keyword arguments for ``AsyncElasticsearch`` (api_key, basic_auth, ...).
+ES_ARGS = {}
+# biothing type -> index (or alias) name. The first type is the default.
+ES_INDICES = {"doc": "biothings"}
+# Seconds before a request to the engine is abandoned (answered with 503).
+ES_REQUEST_TIMEOUT = 10
+# HTTP connections kept per Elasticsearch node (the client's default of 10
+# queues requests under load).
+ES_CONNECTIONS = 64
+# fetch_all: hits per page and how long a scroll context lives.
+ES_SCROLL_SIZE = 1000
+ES_SCROLL_TIME = "1m"
+# Where the embedded engine keeps its indexes.
+EMBEDDED_DATA_DIR = ".biothings_data"
+# index name -> {"documents": path, "mapping": path, "metadata": path}: built
+# into the embedded engine at start-up when the index is absent.
+EMBEDDED_DATA_FILES = {}
+
+# ---------------------------------------------------------------- routes
+API_PREFIX = ""
+API_VERSION = "v1"
+# (pattern, handler class or dotted name[, initialize kwargs]). Patterns may use
+# {pre} (API_PREFIX), {ver} (API_VERSION) and {typ} (each key of ES_INDICES).
+# Order matters: the first match wins.
+APP_LIST = [
+    (r"/", "biothings.web.handlers.FrontPageHandler"),
+    (r"/{pre}/status", "biothings.web.handlers.StatusHandler"),
+    (r"/{pre}/{ver}/spec/?", "biothings.web.handlers.SpecHandler"),
+    (r"/{pre}/{ver}/{typ}/query/?", "biothings.web.handlers.QueryHandler"),
+    (r"/{pre}/{ver}/{typ}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
+    (r"/{pre}/{ver}/{typ}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),
+    (r"/{pre}/{ver}/{typ}/([^/]+)/?", "biothings.web.handlers.BiothingHandler"),
+    (r"/{pre}/{ver}/{typ}/?", "biothings.web.handlers.BiothingHandler"),
+    (r"/{pre}/{ver}/query/?", "biothings.web.handlers.QueryHandler"),
+    (r"/{pre}/{ver}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
+    (r"/{pre}/{ver}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),
+    (r"/{pre}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
+    (r"/{pre}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),
+]
+
+# ---------------------------------------------------------------- API
+# Shown on the front page and in the OpenAPI document.
+API_NAME = "BioThings API"
+API_DESCRIPTION = "A BioThings query API."
+# Fields an annotation id is matched against when nothing else applies.
+ANNOTATION_DEFAULT_SCOPES = ["_id"]
+# [(regex, scopes)]: an id fully matching regex is looked up in scopes,
+# e.g. [("rs[0-9]+", ["dbsnp.rsid"])]. A regex with a named group "term"
+# searches only that part; a group "scope" names the field itself.
+ANNOTATION_ID_REGEX_LIST = []
+# Most documents one annotation id may return.
+ANNOTATION_MAX_MATCH = 1000
+# q=__any__ answers a random document.
+ALLOW_RANDOM_QUERY = False
+# facets=a(b) nests facet b inside each bucket of a.
+ALLOW_NESTED_AGGS = False
+# Deepest facet nesting allowed.
+MAX_AGGS_DEPTH = 3
+# Named query templates: USERQUERY_DIR/NAME/query*.txt (+ filter*.txt).
+USERQUERY_DIR = ""
+# {path: alias_path}: licenses of the source at path also apply to alias_path.
+LICENSE_TRANSFORM = {}
+# Allow the raw engine answer (raw) and the engine query (rawquery) to clients.
+ALLOW_RAW = True
+# Lucene leading wildcards (*abc) force a scan of every term: off by default.
+ALLOW_LEADING_WILDCARD = False
+# Longest accepted q string (characters).
+MAX_QUERY_LENGTH = 10000
+# Deepest page reachable with from + size (Elasticsearch's max_result_window).
+MAX_RESULT_WINDOW = 10000
+
+# ---------------------------------------------------------------- HTTP
+# Cache-Control max-age of successful GET responses; 0 disables the header.
+CACHE_MAX_AGE = 604800
+# Per handler name (annotation, query, metadata, fields, status, frontpage).
+CACHE_MAX_AGE_BY_HANDLER = {}
+ACCESS_CONTROL_ALLOW_ORIGIN = "*"
+ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, Authorization"
+# Largest request body accepted, in bytes.
+MAX_BODY_SIZE = 10 * 1024 * 1024
+# Seconds between background refreshes of /metadata and field lists.
+METADATA_REFRESH_INTERVAL = 300
+
+# ---------------------------------------------------------------- options
+# Every request parameter, declared once: type, default, aliases, max, enum.
+# Apps extend these (e.g. QUERY_KWARGS["GET"]["species"] = {...}).
+COMMON_KWARGS = {
+    "fields": {"type": list, "default": None, "alias": ["field", "_source"], "max": 1000},
+    "dotfield": {"type": bool, "default": False},
+    "_sorted": {"type": bool, "default": True},
+    "always_list": {"type": list, "default": None, "max": 1000},
+    "allow_null": {"type": list, "default": None, "max": 1000},
+    "jmespath": {"type": str, "default": None},
+    "format": {"type": str, "default": "json", "enum": ["json", "yaml", "html", "msgpack"]},
+    "raw": {"type": bool, "default": False},
+    "rawquery": {"type": bool, "default": False},
+}
+_QUERY_COMMON = {
+    **COMMON_KWARGS,
+    "size": {"type": int, "default": 10, "alias": ["limit"], "max": 1000, "min": 0},
+    "from": {"type": int, "default": 0, "alias": ["skip"], "max": 10000, "min": 0},
+    "sort": {"type": list, "default": None, "max": 10},
+    "filter": {"type": str, "default": None},
+    "post_filter": {"type": str, "default": None},
+}
+QUERY_KWARGS = {
+    "GET": {
+        **_QUERY_COMMON,
+        "q": {"type": str, "default": None},
+        "facets": {"type": list, "default": None, "alias": ["aggs"], "max": 1000},
+        "facet_size": {"type": int, "default": 10, "max": 1000, "min": 0},
+        "fetch_all": {"type": bool, "default": False},
+        "scroll_id": {"type": str, "default": None},
+        "explain": {"type": bool, "default": False},
+        "userquery": {"type": str, "default": None, "alias": ["userfilter"]},
+    },
+    "POST": {
+        **_QUERY_COMMON,
+        "q": {"type": list, "required": True, "max": 1000},
+        "scopes": {"type": list, "default": None, "max": 1000},
+        "with_total": {"type": bool, "default": False},
+        "analyzer": {"type": str, "default": None},
+    },
+}
+ANNOTATION_KWARGS = {
+    "GET": {**COMMON_KWARGS, "id": {"type": str, "required": True}},
+    "POST": {**COMMON_KWARGS, "id": {"type": list, "required": True, "alias": ["ids"], "max": 1000}},
+}
+METADATA_KWARGS = {
+    "GET": {
+        "dev": {"type": bool, "default": False},
+        "raw": {"type": bool, "default": False},
+        "format": COMMON_KWARGS["format"],
+        "_sorted": COMMON_KWARGS["_sorted"],
+    },
+}
+FIELDS_KWARGS = {
+    "GET": {
+        **METADATA_KWARGS["GET"],
+        "search": {"type": str, "default": None},
+        "prefix": {"type": str, "default": None},
+    },
+}
+STATUS_KWARGS = {"GET": {"dev": {"type": bool, "default": False}, "format": COMMON_KWARGS["format"]}}
+STATUS_KWARGS["HEAD"] = STATUS_KWARGS["GET"]
+
+# ---------------------------------------------------------------- pipeline
+# Classes (or dotted names) of the pipeline stages; subclass to customise.
+ES_QUERY_BUILDER = "biothings.web.pipeline.ESQueryBuilder"
+ES_QUERY_BACKEND = "biothings.web.pipeline.ESQueryBackend"
+ES_RESULT_TRANSFORM = "biothings.web.pipeline.ESResultTransform"
+
+# ---------------------------------------------------------------- logging
+LOGGING_LEVEL = "INFO"
+SPEC_KWARGS = {"GET": {"format": COMMON_KWARGS["format"], "_sorted": {"type": bool, "default": False}}}

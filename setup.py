@@ -1,0 +1,31 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="biothings",
+    version="0.1.0",
+    description="Serve biomedical data as a fast, well-behaved query API (BioThings web layer).",
+    packages=find_packages(include=["biothings", "biothings.*"]),
+    package_data={"biothings.web": ["demo/*.json", "demo/*.ndjson"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tornado>=6.4",
+        "elasticsearch[async]>=8.18,<9",
+        "orjson>=3.9",
+        "pyyaml>=6",
+        "msgpack>=1.0",
+        "jmespath>=1.0",
+        "tantivy>=0.24",
+        "luqum>=1.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-cov>=5",
+            "pytest-asyncio>=0.23",
+            "hypothesis>=6",
+            "noida-db>=0.2.3",
+        ],
+    },
+    entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},
+)

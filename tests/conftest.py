@@ -1,0 +1,118 @@
+"""Fixtures: one contract suite, run on every available backend.
+
+- ``embedded``: the tantivy engine, always.
+- ``elasticsearch``: the Elasticsearch engine over loopback HTTP, against
+  noida-db (an ES 8 imitation from PyPI) started here, or against a real
+  cluster when ``BIOTHINGS_TEST_ES_HOST`` is set (e.g. http://localhost:9200).
+"""
+
+import os
+import uuid
+
+import pytest
+import requests
+
+from tests import data
+from tests.servers import APIServer, NoidaElasticsearch
+
+REAL_ES = os.environ.get("BIOTHINGS_TEST_ES_HOST", "")
+BACKENDS = ["embedded", "elasticsearch"]
+
+
+@pytest.fixture(scope="session")
+def es_url(tmp_path_factory):
+    """URL of the Elasticsearch the suite uses (real cluster, or noida-db)."""
+    if REAL_ES:
+        yield REAL_ES
+        return
+    server = NoidaElasticsearch(str(tmp_path_factory.mktemp("es"))).start()
+    yield server.url
+    server.stop()
+
+
+def load_es_index(url, name, docs=None, mapping=None, meta=None):
+    """Create ``name`` with mapping and ``_meta``, bulk-load the documents."""
+    from elasticsearch import Elasticsearch, helpers
+    client = Elasticsearch(url, request_timeout=60)
+    mappings = dict(mapping or data.MAPPING)
+    mappings["_meta"] = meta if meta is not None else data.META
+    client.indices.create(index=name, mappings=mappings)
+    actions = ({"_index": name, "_id": doc["_id"], "_source": {k: v for k, v in doc.items() if k != "_id"}}
+               for doc in (docs if docs is not None else data.DOCS))
+    helpers.bulk(client, actions, chunk_size=500, refresh="wait_for")
+    client.indices.refresh(index=name)
+    return client
+
+
+@pytest.fixture(scope="session")
+def es_index(es_url):
+    name = f"bt_test_genes_{uuid.uuid4().hex[:8]}"
+    client = load_es_index(es_url, name)
+    yield name
+    client.indices.delete(index=name, ignore_unavailable=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory):
+    from biothings.web.engines.embedded import ensure_index
+    directory = str(tmp_path_factory.mktemp("embedded"))
+    ensure_index(directory, "genes", data.DOCUMENTS_PATH, data.MAPPING_PATH, data.META_PATH)
+    return directory
+
+
+def make_settings(backend, request, **overrides):
+    """Settings of the demo config pointed at ``backend``."""
+    from biothings.web.settings import BiothingWebSettings
+    if backend == "embedded":
+        directory = request.getfixturevalue("embedded_dir")
+        values = dict(ES_HOST="", EMBEDDED_DATA_DIR=directory, EMBEDDED_DATA_FILES={},
+                      ES_INDICES={"gene": "genes"})
+    else:
+        values = dict(ES_HOST=request.getfixturevalue("es_url"),
+                      ES_INDICES={"gene": request.getfixturevalue("es_index")})
+    values.update(overrides)
+    return BiothingWebSettings("config", **values)
+
+
+class Client:
+    """A tiny HTTP client bound to a server URL; answers ``requests`` responses."""
+
+    def __init__(self, url, backend):
+        self.url = url
+        self.backend = backend
+        self.session = requests.Session()
+
+    def get(self, path, params=None, **kwargs):
+        return self.session.get(self.url + path, params=params, timeout=30, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.session.post(self.url + path, timeout=30, **kwargs)
+
+    def request(self, method, path, **kwargs):
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def api(request):
+    """The demo gene API served over HTTP on each backend."""
+    settings = make_settings(request.param, request)
+    server = APIServer(settings).start()
+    yield Client(server.url, request.param)
+    server.stop()
+
+
+@pytest.fixture
+def serve(request):
+    """Start an extra API with custom settings: ``serve(backend, **settings)``."""
+    servers = []
+
+    def start(backend="embedded", config="config", **overrides):
+        settings = make_settings(backend, request, **overrides) if config == "config" else config
+        server = APIServer(settings).start()
+        servers.append(server)
+        return Client(server.url, backend)
+
+    yield start
+    for server in servers:
+        server.stop()

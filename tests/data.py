@@ -1,0 +1,39 @@
+"""The demo gene data as the tests see it, read straight from the shipped files."""
+
+import json
+import os
+
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "biothings", "web", "demo")
+DOCUMENTS_PATH = os.path.join(DEMO, "genes.ndjson")
+MAPPING_PATH = os.path.join(DEMO, "genes.mapping.json")
+META_PATH = os.path.join(DEMO, "genes.meta.json")
+
+
+def load_documents():
+    with open(DOCUMENTS_PATH, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+DOCS = load_documents()
+BY_ID = {doc["_id"]: doc for doc in DOCS}
+MAPPING = load_json(MAPPING_PATH)
+META = load_json(META_PATH)
+
+
+def values(doc, path):
+    """Every value at a dotted path of a document (lists walked)."""
+    current = [doc]
+    for key in path.split("."):
+        found = []
+        for node in current:
+            for item in node if isinstance(node, list) else [node]:
+                if isinstance(item, dict) and key in item:
+                    value = item[key]
+                    found.extend(value if isinstance(value, list) else [value])
+        current = found
+    return current

@@ -1,0 +1,112 @@
+"""Servers the test session starts: a loopback Elasticsearch imitation and the API.
+
+Kept out of conftest so benchmarks and scripts can start the same servers.
+"""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except Exception as exc:  # not up yet
+            last = exc
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout}s: {last}")
+
+
+class NoidaElasticsearch:
+    """noida-db's Elasticsearch service (an ES 8 REST imitation from PyPI) on loopback."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self):
+        beside = os.path.join(os.path.dirname(sys.executable), "noida-db")
+        binary = beside if os.path.exists(beside) else shutil.which("noida-db")
+        if binary is None:
+            raise RuntimeError("noida-db is not installed (pip install -e .[test])")
+        self.log = open(os.path.join(self.data_dir, "noida.log"), "wb")
+        self.process = subprocess.Popen(
+            [binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(self.port),
+             "--data-dir", os.path.join(self.data_dir, "noida")],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_http(self.url + "/")
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.log.close()
+
+
+class APIServer:
+    """A BioThings app served from a background thread on a loopback port."""
+
+    def __init__(self, web_settings):
+        self.web_settings = web_settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._ready = threading.Event()
+        self._stop = None
+        self._loop = None
+        self._error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self):
+        import tornado.httpserver
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = self.web_settings.get_app()
+        server = tornado.httpserver.HTTPServer(app, max_body_size=self.web_settings.MAX_BODY_SIZE)
+        server.listen(self.port, "127.0.0.1")
+        await app.startup()
+        self.app = app
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+        await app.shutdown()
+
+    def start(self):
+        self.thread.start()
+        self._ready.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(15)
