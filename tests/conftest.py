@@ -19,6 +19,18 @@ REAL_ES = os.environ.get("BIOTHINGS_TEST_ES_HOST", "")
 BACKENDS = ["embedded", "elasticsearch"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """``noida_gap`` cases: strict xfail on noida-db only (a real cluster must pass)."""
+    if REAL_ES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("noida_gap")
+        callspec = getattr(item, "callspec", None)
+        if marker and callspec and callspec.params.get("api") == "elasticsearch":
+            reason = marker.args[0] if marker.args else "noida-db differs from Elasticsearch"
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"noida-db gap: {reason}"))
+
+
 @pytest.fixture(scope="session")
 def es_url(tmp_path_factory):
     """URL of the Elasticsearch the suite uses (real cluster, or noida-db)."""

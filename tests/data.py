@@ -37,3 +37,40 @@ def values(doc, path):
                     found.extend(value if isinstance(value, list) else [value])
         current = found
     return current
+
+
+def _fields(properties, prefix=""):
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            yield from _fields(spec["properties"], path + ".")
+        else:
+            yield path, spec.get("type")
+
+
+FIELD_TYPES = dict(_fields(MAPPING["properties"]))
+TEXT_FIELDS = [field for field, kind in FIELD_TYPES.items() if kind == "text"]
+
+
+def tokens(text):
+    """Standard-analyzer-like tokens of a text value."""
+    import re
+    return re.findall(r"[a-z0-9]+", str(text).lower())
+
+
+def ids_where(predicate):
+    return {doc["_id"] for doc in DOCS if predicate(doc)}
+
+
+def text_match(doc, field, word):
+    return any(word in tokens(value) for value in values(doc, field))
+
+
+def phrase_match(doc, field, phrase):
+    wanted = tokens(phrase)
+    for value in values(doc, field):
+        found = tokens(value)
+        for start in range(len(found) - len(wanted) + 1):
+            if found[start:start + len(wanted)] == wanted:
+                return True
+    return False

@@ -1,0 +1,96 @@
+"""POST /v1/query: batches of terms over scopes."""
+
+import pytest
+
+from tests import data
+
+
+def post(api, **body):
+    return api.post("/v1/query", json=body)
+
+
+def test_terms_over_scopes_in_order(api):
+    response = post(api, q=["CDK2", "BRCA1", "NOTAGENE"], scopes=["symbol"], fields="symbol")
+    assert response.status_code == 200
+    hits = response.json()
+    assert [(hit["query"], hit.get("_id")) for hit in hits] == [
+        ("CDK2", "1017"), ("BRCA1", "672"), ("NOTAGENE", None)]
+    assert hits[2] == {"query": "NOTAGENE", "notfound": True}
+    assert isinstance(hits[0]["_score"], float)
+
+
+def test_default_scope_is_id(api):
+    hits = post(api, q=["1017", 672], fields="symbol").json()
+    assert [(hit["query"], hit["_id"]) for hit in hits] == [("1017", "1017"), (672, "672")]
+
+
+def test_several_hits_per_term_up_to_size(api):
+    expected = data.ids_where(lambda d: d.get("map_location") == "21q22.3")
+    hits = post(api, q=["21q22.3"], scopes=["map_location"], fields="symbol", size=1000).json()
+    assert {hit["_id"] for hit in hits} == expected
+    hits = post(api, q=["21q22.3"], scopes=["map_location"], fields="symbol", size=2).json()
+    assert len(hits) == 2
+
+
+def test_compound_terms(api):
+    hits = post(api, q=[["cdk2", "9606"], ["cdk2", "10090"]], scopes=[["symbol", "alias"], "taxid"],
+                fields="symbol").json()
+    assert hits[0]["query"] == ["cdk2", "9606"] and hits[0]["_id"] == "1017"
+    assert hits[1] == {"query": ["cdk2", "10090"], "notfound": True}
+
+
+def test_compound_length_mismatch_is_400(api):
+    response = post(api, q=[["cdk2", "9606", "x"]], scopes=["symbol", "taxid"])
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+def test_empty_q_is_400(api):
+    for body in ({"q": []}, {"q": ""}, {}):
+        response = api.post("/v1/query", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["keyword"] == "q"
+
+
+def test_form_body(api):
+    hits = api.post("/v1/query", data={"q": "CDK2,BRCA1", "scopes": "symbol", "fields": "symbol"}).json()
+    assert [hit["_id"] for hit in hits] == ["1017", "672"]
+
+
+def test_quoted_phrases_stay_one_term(api):
+    hits = api.post("/v1/query", data={"q": '"cyclin dependent kinase 2"', "scopes": "name",
+                                       "fields": "symbol"}).json()
+    assert hits[0]["query"] == "cyclin dependent kinase 2"
+    assert "1017" in {hit["_id"] for hit in hits}
+
+
+def test_with_total(api):
+    body = post(api, q=["21q22.3", "CDK2"], scopes=["map_location", "symbol"], size=2, with_total=True,
+                fields="symbol").json()
+    expected_max = len(data.ids_where(lambda d: d.get("map_location") == "21q22.3"))
+    assert body["max_total"] == expected_max
+    assert len(body["hits"]) == 3
+    assert body["msg"] == "1 query terms return > 2 hits, using from=2 to retrieve the remaining hits"
+
+
+def test_raw_batch(api):
+    raw = post(api, q=["CDK2"], scopes=["symbol"], raw=True).json()
+    assert raw[0]["hits"]["hits"][0]["_id"] == "1017"
+
+
+@pytest.mark.noida_gap("noida-db ignores an unknown analyzer instead of failing the search")
+def test_term_errors_are_reported_per_term(api):
+    hits = post(api, q=["CDK2", "BRCA1"], scopes=["symbol"], analyzer="no_such_analyzer").json()
+    assert [hit["query"] for hit in hits] == ["CDK2", "BRCA1"]
+    assert all(set(hit) == {"query", "error"} and hit["error"] for hit in hits)
+
+
+def test_too_many_terms_is_400(api):
+    response = post(api, q=[str(i) for i in range(1001)])
+    assert response.status_code == 400
+    assert response.json()["max"] == 1000
+
+
+def test_typed_route(api):
+    hits = api.post("/v1/gene/query", json={"q": ["CDK2"], "scopes": ["symbol"]}).json()
+    assert hits[0]["_id"] == "1017"
