@@ -18,8 +18,8 @@ logger = logging.getLogger("biothings.web.handlers")
 class APIError(tornado.web.HTTPError):
     """An HTTP error with the extra keys of the contract's JSON body."""
 
-    def __init__(self, status, reason, headers=None, **body):
-        super().__init__(status, reason=None, log_message=reason if status >= 500 else None)
+    def __init__(self, code, reason, headers=None, **body):
+        super().__init__(code, reason=None, log_message=reason if code >= 500 else None)
         self.error = reason
         self.body = body
         self.headers = headers or {}

@@ -36,7 +36,7 @@ def _parse_env(name, text, like):
         return float(text)
     if isinstance(like, (list, dict, tuple)):
         value = orjson.loads(text)
-        if not isinstance(value, (list, dict)):
+        if isinstance(like, dict) != isinstance(value, dict) or not isinstance(value, (list, dict)):
             raise ValueError(f"environment {name}={text!r}: expected JSON {type(like).__name__}")
         return value
     return text

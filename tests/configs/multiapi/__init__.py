@@ -1,0 +1,4 @@
+"""A config package: settings shared by its sub-APIs."""
+
+API_NAME = "Two APIs"
+ES_INDICES = {"gene": "genes"}

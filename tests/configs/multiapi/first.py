@@ -1,0 +1,2 @@
+API_PREFIX = "first"
+API_NAME = "First API"

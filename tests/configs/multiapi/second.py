@@ -1,0 +1,3 @@
+API_PREFIX = "second"
+API_NAME = "Second API"
+ES_INDICES = {"thing": "genes"}

@@ -1,0 +1,156 @@
+"""ESQueryBuilder: options -> the exact Elasticsearch DSL dicts."""
+
+import pytest
+
+from biothings.web.options import Options
+from biothings.web.pipeline import BadRequest, ESQueryBuilder
+from biothings.web.pipeline.builder import parse_facets
+from biothings.web.settings import BiothingWebSettings
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return BiothingWebSettings(ES_INDICES={"gene": "genes"}, ALLOW_RANDOM_QUERY=True,
+                               ANNOTATION_ID_REGEX_LIST=[(r"rs[0-9]+", "dbsnp.rsid")])
+
+
+@pytest.fixture(scope="module")
+def builder(settings):
+    return ESQueryBuilder(settings)
+
+
+def options(**values):
+    base = {"size": 10, "from": 0}
+    base.update(values)
+    return Options(base)
+
+
+QS = {"default_operator": "AND", "lenient": True}
+
+
+def test_query_string(builder):
+    assert builder.build("cdk2", options()) == {
+        "query": {"query_string": {"query": "cdk2", **QS}}, "size": 10}
+
+
+def test_specials(builder):
+    assert builder.build("__all__", options())["query"] == {"match_all": {}}
+    assert builder.build("", options())["query"] == {"match_none": {}}
+    assert builder.build("__any__", options())["query"] == {
+        "function_score": {"query": {"match_all": {}}, "random_score": {}, "boost_mode": "replace"}}
+
+
+def test_random_needs_setting():
+    strict = ESQueryBuilder(BiothingWebSettings(ALLOW_RANDOM_QUERY=False))
+    assert strict.build("__any__", options())["query"] == {"query_string": {"query": "__any__", **QS}}
+
+
+def test_extras(builder):
+    body = builder.build("cdk2", options(
+        size=5, **{"from": 20}, fields=["symbol", "-go"], sort=["-taxid", "symbol"],
+        facets=["type_of_gene"], facet_size=3, filter="taxid:9606", post_filter="symbol:A*", explain=True))
+    assert body == {
+        "query": {"bool": {"must": [{"query_string": {"query": "cdk2", **QS}}],
+                           "filter": [{"query_string": {"query": "taxid:9606", **QS}}]}},
+        "size": 5, "from": 20,
+        "_source": {"includes": ["symbol"], "excludes": ["go"]},
+        "sort": [{"taxid": {"order": "desc"}}, {"symbol": {"order": "asc"}}],
+        "aggs": {"type_of_gene": {"terms": {"field": "type_of_gene", "size": 3}},
+                 "type_of_gene__missing": {"missing": {"field": "type_of_gene"}}},
+        "track_total_hits": True,
+        "post_filter": {"query_string": {"query": "symbol:A*", **QS}},
+        "explain": True,
+    }
+
+
+def test_fields_all_means_everything(builder):
+    assert "_source" not in builder.build("x", options(fields=["all"]))
+    assert builder.build("x", options(fields=["a", "b"]))["_source"] == ["a", "b"]
+
+
+def test_fetch_all_uses_scroll_size(builder, settings):
+    assert builder.build("x", options(fetch_all=True))["size"] == settings.ES_SCROLL_SIZE
+    assert builder.build(None, options(scroll_id="abc")) == {"scroll_id": "abc"}
+
+
+def test_batch_terms(builder):
+    bodies = builder.build(["CDK2", 1017], options(scopes=["symbol", "alias"]))
+    assert bodies == [
+        {"query": {"multi_match": {"query": "CDK2", "fields": ["symbol", "alias"], "operator": "and",
+                                   "lenient": True}}, "size": 10},
+        {"query": {"multi_match": {"query": 1017, "fields": ["symbol", "alias"], "operator": "and",
+                                   "lenient": True}}, "size": 10},
+    ]
+
+
+def test_batch_default_scope_and_regex_rules(builder):
+    bodies = builder.build(["1017", "rs58991260"], options())
+    assert bodies[0]["query"] == {"ids": {"values": ["1017"]}}
+    assert bodies[1]["query"]["multi_match"]["fields"] == ["dbsnp.rsid"]
+
+
+def test_compound_terms(builder):
+    body = builder.build([["cdk2", "9606"]], options(scopes=[["symbol", "alias"], "taxid"], analyzer="standard"))[0]
+    assert body["query"] == {"bool": {"must": [
+        {"multi_match": {"query": "cdk2", "fields": ["symbol", "alias"], "operator": "and", "lenient": True,
+                         "analyzer": "standard"}},
+        {"multi_match": {"query": "9606", "fields": ["taxid"], "operator": "and", "lenient": True,
+                         "analyzer": "standard"}},
+    ]}}
+    with pytest.raises(BadRequest):
+        builder.build([["cdk2"]], options(scopes=["symbol", "taxid"]))
+
+
+def test_annotation_uses_max_match_and_version(builder, settings):
+    body = builder.build("1017", options(annotation=True, size=None))
+    assert body == {"query": {"ids": {"values": ["1017"]}}, "version": True,
+                    "size": settings.ANNOTATION_MAX_MATCH}
+
+
+def test_parse_facets():
+    assert parse_facets(["a(b(c)),d", "e"]) == [("a", [("b", [("c", [])])]), ("d", []), ("e", [])]
+    for bad in ("a(", "a)", "a(b))"):
+        with pytest.raises(BadRequest):
+            parse_facets([bad])
+
+
+def test_nested_aggs(settings):
+    nested = ESQueryBuilder(BiothingWebSettings(ALLOW_NESTED_AGGS=True))
+    aggs = nested.build("x", options(facets=["a(b)"], facet_size=2))["aggs"]
+    assert aggs == {
+        "a": {"terms": {"field": "a", "size": 2},
+              "aggs": {"b": {"terms": {"field": "b", "size": 2}}, "b__missing": {"missing": {"field": "b"}}}},
+        "a__missing": {"missing": {"field": "a"}},
+    }
+    with pytest.raises(BadRequest):
+        ESQueryBuilder(settings).build("x", options(facets=["a(b)"]))
+
+
+def test_limits(builder):
+    with pytest.raises(BadRequest):
+        builder.build("x" * 20000, options())
+    with pytest.raises(BadRequest):
+        builder.build("*dk2", options())
+    with pytest.raises(BadRequest):
+        builder.build("x", options(size=100, **{"from": 9950}))
+    assert builder.build("cdk*", options())  # trailing wildcards are fine
+    assert builder.build(r"a\*b", options())  # escaped star is not a wildcard
+
+
+def test_leading_wildcard_setting():
+    loose = ESQueryBuilder(BiothingWebSettings(ALLOW_LEADING_WILDCARD=True))
+    assert loose.build("*dk2", options())["query"]["query_string"]["query"] == "*dk2"
+
+
+def test_userquery(tmp_path):
+    folder = tmp_path / "byname"
+    folder.mkdir()
+    (folder / "query.txt").write_text('{"match": {"name": "{{q}}"}}')
+    (folder / "filter.txt").write_text('{"term": {"taxid": 9606}}')
+    builder = ESQueryBuilder(BiothingWebSettings(USERQUERY_DIR=str(tmp_path)))
+    body = builder.build('say "hi"', options(userquery="byname"))
+    assert body["query"] == {"bool": {"must": [{"match": {"name": 'say "hi"'}}],
+                                      "filter": [{"term": {"taxid": 9606}}]}}
+    for name in ("missing", "../etc", ""):
+        with pytest.raises(BadRequest):
+            builder.build("x", options(userquery=name or "."))

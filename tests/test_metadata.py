@@ -1,0 +1,60 @@
+"""/metadata, /metadata/fields, /status, /spec and the front page."""
+
+from tests import data
+
+
+def test_metadata(api):
+    response = api.get("/v1/metadata")
+    assert response.status_code == 200
+    meta = response.json()
+    assert meta["biothing_type"] == "gene"
+    assert meta["build_version"] == data.META["build_version"]
+    assert meta["build_date"] == data.META["build_date"]
+    assert set(meta["src"]) == set(data.META["src"])
+    assert meta["stats"]["total"] == len(data.DOCS)
+    assert api.get("/v1/gene/metadata").json() == meta
+    assert api.get("/metadata").json() == meta
+
+
+def test_metadata_dev(api):
+    meta = api.get("/v1/metadata", params={"dev": 1}).json()
+    assert meta["software"]["biothings"]
+    assert meta["_indices"]
+    # cached metadata is never mutated by a request
+    assert "software" not in api.get("/v1/metadata").json()
+
+
+def test_fields(api):
+    fields = api.get("/v1/metadata/fields").json()
+    assert fields["symbol"] == {"type": "text", "index": True, "searched_by_default": True}
+    assert fields["genomic_pos.start"]["type"] == "integer"
+    assert fields["type_of_gene"]["type"] == "keyword"
+    searched = api.get("/v1/metadata/fields", params={"search": "go.B"}).json()
+    assert searched and all("go.B" in key for key in searched)
+    prefixed = api.get("/v1/gene/metadata/fields", params={"prefix": "genomic_pos"}).json()
+    assert set(prefixed) == {"genomic_pos", "genomic_pos.chr", "genomic_pos.start", "genomic_pos.end",
+                             "genomic_pos.strand"}
+
+
+def test_status(api):
+    response = api.get("/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and body["status"] in ("green", "yellow")
+    assert "health" in api.get("/status", params={"dev": 1}).json()
+    assert api.request("HEAD", "/status").status_code == 200
+
+
+def test_spec(api):
+    spec = api.get("/v1/spec").json()
+    assert spec["openapi"].startswith("3.1")
+    names = {p["name"] for p in spec["paths"]["/v1/query"]["get"]["parameters"]}
+    assert {"q", "fields", "size", "from", "facets", "species"} <= names
+    assert "/v1/gene/{id}" in spec["paths"]
+
+
+def test_front_page(api):
+    response = api.get("/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Demo Gene API" in response.text and "/v1/query" in response.text
