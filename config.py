@@ -23,10 +23,7 @@ EMBEDDED_DATA_FILES = {
         "metadata": os.path.join(_DEMO, "genes.meta.json"),
     },
 }
-ANNOTATION_ID_REGEX_LIST = [
-    (r"ENSG\d+", ["ensembl.gene"]),
-    (r"(?P<scope>[\w.]+):(?P<term>[^:]+)", []),
-]
+ANNOTATION_ID_REGEX_LIST = [(r"ENSG\d+", ["ensembl.gene"])]
 ALLOW_RANDOM_QUERY = True
 ALLOW_NESTED_AGGS = True
 

@@ -158,7 +158,8 @@ class ESQueryBuilder:
         return self.apply_extras(body, options)
 
     def build_id_match(self, term, options):
-        """A term with no explicit scopes: regex rules first, then default scopes."""
+        """A term with no explicit scopes: regex rules, then ``field:value`` when
+        field is in the mapping, then the default scopes."""
         text = str(term)
         for pattern, scopes in self.id_rules:
             match = pattern.fullmatch(text)
@@ -173,6 +174,9 @@ class ESQueryBuilder:
                 scopes = [field]
             if scopes:
                 return self.build_match(value, scopes, options)
+        field, colon, value = text.partition(":")
+        if colon and value and self.is_field(field):
+            return self.build_match(value, [field], options)
         return self.build_match(term, self.web_settings.ANNOTATION_DEFAULT_SCOPES, options)
 
     def is_field(self, name):
