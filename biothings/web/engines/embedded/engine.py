@@ -1,0 +1,622 @@
+"""``EmbeddedEngine``: the Elasticsearch-shaped engine over local tantivy indexes."""
+
+import asyncio
+import base64
+import concurrent.futures
+import importlib.metadata
+import os
+import random
+import threading
+import time
+import zlib
+
+import orjson
+import tantivy
+
+from biothings.web.engines.base import Engine
+from biothings.web.engines.errors import EngineError, IndexNotFound, QueryError, ScrollError
+from biothings.web.engines.embedded import store
+from biothings.web.engines.embedded.aggs import AggPlan
+from biothings.web.engines.embedded.query import ID, MUST, MUST_NOT, Compiler, TEXT_FIELD_REASON
+from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
+from biothings.web.engines.embedded.source import SourceFilter
+
+Q = tantivy.Query
+
+MAX_RESULT_WINDOW = 10000
+MAX_SCROLL_SIZE = 10000
+RECHECK_SECONDS = 1.0
+OPEN_VERSIONS_PER_INDEX = 3
+
+try:
+    TANTIVY_VERSION = importlib.metadata.version("tantivy")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+    TANTIVY_VERSION = "unknown"
+
+
+class OpenedIndex:
+    """One version of one index, opened read-only."""
+
+    def __init__(self, name, version, path):
+        self.name = name
+        self.version = version
+        self.path = path
+        mapping = store.read_json(os.path.join(path, store.MAPPING_FILE))
+        self.mapping = {"properties": mapping.get("properties", {}), "_meta": mapping.get("_meta", {})}
+        self.layout = Layout.from_json(store.read_json(os.path.join(path, store.SCHEMA_FILE)))
+        self.index = tantivy.Index.open(path)
+        self.index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
+        self.schema = self.index.schema
+        self.searcher = self.index.searcher()
+        self.num_docs = self.searcher.num_docs
+
+
+class IndexHandle:
+    """The current version of an index name, re-checked at most once a second."""
+
+    def __init__(self, engine, name):
+        self.engine = engine
+        self.name = name
+        self.lock = threading.Lock()
+        self.opened = None
+        self.checked = 0.0
+
+    def current(self):
+        now = time.monotonic()
+        opened = self.opened
+        if opened is not None and now - self.checked < RECHECK_SECONDS:
+            return opened
+        with self.lock:
+            if self.opened is not None and now - self.checked < RECHECK_SECONDS:
+                return self.opened
+            version = store.current_version(self.engine.data_dir, self.name)
+            if version is None:
+                self.opened = None
+                raise IndexNotFound(f"no such index [{self.name}]", index=self.name)
+            if self.opened is None or self.opened.version != version:
+                self.opened = self.engine.open_version(self.name, version)
+            self.checked = time.monotonic()
+            return self.opened
+
+
+def _duration_seconds(text):
+    if text is None:
+        return 60.0
+    if isinstance(text, (int, float)):
+        return float(text) / 1000.0
+    units = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = str(text).strip()
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            try:
+                return float(number) * units[unit]
+            except ValueError:
+                break
+    raise QueryError(f"failed to parse setting [scroll] with value [{text}] as a time value")
+
+
+def encode_scroll(state):
+    raw = zlib.compress(orjson.dumps(state), 6)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_scroll(scroll_id):
+    try:
+        text = str(scroll_id).strip()
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        state = orjson.loads(zlib.decompress(raw))
+        if not isinstance(state, dict) or not {"i", "b", "o", "v", "e"} <= set(state):
+            raise ValueError("incomplete")
+        return state
+    except Exception:  # noqa: BLE001 - any failure means the id is not ours
+        raise ScrollError("Invalid scroll_id: cannot parse scroll id", scroll_id=scroll_id)
+
+
+class SortKey:
+    __slots__ = ("kind", "field", "desc", "missing_first")
+
+    def __init__(self, kind, field=None, desc=False, missing_first=False):
+        self.kind = kind          # "score", "field", "doc"
+        self.field = field
+        self.desc = desc
+        self.missing_first = missing_first
+
+
+class EmbeddedEngine(Engine):
+    """Elasticsearch-shaped search over tantivy indexes in ``data_dir/<index name>``.
+
+    Searches run in a thread pool (tantivy releases the GIL). Indexes open lazily,
+    read-only; a rebuilt index (``current`` symlink swapped by the loader) is
+    noticed within a second. Several processes can serve one ``data_dir``.
+    """
+
+    name = "embedded"
+
+    def __init__(self, data_dir, max_workers=None):
+        self.data_dir = os.path.abspath(data_dir)
+        self.max_workers = max_workers or max(2, (os.cpu_count() or 1) * 2)
+        self._executor = None
+        self._handles = {}
+        self._versions = {}  # (name, version) -> OpenedIndex, few per index
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="embedded-search")
+        return self._executor
+
+    async def _run(self, func, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, func, *args)
+
+    def _check_name(self, name):
+        if not name or "/" in name or name.startswith(".") or name in ("versions", "current"):
+            raise IndexNotFound(f"no such index [{name}]", index=name)
+
+    def handle(self, name):
+        handle = self._handles.get(name)
+        if handle is None:
+            self._check_name(name)
+            with self._lock:
+                handle = self._handles.setdefault(name, IndexHandle(self, name))
+        return handle
+
+    def open_version(self, name, version):
+        key = (name, version)
+        opened = self._versions.get(key)
+        if opened is not None:
+            return opened
+        path = store.version_path(self.data_dir, name, version)
+        if not os.path.exists(os.path.join(path, store.COMPLETE_FILE)):
+            raise IndexNotFound(f"no such index [{name}] (version {version} is gone)", index=name)
+        with self._lock:
+            opened = self._versions.get(key)
+            if opened is None:
+                opened = OpenedIndex(name, version, path)
+                self._versions[key] = opened
+                same = [k for k in self._versions if k[0] == name and k != key]
+                for old in same[:-(OPEN_VERSIONS_PER_INDEX - 1) or None]:
+                    self._versions.pop(old, None)
+        return opened
+
+    def names(self, index):
+        if isinstance(index, (list, tuple)):
+            names = [str(n).strip() for n in index]
+        else:
+            names = [n.strip() for n in str(index or "").split(",")]
+        names = list(dict.fromkeys(n for n in names if n))
+        if not names:
+            raise IndexNotFound("no index given")
+        return names
+
+    def indices(self):
+        """Names of the indexes present in data_dir."""
+        try:
+            entries = sorted(os.listdir(self.data_dir))
+        except OSError:
+            return []
+        return [e for e in entries if store.current_version(self.data_dir, e)]
+
+    # ------------------------------------------------------------------ API
+
+    async def search(self, index, body, scroll=None):
+        return await self._run(self.search_sync, index, body, scroll)
+
+    async def msearch(self, index, bodies):
+        return await self._run(self.msearch_sync, index, bodies)
+
+    async def scroll(self, scroll_id, scroll="1m"):
+        return await self._run(self.scroll_sync, scroll_id, scroll)
+
+    async def get_mapping(self, index):
+        return await self._run(self.get_mapping_sync, index)
+
+    async def count(self, index):
+        response = await self.search(index, {"size": 0, "track_total_hits": True})
+        return response["hits"]["total"]["value"]
+
+    async def health(self):
+        names = await self._run(self.indices)
+        return {
+            "cluster_name": "embedded", "status": "green", "timed_out": False,
+            "number_of_nodes": 1, "number_of_data_nodes": 1,
+            "active_primary_shards": len(names), "active_shards": len(names),
+            "relocating_shards": 0, "initializing_shards": 0, "unassigned_shards": 0,
+            "delayed_unassigned_shards": 0, "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": 100.0,
+        }
+
+    async def info(self):
+        return {
+            "name": "embedded", "cluster_name": "embedded",
+            "version": {"number": TANTIVY_VERSION, "distribution": "embedded",
+                        "build_flavor": "tantivy"},
+            "tagline": "You Know, for Search (embedded tantivy)",
+        }
+
+    async def close(self):
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self._handles.clear()
+        self._versions.clear()
+
+    # ------------------------------------------------------------------ sync implementations
+
+    def get_mapping_sync(self, index):
+        out = {}
+        for name in self.names(index):
+            opened = self.handle(name).current()
+            out[name] = {"mappings": {"properties": opened.mapping["properties"],
+                                      "_meta": opened.mapping["_meta"]}}
+        return out
+
+    def msearch_sync(self, index, bodies):
+        results = []
+        for body in bodies:
+            if isinstance(body, tuple) and len(body) == 2:  # (header, body) pairs
+                header, body = body
+                target = (header or {}).get("index", index)
+            else:
+                target = index
+            try:
+                results.append(self.search_sync(target, body))
+            except EngineError as exc:
+                results.append(error_entry(exc))
+        return results
+
+    def search_sync(self, index, body, scroll=None):
+        started = time.perf_counter()
+        body = dict(body or {})
+        names = self.names(index)
+        if scroll is not None:
+            expiry = _duration_seconds(scroll)
+            if len(names) != 1:
+                raise QueryError("the embedded engine scrolls one index at a time")
+            opened = self.handle(names[0]).current()
+            offset = _int(body.get("from", 0), "from")
+            size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
+            response = execute(opened, body, offset, size, window=False)
+            state = {"i": names[0], "b": {k: v for k, v in body.items()
+                                          if k not in ("aggs", "aggregations", "from")},
+                     "o": offset + size, "v": opened.version, "e": time.time() + expiry}
+            response["_scroll_id"] = encode_scroll(state)
+        elif len(names) == 1:
+            response = execute(self.handle(names[0]).current(), body)
+        else:
+            response = self._search_many(names, body)
+        response["took"] = int((time.perf_counter() - started) * 1000)
+        return response
+
+    def scroll_sync(self, scroll_id, scroll="1m"):
+        started = time.perf_counter()
+        state = decode_scroll(scroll_id)
+        if time.time() > float(state["e"]):
+            raise ScrollError("No search context found for id: the scroll has expired",
+                              scroll_id=scroll_id)
+        expiry = _duration_seconds(scroll)
+        try:
+            opened = self.open_version(state["i"], state["v"])
+        except (IndexNotFound, OSError, ValueError):
+            raise ScrollError("No search context found for id: the index was replaced",
+                              scroll_id=scroll_id)
+        body = state["b"]
+        size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
+        offset = int(state["o"])
+        response = execute(opened, body, offset, size, window=False)
+        state = dict(state, o=offset + size, e=time.time() + expiry)
+        response["_scroll_id"] = encode_scroll(state)
+        response["took"] = int((time.perf_counter() - started) * 1000)
+        return response
+
+    def _search_many(self, names, body):
+        """Several indexes: merge hits by score (or sort values); no aggregations."""
+        if body.get("aggs") or body.get("aggregations"):
+            raise QueryError("the embedded engine aggregates one index at a time")
+        offset = _int(body.get("from", 0), "from")
+        size = _int(body.get("size", 10), "size")
+        partial = dict(body, **{"from": 0, "size": offset + size})
+        responses = [execute(self.handle(name).current(), partial) for name in names]
+        hits = [hit for r in responses for hit in r["hits"]["hits"]]
+        if body.get("sort") and any("sort" in h for h in hits):
+            keys = parse_sort(body.get("sort"), None)
+            for position in reversed(range(len(keys))):
+                key = keys[position]
+                hits.sort(key=lambda h, p=position: _present_key(h["sort"][p]), reverse=key.desc)
+                if key.desc:
+                    # missing values last even in descending order
+                    hits.sort(key=lambda h, p=position: h["sort"][p] is None)
+        else:
+            hits.sort(key=lambda h: -(h["_score"] or 0.0))
+        scores = [r["hits"]["max_score"] for r in responses if r["hits"]["max_score"] is not None]
+        return {
+            "took": 0, "timed_out": False,
+            "_shards": {"total": len(names), "successful": len(names), "skipped": 0, "failed": 0},
+            "hits": {"total": {"value": sum(r["hits"]["total"]["value"] for r in responses),
+                               "relation": "eq"},
+                     "max_score": max(scores) if scores else None,
+                     "hits": hits[offset:offset + size]},
+        }
+
+
+def _present_key(value):
+    return (0, value) if value is not None else (1, 0)
+
+
+def error_entry(exc):
+    if isinstance(exc, IndexNotFound):
+        kind = "index_not_found_exception"
+    elif isinstance(exc, ScrollError):
+        kind = "search_context_missing_exception"
+    elif isinstance(exc, QueryError):
+        kind = "query_shard_exception"
+    else:
+        kind = "exception"
+    return {"error": {"type": kind, "reason": exc.reason,
+                      "root_cause": [{"type": kind, "reason": exc.reason}]},
+            "status": exc.status}
+
+
+def _int(value, name):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"[{name}] must be an integer, got {value!r}")
+    if number < 0:
+        raise QueryError(f"[{name}] parameter cannot be negative, found [{number}]")
+    return number
+
+
+def parse_sort(spec, layout):
+    """ES ``sort`` -> [SortKey]. ``layout`` None skips field checks."""
+    if spec is None:
+        return []
+    if isinstance(spec, (str, dict)):
+        spec = [spec]
+    keys = []
+    for item in spec:
+        options = {}
+        if isinstance(item, str):
+            name = item
+            if ":" in name:  # "field:desc" (URL style)
+                name, _, order = name.partition(":")
+                options = {"order": order}
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, options), = item.items()
+            if isinstance(options, str):
+                options = {"order": options}
+            elif not isinstance(options, dict):
+                raise QueryError(f"malformed sort entry {item!r}")
+        else:
+            raise QueryError(f"malformed sort entry {item!r}")
+        order = str(options.get("order", "desc" if name == "_score" else "asc")).lower()
+        if order not in ("asc", "desc"):
+            raise QueryError(f"[sort] order must be asc or desc, got [{order}]")
+        desc = order == "desc"
+        missing_first = str(options.get("missing", "_last")) == "_first"
+        if name == "_score":
+            keys.append(SortKey("score", desc=desc))
+        elif name == "_doc":
+            keys.append(SortKey("doc", desc=desc))
+        else:
+            field = None
+            if layout is not None:
+                if name == ID:
+                    from biothings.web.engines.embedded.query import ID_FIELD
+                    field = ID_FIELD
+                else:
+                    field = layout.fields.get(name)
+                    if field is None or field.kind is None:
+                        if "unmapped_type" in options:
+                            continue
+                        raise QueryError(f"No mapping found for [{name}] in order to sort on")
+                    if field.kind == "text":
+                        raise QueryError(TEXT_FIELD_REASON.format(name=name))
+            keys.append(SortKey("field", field, desc, missing_first))
+    return keys
+
+
+def _addr_key(address):
+    return (address.segment_ord, address.doc)
+
+
+def execute(opened, body, offset=None, size=None, window=True):
+    """Run one search body against one opened index version (synchronously)."""
+    searcher = opened.searcher
+    compiler = Compiler(opened.layout, opened.schema, searcher)
+    if not isinstance(body, dict):
+        raise QueryError("request body must be an object")
+    query = compiler.compile(body.get("query"))
+    hits_query = query
+    if body.get("post_filter") is not None:
+        post = compiler.compile(body["post_filter"])
+        hits_query = Q.boolean_query([(MUST, query), (MUST, Q.const_score_query(post, 0.0))])
+    if offset is None:
+        offset = _int(body.get("from", 0), "from")
+    if size is None:
+        size = _int(body.get("size", 10), "size")
+    if window and offset + size > MAX_RESULT_WINDOW:
+        raise QueryError(f"Result window is too large, from + size must be less than or equal "
+                         f"to: [{MAX_RESULT_WINDOW}] but was [{offset + size}]. See the scroll api "
+                         f"for a more efficient way to request large data sets.")
+    source_filter = SourceFilter.parse(body.get("_source"))
+    keys = parse_sort(body.get("sort"), opened.layout)
+    try:
+        if compiler.random is not None:
+            total, ranked = _random_hits(searcher, hits_query, offset, size, compiler.random)
+            sorted_by_fields = False
+        elif keys and not (len(keys) == 1 and keys[0].kind == "score" and keys[0].desc):
+            total, ranked = _sorted_hits(searcher, hits_query, keys, offset, size)
+            sorted_by_fields = True
+        else:
+            total, ranked = _scored_hits(searcher, hits_query, offset, size)
+            sorted_by_fields = False
+        max_score = None
+        if not sorted_by_fields and total and size:
+            if offset == 0 and ranked:
+                max_score = ranked[0][0]
+            else:
+                top = searcher.search(hits_query, 1, count=False).hits
+                max_score = top[0][0] if top else None
+        hits = []
+        explain = bool(body.get("explain"))
+        version = bool(body.get("version"))
+        for score, address, sort_values in ranked:
+            doc = searcher.doc(address)
+            hit = {"_index": opened.name, "_id": doc.get_first("_id"),
+                   "_score": None if sorted_by_fields else score}
+            if version:
+                hit["_version"] = 1
+            if source_filter is not False:
+                source = orjson.loads(doc.get_first("_source"))
+                hit["_source"] = source if source_filter is None else source_filter.apply(source)
+            if sort_values is not None:
+                hit["sort"] = sort_values
+            if explain:
+                hit["_explanation"] = _explanation(hits_query, searcher, address)
+            hits.append(hit)
+        response = {
+            "took": 0, "timed_out": False,
+            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+            "hits": {"total": {"value": total, "relation": "eq"}, "max_score": max_score, "hits": hits},
+        }
+        aggs = body.get("aggs", body.get("aggregations"))
+        if aggs:
+            response["aggregations"] = _aggregate(opened, compiler, query, aggs)
+    except ValueError as exc:  # tantivy refused something the compiler let through
+        raise QueryError(f"search failed: {exc}")
+    return response
+
+
+def _scored_hits(searcher, query, offset, size):
+    result = searcher.search(query, max(size, 1), count=True, offset=offset)
+    hits = result.hits if size else []
+    return result.count, [(score, address, None) for score, address in hits]
+
+
+def _count(searcher, query):
+    return searcher.search(query, 1, count=True).count
+
+
+def _random_hits(searcher, query, offset, size, options):
+    total = _count(searcher, query)
+    seed = options.get("seed")
+    rng = random.Random(seed) if seed is not None else random.Random(os.urandom(16))
+    want = min(total, offset + size)
+    if not want or not size:
+        return total, []
+    if want <= 20:
+        positions = rng.sample(range(total), want)
+        ranked = []
+        for position in positions:
+            found = searcher.search(query, 1, count=False, offset=position).hits
+            if found:
+                ranked.append(found[0][1])
+    else:
+        ranked = [address for _score, address in searcher.search(query, total, count=False).hits]
+        rng.shuffle(ranked)
+        ranked = ranked[:want]
+    scores = sorted((rng.random() for _ in ranked), reverse=True)
+    picked = list(zip(scores, ranked))[offset:offset + size]
+    return total, [(score, address, None) for score, address in picked]
+
+
+def _column_values(searcher, query, key, total):
+    """address -> sort value of ``key`` for every match (None when missing)."""
+    field = key.field
+    column = field.tname if (not key.desc or field.tname == ID) else field.max_name
+    hits = searcher.search(query, total, count=False, order_by_field=column,
+                           order=tantivy.Order.Asc).hits
+    return {_addr_key(address): value for value, address in hits}
+
+
+def _sorted_hits(searcher, query, keys, offset, size):
+    total = _count(searcher, query)
+    if not total or not size or offset >= total:
+        return total, []
+    want = offset + size
+    if len(keys) == 1 and keys[0].kind == "field" and not keys[0].missing_first:
+        key = keys[0]
+        column = key.field.tname if (not key.desc or key.field.tname == ID) else key.field.max_name
+        order = tantivy.Order.Desc if key.desc else tantivy.Order.Asc
+        hits = searcher.search(query, size, count=False, order_by_field=column,
+                               order=order, offset=offset).hits
+        return total, [(None, address, [_sort_value(key, value)]) for value, address in hits]
+    # general case: all matches with their key values, sorted here
+    scored = searcher.search(query, total, count=False).hits
+    addresses = [address for _score, address in scored]
+    addresses.sort(key=_addr_key)
+    columns = []
+    for key in keys:
+        if key.kind == "score":
+            columns.append({_addr_key(a): s for s, a in scored})
+        elif key.kind == "doc":
+            columns.append({_addr_key(a): _addr_key(a) for a in addresses})
+        else:
+            columns.append(_column_values(searcher, query, key, total))
+    rows = [(a, [column.get(_addr_key(a)) for column in columns]) for a in addresses]
+    for position in reversed(range(len(keys))):
+        key = keys[position]
+        rows.sort(key=lambda row, p=position: (row[1][p] is not None, row[1][p])
+                  if row[1][p] is not None else (False, 0), reverse=key.desc)
+        # present values in order; missing ones last (or first with missing=_first)
+        rows.sort(key=lambda row, p=position, first=key.missing_first:
+                  (row[1][p] is None) != first)
+    page = rows[offset:want]
+    out = []
+    for address, values in page:
+        out.append((None, address, [_sort_value(k, v) for k, v in zip(keys, values)]))
+    return total, out
+
+
+def _sort_value(key, value):
+    if key.kind == "doc":
+        return value[1] if value is not None else None
+    if key.kind == "field" and key.field.kind == "bool" and value is not None:
+        return 1 if value else 0
+    return value
+
+
+def _explanation(query, searcher, address):
+    try:
+        raw = orjson.loads(query.explain(searcher, address).to_json())
+    except Exception:  # noqa: BLE001 - explanations are best effort
+        return {"value": 0.0, "description": "no explanation available", "details": []}
+    return _es_explanation(raw)
+
+
+def _es_explanation(node):
+    out = {"value": node.get("value", 0.0), "description": node.get("description", ""),
+           "details": [_es_explanation(d) for d in node.get("details", []) or []]}
+    if node.get("context"):
+        out["description"] += " [" + "; ".join(map(str, node["context"])) + "]"
+    return out
+
+
+def _aggregate(opened, compiler, query, aggs):
+    plan = AggPlan(aggs, opened.layout, top=True)
+    searcher = opened.searcher
+    missing_counts = {}
+    if plan.missing:
+        total = None
+        for name, field_name in plan.missing:
+            exists = compiler.exists(field_name) if field_name else Q.empty_query()
+            with_field = _count(searcher, Q.boolean_query([(MUST, query), (MUST, exists)]))
+            if total is None:
+                total = _count(searcher, query)
+            missing_counts[name] = total - with_field
+    factor = 1
+    while True:
+        plan.set_factor(factor)
+        request = plan.tantivy()
+        result = searcher.aggregate(query, request) if request else {}
+        converted, complete = plan.convert(result, None, missing_counts)
+        if complete or factor >= 64:
+            return converted
+        factor *= 8

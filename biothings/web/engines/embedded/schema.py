@@ -1,0 +1,333 @@
+"""From an Elasticsearch mapping to a tantivy schema, and documents to tantivy rows.
+
+Every searchable leaf of the mapping becomes one tantivy field with a short
+internal name (``f0``, ``f1``...); the dotted Elasticsearch name
+(``genomic_pos.start``) is kept in ``schema.json`` next to the index. Hidden
+fields:
+
+- ``_id``: raw (exact) text, stored, fast (sortable);
+- ``_source``: the document as compact JSON bytes (orjson), stored only;
+- ``_fields``: the dotted paths (leaves and their parent objects) of the mapped
+  fields a document has a value for, ES's ``_field_names``: ``exists`` queries
+  and ``missing`` aggregations use it.
+
+Kinds (ES type -> kind): ``text`` (analyzed), ``keyword`` (exact; ``date`` and
+``ip`` too), ``int``, ``float``, ``bool``. Keyword and numeric fields are fast
+fields (sort, aggregations); multi-valued ones get a second, fast-only column
+``<name>__max`` holding the largest value so a descending sort uses the maximum
+and an ascending one the minimum (the values are written smallest first), as
+Elasticsearch does.
+"""
+
+import math
+
+import tantivy
+
+TEXT_ANALYZER = "es_standard"
+
+INT_TYPES = {"integer", "long", "short", "byte", "unsigned_long", "token_count"}
+FLOAT_TYPES = {"float", "double", "half_float", "scaled_float"}
+KEYWORD_TYPES = {"keyword", "constant_keyword", "wildcard", "date", "date_nanos", "ip", "version"}
+TEXT_TYPES = {"text", "match_only_text", "search_as_you_type"}
+BOOL_TYPES = {"boolean"}
+OBJECT_TYPES = {"object", "nested"}
+
+SORTABLE_KINDS = ("keyword", "int", "float", "bool")
+
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def text_analyzer():
+    """ES-standard-like analysis: split on non-alphanumerics, lowercase, no length cut."""
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.lowercase())
+            .build())
+
+
+_ANALYZER = text_analyzer()
+
+
+def analyze(text):
+    """The tokens of ``text`` exactly as the index stored them for text fields."""
+    return _ANALYZER.analyze(text)
+
+
+def kind_of(es_type):
+    if es_type in TEXT_TYPES:
+        return "text"
+    if es_type in KEYWORD_TYPES:
+        return "keyword"
+    if es_type in INT_TYPES:
+        return "int"
+    if es_type in FLOAT_TYPES:
+        return "float"
+    if es_type in BOOL_TYPES:
+        return "bool"
+    return None  # geo_point, binary...: stored in _source only
+
+
+class Field:
+    """One mapped leaf field (or multi-field), as the engine sees it."""
+
+    __slots__ = ("name", "es_type", "kind", "tname", "indexed", "fast", "sources", "ignore_above")
+
+    def __init__(self, name, es_type, kind, tname, indexed=True, fast=False, sources=None,
+                 ignore_above=None):
+        self.name = name          # dotted ES name
+        self.es_type = es_type
+        self.kind = kind          # text keyword int float bool, or None (not searchable)
+        self.tname = tname        # tantivy field name
+        self.indexed = indexed
+        self.fast = fast
+        self.sources = sources or [name]  # source paths feeding this field (copy_to, multi-fields)
+        self.ignore_above = ignore_above  # keyword values longer than this are not indexed
+
+    @property
+    def max_name(self):
+        return self.tname + "__max"
+
+    def to_json(self):
+        return {"name": self.name, "type": self.es_type, "kind": self.kind, "tname": self.tname,
+                "indexed": self.indexed, "fast": self.fast, "sources": self.sources,
+                "ignore_above": self.ignore_above}
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls(obj["name"], obj["type"], obj["kind"], obj["tname"], obj["indexed"],
+                   obj["fast"], obj["sources"], obj.get("ignore_above"))
+
+    def __repr__(self):
+        return f"Field({self.name!r}, {self.es_type!r})"
+
+
+def walk_mapping(properties, prefix=""):
+    """Yield ``(dotted_name, spec)`` for every leaf (multi-fields included) and
+    ``(dotted_name, None)`` for every object."""
+    for key, spec in (properties or {}).items():
+        name = prefix + key
+        if not isinstance(spec, dict):
+            continue
+        if "properties" in spec or spec.get("type") in OBJECT_TYPES:
+            yield name, None
+            yield from walk_mapping(spec.get("properties"), name + ".")
+            continue
+        yield name, spec
+        for sub, subspec in (spec.get("fields") or {}).items():
+            if isinstance(subspec, dict):
+                yield name + "." + sub, dict(subspec, _multi_of=name)
+
+
+class Layout:
+    """The mapping compiled: fields by dotted name, objects, and the tantivy schema."""
+
+    def __init__(self, fields, objects):
+        self.fields = {f.name: f for f in fields}
+        self.objects = set(objects)
+        self.searchable = [f for f in fields if f.kind and f.indexed]
+        self.by_source = {}
+        for field in fields:
+            if field.kind is None:
+                continue
+            for path in field.sources:
+                self.by_source.setdefault(path, []).append(field)
+        self.schema = self._build_schema()
+
+    @classmethod
+    def from_mapping(cls, mapping):
+        properties = (mapping or {}).get("properties", mapping or {})
+        fields, objects, copies = [], [], {}
+        for name, spec in walk_mapping(properties):
+            if spec is None:
+                objects.append(name)
+                continue
+            es_type = spec.get("type", "object")
+            kind = kind_of(es_type)
+            indexed = spec.get("index", True) is not False
+            sources = [spec["_multi_of"]] if "_multi_of" in spec else [name]
+            field = Field(name, es_type, kind, f"f{len(fields)}", indexed,
+                          fast=kind in SORTABLE_KINDS, sources=sources,
+                          ignore_above=spec.get("ignore_above"))
+            fields.append(field)
+            targets = spec.get("copy_to") or []
+            for target in [targets] if isinstance(targets, str) else targets:
+                copies.setdefault(target, []).append(name)
+        by_name = {f.name: f for f in fields}
+        for target, origins in copies.items():
+            if target in by_name:
+                by_name[target].sources.extend(o for o in origins if o not in by_name[target].sources)
+        return cls(fields, objects)
+
+    def to_json(self):
+        return {"fields": [f.to_json() for f in self.fields.values()], "objects": sorted(self.objects)}
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls([Field.from_json(f) for f in obj["fields"]], obj["objects"])
+
+    def _build_schema(self):
+        sb = tantivy.SchemaBuilder()
+        sb.add_text_field("_id", stored=True, fast=True, tokenizer_name="raw")
+        sb.add_bytes_field("_source", stored=True)
+        sb.add_text_field("_fields", fast=True, tokenizer_name="raw", index_option="basic")
+        for f in self.fields.values():
+            if f.kind == "text":
+                if f.indexed:
+                    sb.add_text_field(f.tname, tokenizer_name=TEXT_ANALYZER)
+            elif f.kind == "keyword":
+                option = "freq" if f.indexed else "basic"
+                sb.add_text_field(f.tname, fast=True, tokenizer_name="raw", index_option=option)
+                sb.add_text_field(f.max_name, fast=True, tokenizer_name="raw", index_option="basic")
+            elif f.kind == "int":
+                sb.add_integer_field(f.tname, indexed=f.indexed, fast=True)
+                sb.add_integer_field(f.max_name, fast=True)
+            elif f.kind == "float":
+                sb.add_float_field(f.tname, indexed=f.indexed, fast=True)
+                sb.add_float_field(f.max_name, fast=True)
+            elif f.kind == "bool":
+                sb.add_boolean_field(f.tname, indexed=f.indexed, fast=True)
+                sb.add_boolean_field(f.max_name, fast=True)
+        return sb.build()
+
+    # ------------------------------------------------------------------ values
+
+    def field(self, name):
+        return self.fields.get(name)
+
+    def row(self, doc_id, source, source_bytes):
+        """The tantivy document (as a dict for ``Document.from_dict``) of one ES document.
+
+        Raises ValueError (ES's mapper_parsing_exception) for a value its field's
+        type cannot take."""
+        values = {}
+        flatten(source, "", values)
+        row = {"_id": [doc_id], "_source": [source_bytes]}
+        present = set()
+        for path, leaves in values.items():
+            fields = self.by_source.get(path)
+            if not fields:
+                continue
+            for field in fields:
+                converted = convert(field, leaves, path)
+                if not converted:
+                    continue
+                present.add(field.name)
+                if field.kind == "text":
+                    if field.indexed:
+                        row.setdefault(field.tname, []).extend(converted)
+                    continue
+                column = row.setdefault(field.tname, [])
+                column.extend(converted)
+        for field_name in list(present):
+            field = self.fields[field_name]
+            if field.kind != "text":
+                column = sorted(set(row[field.tname]))
+                row[field.tname] = column
+                row[field.max_name] = [column[-1]]
+            parts = field_name.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if prefix in self.objects or prefix in self.fields:
+                    present.add(prefix)
+        row["_fields"] = sorted(present)
+        return row
+
+
+def flatten(obj, prefix, out):
+    """Leaf values by dotted path; lists (of objects too) are flattened, nulls dropped."""
+    for key, value in obj.items():
+        _collect(prefix + key, value, out)
+
+
+def _collect(path, value, out):
+    if value is None:
+        return
+    if isinstance(value, dict):
+        flatten(value, path + ".", out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect(path, item, out)
+    else:
+        out.setdefault(path, []).append(value)
+
+
+def convert(field, leaves, path):
+    kind = field.kind
+    out = []
+    for value in leaves:
+        if kind == "text" or kind == "keyword":
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, float) and value.is_integer() and field.es_type != "date":
+                value = repr(value)
+            elif not isinstance(value, str):
+                value = str(value)
+            if kind == "keyword" and field.ignore_above and len(value) > field.ignore_above:
+                continue
+            out.append(value)
+        elif kind == "int":
+            out.append(to_int(value, field, path))
+        elif kind == "float":
+            out.append(to_float(value, field, path))
+        elif kind == "bool":
+            out.append(to_bool(value, field, path))
+    return out
+
+
+def _bad(value, field, path):
+    raise ValueError(f"failed to parse field [{path}] of type [{field.es_type}]: "
+                     f"cannot take value {value!r}")
+
+
+def to_int(value, field=None, path=None):
+    """ES coercion: ints, integral floats, numeric strings (truncated like ES)."""
+    if isinstance(value, bool):
+        _bad(value, field, path)
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            _bad(value, field, path)
+        result = int(value)
+    elif isinstance(value, str):
+        try:
+            result = int(value.strip())
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                _bad(value, field, path)
+            if not math.isfinite(number):
+                _bad(value, field, path)
+            result = int(number)
+    else:
+        _bad(value, field, path)
+    if not INT_MIN <= result <= INT_MAX:
+        _bad(value, field, path)
+    return result
+
+
+def to_float(value, field=None, path=None):
+    if isinstance(value, bool):
+        _bad(value, field, path)
+    if isinstance(value, (int, float)):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            _bad(value, field, path)
+    else:
+        _bad(value, field, path)
+    if not math.isfinite(result):
+        _bad(value, field, path)
+    return result
+
+
+def to_bool(value, field=None, path=None):
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    if value == "":
+        return False
+    _bad(value, field, path)
