@@ -1,0 +1,473 @@
+"""Load documents into the configured backend: the embedded engine or Elasticsearch.
+
+::
+
+    python -m biothings.web.load --conf=config genes.ndjson [--index genes]
+        [--mapping genes.mapping.json] [--meta genes.meta.json]
+        [--on-error skip|abort] [--batch-size 1000] [--quiet]
+
+Input: NDJSON (one JSON object a line) or a JSON array, optionally gzipped
+(``.gz``). Every document needs an ``_id``. A malformed line (bad JSON, not an
+object, no ``_id``, or a value the mapping cannot take) is reported with its line
+number; ``--on-error skip`` (default) skips it and the run ends with a warning
+and exit code 0, ``--on-error abort`` stops with exit code 1 and replaces nothing.
+
+The backend follows the config: ``ES_HOST`` set -> a new concrete index
+``NAME_<timestamp>`` is created with the mapping and ``_meta``, filled with bulk
+requests, refreshed, then alias ``NAME`` is switched to it atomically and the
+previous index is deleted; ``ES_HOST`` empty -> an embedded index in
+``EMBEDDED_DATA_DIR``, swapped in atomically. Without ``--index`` the first
+value of ``ES_INDICES`` is used. Without ``--mapping`` one is inferred (see
+``biothings.web.engines.embedded.infer_mapping``).
+"""
+
+import argparse
+import datetime
+import gzip
+import logging
+import os
+import sys
+import time
+
+import orjson
+
+logger = logging.getLogger("biothings.web.load")
+
+DEFAULT_DATA_DIR = "./.biothings_data"
+
+
+class LoadError(Exception):
+    """The load was aborted; nothing was replaced."""
+
+
+# ---------------------------------------------------------------------- reading
+
+def _open(path):
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _first_char(path):
+    with _open(path) as handle:
+        while True:
+            chunk = handle.read(4096)
+            if not chunk:
+                return b""
+            stripped = chunk.lstrip()
+            if stripped.startswith(b"\xef\xbb\xbf"):
+                stripped = stripped[3:].lstrip()
+            if stripped:
+                return stripped[:1]
+
+
+def _check(doc):
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, got {type(doc).__name__}"
+    doc_id = doc.get("_id")
+    if doc_id is None or doc_id == "":
+        return "document has no _id"
+    if isinstance(doc_id, (dict, list, bool)):
+        return f"invalid _id {doc_id!r}"
+    return None
+
+
+def read_documents(path):
+    """Yield ``(line_number, doc, error)`` for each document of ``path``.
+
+    ``error`` is None for a good document, else a message starting with the
+    line number (for a JSON array: the item number); ``doc`` is then None.
+    """
+    if _first_char(path) == b"[":
+        with _open(path) as handle:
+            data = handle.read()
+        try:
+            items = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            yield 1, None, f"{path}: invalid JSON array: {exc}"
+            return
+        for number, doc in enumerate(items, 1):
+            problem = _check(doc)
+            if problem:
+                yield number, None, f"item {number}: {problem}"
+            else:
+                yield number, doc, None
+        return
+    with _open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield number, None, f"line {number}: invalid JSON: {exc}"
+                continue
+            problem = _check(doc)
+            if problem:
+                yield number, None, f"line {number}: {problem}"
+            else:
+                yield number, doc, None
+
+
+def _where(number, path):
+    return f"item {number}" if _first_char(path) == b"[" else f"line {number}"
+
+
+# ---------------------------------------------------------------------- settings
+
+def _settings(config):
+    """Settings object from a BiothingWebSettings, a module, a module name or a path."""
+    if config is None:
+        config = "config"
+    if hasattr(config, "ES_INDICES") and hasattr(config, "get") and hasattr(config, "index"):
+        return config  # already a BiothingWebSettings
+    try:
+        from biothings.web.settings import BiothingWebSettings
+    except ImportError:  # pragma: no cover - the settings module is part of the package
+        BiothingWebSettings = None
+    if BiothingWebSettings is not None:
+        return BiothingWebSettings(config)
+    import importlib
+    return importlib.import_module(config) if isinstance(config, str) else config
+
+
+def _setting(settings, name, default):
+    value = getattr(settings, name, None)
+    return default if value is None else value
+
+
+def _read_json_file(path):
+    with _open(path) as handle:
+        return orjson.loads(handle.read())
+
+
+def normalize_mapping(mapping):
+    """``{"properties"}``, ``{"mappings": {...}}`` or a get-mapping answer -> ``{"properties", "_meta"?}``."""
+    if not isinstance(mapping, dict):
+        raise LoadError("a mapping must be a JSON object")
+    if "properties" in mapping:
+        return mapping
+    if "mappings" in mapping:
+        return normalize_mapping(mapping["mappings"])
+    if len(mapping) == 1:
+        (_name, inner), = mapping.items()
+        if isinstance(inner, dict) and ("mappings" in inner or "properties" in inner):
+            return normalize_mapping(inner)
+    return {"properties": mapping}
+
+
+def build_meta(meta, total, biothing_type=None):
+    meta = dict(meta or {})
+    now = datetime.datetime.now().astimezone()
+    meta.setdefault("build_version", now.strftime("%Y%m%d"))
+    meta.setdefault("build_date", now.isoformat(timespec="seconds"))
+    if biothing_type and "biothing_type" not in meta:
+        meta["biothing_type"] = biothing_type
+    meta.setdefault("src", {})
+    stats = dict(meta.get("stats") or {})
+    stats["total"] = total
+    meta["stats"] = stats
+    return meta
+
+
+# ---------------------------------------------------------------------- progress
+
+class Progress:
+    """tqdm on a terminal; plain periodic lines otherwise (docs and docs/s)."""
+
+    def __init__(self, enabled=True, label="loading", every=5.0, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.count = 0
+        self.started = time.monotonic()
+        self.last = self.started
+        self.every = every
+        self.label = label
+        self.bar = None
+        if enabled and getattr(self.stream, "isatty", lambda: False)():
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(desc=label, unit=" docs", file=self.stream, smoothing=0.1)
+            except ImportError:  # pragma: no cover
+                self.bar = None
+
+    def update(self, n=1):
+        self.count += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled:
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                rate = self.count / max(now - self.started, 1e-9)
+                print(f"{self.label}: {self.count} docs ({rate:,.0f} docs/s)", file=self.stream, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        elapsed = time.monotonic() - self.started
+        return elapsed
+
+
+# ---------------------------------------------------------------------- loading
+
+def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error="skip",
+         batch_size=1000, progress=True, stream=None):
+    """Load ``path`` into the backend the settings name. Returns a summary dict:
+    ``{"index", "backend", "total", "errors", "error_lines", "seconds", ...}``.
+
+    ``mapping`` / ``meta`` are dicts or paths to JSON files. Raises ``LoadError``
+    when aborted (``on_error="abort"`` and a bad document, or a backend failure);
+    the previous index is then left as it was.
+    """
+    if on_error not in ("skip", "abort"):
+        raise ValueError("on_error must be 'skip' or 'abort'")
+    stream = stream or sys.stderr
+    settings = _settings(settings_or_module)
+    indices = dict(_setting(settings, "ES_INDICES", {}) or {})
+    if index is None:
+        if not indices:
+            raise LoadError("no --index given and the config has no ES_INDICES")
+        index = next(iter(indices.values()))
+    biothing_type = next((t for t, name in indices.items() if name == index), None)
+    if not os.path.exists(path):
+        raise LoadError(f"no such file: {path}")
+
+    if isinstance(mapping, (str, os.PathLike)):
+        mapping = _read_json_file(mapping)
+    if isinstance(meta, (str, os.PathLike)):
+        meta = _read_json_file(meta)
+    if mapping is not None:
+        mapping = normalize_mapping(mapping)
+        if meta is None and mapping.get("_meta"):
+            meta = mapping["_meta"]
+    else:
+        from biothings.web.engines.embedded import infer_mapping
+        mapping = infer_mapping(doc for _n, doc, error in read_documents(path) if error is None)
+        print(f"inferred a mapping of {len(mapping['properties'])} top-level fields", file=stream)
+    properties = mapping.get("properties", {})
+
+    es_host = _setting(settings, "ES_HOST", "")
+    if es_host:
+        loader = _ElasticsearchTarget(settings, es_host, index, properties, stream)
+    else:
+        data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
+        loader = _EmbeddedTarget(os.path.abspath(data_dir), index, properties)
+
+    errors = []
+
+    def record(failures):
+        for number, message in failures:
+            errors.append((number, message))
+            print(f"warning: {path}: {_label(path, number, message)}", file=stream)
+        if errors and on_error == "abort":
+            number, message = errors[0]
+            raise LoadError(f"{path}: {_label(path, number, message)}")
+
+    bar = Progress(progress, label=f"loading {index}", stream=stream)
+    try:
+        loader.begin()
+        batch = []
+        for number, doc, error in read_documents(path):
+            if error is not None:
+                record([(number, error)])
+                continue
+            batch.append((number, doc))
+            if len(batch) >= batch_size:
+                record(loader.add(batch))
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            record(loader.add(batch))
+            bar.update(len(batch))
+        total = loader.count()
+        final_meta = build_meta(meta, total, biothing_type)
+        details = loader.finish(final_meta)
+    except BaseException:
+        loader.abort()
+        bar.close()
+        raise
+    seconds = bar.close()
+    summary = {"index": index, "backend": loader.backend, "total": total,
+               "errors": len(errors), "error_lines": [n for n, _m in errors][:1000],
+               "seconds": round(seconds, 3), "docs_per_second": round(total / max(seconds, 1e-9), 1)}
+    summary.update(details)
+    return summary
+
+
+def _label(path, number, message):
+    if message.startswith(("line ", "item ")):
+        return message
+    return f"{_where(number, path)}: {message}"
+
+
+class _EmbeddedTarget:
+    backend = "embedded"
+
+    def __init__(self, data_dir, index, properties):
+        self.data_dir = data_dir
+        self.index = index
+        self.properties = properties
+        self.builder = None
+        self.lock = None
+
+    def begin(self):
+        from biothings.web.engines.embedded import IndexBuilder
+        from biothings.web.engines.embedded.store import build_lock
+        self.lock = build_lock(self.data_dir, self.index)
+        self.lock.__enter__()
+        self.builder = IndexBuilder(self.data_dir, self.index, {"properties": self.properties})
+
+    def add(self, batch):
+        failed = []
+        for number, doc in batch:
+            try:
+                self.builder.add(doc)
+            except ValueError as exc:
+                failed.append((number, str(exc)))
+        return failed
+
+    def count(self):
+        return self.builder.count
+
+    def finish(self, meta):
+        version = self.builder.commit(meta)
+        self._unlock()
+        return {"version": version, "data_dir": self.data_dir, "replaced_ids": self.builder.replaced}
+
+    def abort(self):
+        if self.builder is not None:
+            self.builder.abort()
+        self._unlock()
+
+    def _unlock(self):
+        if self.lock is not None:
+            lock, self.lock = self.lock, None
+            lock.__exit__(None, None, None)
+
+
+class _ElasticsearchTarget:
+    backend = "elasticsearch"
+
+    def __init__(self, settings, host, index, properties, stream):
+        from elasticsearch import Elasticsearch
+        hosts = [h.strip() for h in str(host).split(",") if h.strip()]
+        hosts = [h if "://" in h else f"http://{h}" for h in hosts]
+        args = dict(_setting(settings, "ES_ARGS", {}) or {})
+        args.setdefault("request_timeout", max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60))
+        self.client = Elasticsearch(hosts, **args)
+        self.alias = index
+        self.properties = properties
+        self.stream = stream
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        self.concrete = f"{index}_{stamp}".lower()
+        self.created = False
+        self.seen = set()
+
+    def begin(self):
+        self.client.indices.create(index=self.concrete, mappings={"properties": self.properties},
+                                   settings={"index": {"number_of_replicas": 0}})
+        self.created = True
+
+    def add(self, batch):
+        from elasticsearch import helpers
+        numbers = []
+        actions = []
+        for number, doc in batch:
+            source = dict(doc)
+            doc_id = str(source.pop("_id"))
+            self.seen.add(doc_id)
+            numbers.append(number)
+            actions.append({"_op_type": "index", "_index": self.concrete, "_id": doc_id, "_source": source})
+        failed = []
+        results = helpers.streaming_bulk(self.client, actions, chunk_size=len(actions) or 1,
+                                         raise_on_error=False, raise_on_exception=False, max_retries=3)
+        for number, (ok, item) in zip(numbers, results):
+            if not ok:
+                info = next(iter(item.values()), {}) if isinstance(item, dict) else {}
+                error = info.get("error") if isinstance(info, dict) else item
+                if isinstance(error, dict):
+                    error = f"{error.get('type')}: {error.get('reason')}"
+                failed.append((number, f"rejected by Elasticsearch: {error}"))
+                self.seen.discard(info.get("_id") if isinstance(info, dict) else None)
+        return failed
+
+    def count(self):
+        self.client.indices.refresh(index=self.concrete)
+        return int(self.client.count(index=self.concrete)["count"])
+
+    def finish(self, meta):
+        client = self.client
+        client.indices.put_mapping(index=self.concrete, meta=meta)
+        client.indices.refresh(index=self.concrete)
+        old = []
+        if client.indices.exists_alias(name=self.alias):
+            old = list(client.indices.get_alias(name=self.alias).keys())
+            actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
+            actions.append({"add": {"index": self.concrete, "alias": self.alias}})
+            client.indices.update_aliases(actions=actions)
+        else:
+            if client.indices.exists(index=self.alias):
+                # a plain index of that name: it must go before the alias can exist
+                client.indices.delete(index=self.alias)
+                old = []
+            client.indices.put_alias(index=self.concrete, name=self.alias)
+        for name in old:
+            if name != self.concrete:
+                client.indices.delete(index=name, ignore_unavailable=True)
+        return {"concrete_index": self.concrete, "previous": old}
+
+    def abort(self):
+        if self.created:
+            try:
+                self.client.indices.delete(index=self.concrete, ignore_unavailable=True)
+            except Exception as exc:  # noqa: BLE001 - report, the abort reason matters more
+                print(f"warning: could not delete {self.concrete}: {exc}", file=self.stream)
+            self.created = False
+
+
+# ---------------------------------------------------------------------- CLI
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m biothings.web.load",
+        description="Load NDJSON / JSON documents into the configured backend.")
+    parser.add_argument("file", help="NDJSON or JSON array file (.gz accepted)")
+    parser.add_argument("--conf", default="config", help="config module name or path (default: config)")
+    parser.add_argument("--index", help="index name (default: first value of ES_INDICES)")
+    parser.add_argument("--mapping", help="ES mapping JSON ({\"properties\": ...}); inferred if absent")
+    parser.add_argument("--meta", help="_meta JSON (build_version, src with licenses, ...)")
+    parser.add_argument("--on-error", choices=("skip", "abort"), default="skip",
+                        help="malformed document: skip it (default) or abort the load")
+    parser.add_argument("--batch-size", type=int, default=1000, help="documents per batch")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        summary = load(args.conf, args.file, index=args.index, mapping=args.mapping, meta=args.meta,
+                       on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet)
+    except LoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("aborted: nothing was replaced", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"loaded {summary['total']} documents into {summary['backend']} index "
+          f"[{summary['index']}] in {summary['seconds']:.1f}s "
+          f"({summary['docs_per_second']:,.0f} docs/s)", file=sys.stderr)
+    if summary["errors"]:
+        print(f"warning: {summary['errors']} document(s) skipped (lines "
+              f"{', '.join(map(str, summary['error_lines'][:20]))}"
+              f"{', ...' if summary['errors'] > 20 else ''})", file=sys.stderr)
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
