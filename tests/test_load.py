@@ -1,0 +1,273 @@
+"""``python -m biothings.web.load``: the embedded target and the Elasticsearch target
+(against noida-db, an ES 8 imitation started here on a free port)."""
+
+import asyncio
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+
+import orjson
+import pytest
+
+from biothings.web.engines.embedded import EmbeddedEngine, current_version
+from biothings.web.load import LoadError, load
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+DEMO = os.path.join(ROOT, "biothings", "web", "demo")
+NDJSON = os.path.join(DEMO, "genes.ndjson")
+MAPPING = os.path.join(DEMO, "genes.mapping.json")
+META = os.path.join(DEMO, "genes.meta.json")
+LINES = open(NDJSON, "rb").read().splitlines()
+TOTAL = len(LINES)
+
+
+def run_load(cwd, *args, conf="config"):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "biothings.web.load", f"--conf={conf}", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def write_config(directory, name="config", **values):
+    values.setdefault("ES_INDICES", {"gene": "genes"})
+    with open(os.path.join(directory, name + ".py"), "w") as handle:
+        for key, value in values.items():
+            handle.write(f"{key} = {value!r}\n")
+
+
+def engine_count(data_dir, index="genes"):
+    async def main():
+        engine = EmbeddedEngine(data_dir)
+        try:
+            count = await engine.count(index)
+            mapping = await engine.get_mapping(index)
+            return count, mapping[index]["mappings"]
+        finally:
+            await engine.close()
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    write_config(str(tmp_path), ES_HOST="", EMBEDDED_DATA_DIR=str(tmp_path / "data"))
+    return tmp_path
+
+
+def bad_file(tmp_path):
+    """The demo file with a broken line 5, no _id on line 9, a bad integer on line 12."""
+    lines = list(LINES)
+    lines[4] = b'{"_id": "broken", '
+    doc = orjson.loads(lines[8])
+    del doc["_id"]
+    lines[8] = orjson.dumps(doc)
+    doc = orjson.loads(lines[11])
+    doc["taxid"] = "not a number"
+    lines[11] = orjson.dumps(doc)
+    path = tmp_path / "bad.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+# ---------------------------------------------------------------------- embedded target
+
+def test_cli_loads_embedded_index_with_meta(workdir):
+    result = run_load(workdir, NDJSON, "--mapping", MAPPING, "--meta", META)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["total"] == TOTAL and summary["errors"] == 0 and summary["backend"] == "embedded"
+    count, mappings = engine_count(str(workdir / "data"))
+    assert count == TOTAL
+    meta = mappings["_meta"]
+    assert meta["stats"]["total"] == TOTAL and meta["biothing_type"] == "gene"
+    assert meta["src"]["entrez"]["license_url_short"] == "https://w3id.org/biothings/licenses/ncbi"
+    assert meta["build_version"] == "20221101"  # from --meta
+    assert "docs/s" in result.stderr
+
+
+def test_malformed_lines_are_reported_and_skipped(workdir):
+    result = run_load(workdir, bad_file(workdir), "--mapping", MAPPING)
+    assert result.returncode == 0, result.stderr
+    for line in (5, 9, 12):
+        assert f"line {line}:" in result.stderr
+    assert "3 document(s) skipped" in result.stderr and "warning" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["errors"] == 3 and summary["error_lines"] == [5, 9, 12]
+    count, mappings = engine_count(str(workdir / "data"))
+    assert count == TOTAL - 3 == mappings["_meta"]["stats"]["total"]
+    assert len(mappings["_meta"]["build_version"]) == 8  # default: a date stamp
+    assert mappings["_meta"]["build_date"]
+
+
+def test_abort_leaves_the_old_index(workdir):
+    assert run_load(workdir, NDJSON, "--mapping", MAPPING).returncode == 0
+    data = str(workdir / "data")
+    before = current_version(data, "genes")
+    result = run_load(workdir, bad_file(workdir), "--mapping", MAPPING, "--on-error", "abort")
+    assert result.returncode == 1
+    assert "line 5:" in result.stderr and "nothing was replaced" in result.stderr
+    assert current_version(data, "genes") == before
+    assert os.listdir(os.path.join(data, "genes", "versions")) == [before]
+    assert engine_count(data)[0] == TOTAL
+
+
+def test_gz_json_array_and_inferred_mapping(workdir):
+    docs = [orjson.loads(line) for line in LINES[:300]]
+    array = workdir / "docs.json.gz"
+    with gzip.open(array, "wb") as handle:
+        handle.write(orjson.dumps(docs))
+    result = run_load(workdir, str(array), "--index", "inferred", "--batch-size", "64")
+    assert result.returncode == 0, result.stderr
+    assert "inferred a mapping" in result.stderr
+    count, mappings = engine_count(str(workdir / "data"), "inferred")
+    assert count == 300
+    props = mappings["properties"]
+    assert props["symbol"]["type"] == "text" and props["symbol"]["fields"]["keyword"]["type"] == "keyword"
+    assert props["taxid"]["type"] == "long"
+    assert props["genomic_pos"]["properties"]["start"]["type"] == "long"
+
+    async def query():
+        engine = EmbeddedEngine(str(workdir / "data"))
+        try:
+            by_text = await engine.search("inferred", {"query": {"query_string": {"query": "symbol:a1bg"}}})
+            by_keyword = await engine.search("inferred", {"query": {"term": {"symbol.keyword": "A1BG"}}})
+            return by_text["hits"]["total"]["value"], by_keyword["hits"]["total"]["value"]
+        finally:
+            await engine.close()
+    assert asyncio.run(query()) == (1, 1)
+
+    gz = workdir / "docs.ndjson.gz"
+    with gzip.open(gz, "wb") as handle:
+        handle.write(b"\n".join(LINES[:50]) + b"\n")
+    result = run_load(workdir, str(gz), "--index", "gz", "--mapping", MAPPING, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert engine_count(str(workdir / "data"), "gz")[0] == 50
+
+
+def test_load_function_with_a_module(tmp_path):
+    config = types.SimpleNamespace(ES_HOST="", ES_INDICES={"gene": "genes"},
+                                   EMBEDDED_DATA_DIR=str(tmp_path / "data"))
+    summary = load(config, NDJSON, mapping=MAPPING, meta=META, progress=False)
+    assert summary["total"] == TOTAL
+    with pytest.raises(LoadError):
+        load(config, str(tmp_path / "missing.ndjson"), mapping=MAPPING, progress=False)
+    broken = tmp_path / "broken.ndjson"
+    broken.write_bytes(LINES[0] + b"\n[1, 2]\n")
+    with pytest.raises(LoadError, match="line 2"):
+        load(config, str(broken), mapping=MAPPING, on_error="abort", progress=False)
+    assert engine_count(str(tmp_path / "data"))[0] == TOTAL
+
+
+def test_ensure_index_race(tmp_path):
+    """Two processes starting at once: one builds, the other waits and finds it built."""
+    code = ("import sys; from biothings.web.engines.embedded import ensure_index; "
+            f"print(ensure_index(sys.argv[1], 'genes', {NDJSON!r}, {MAPPING!r}, {META!r}))")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outputs == ["False", "True"]
+    assert len(os.listdir(tmp_path / "genes" / "versions")) == 1
+    assert engine_count(str(tmp_path))[0] == TOTAL
+
+
+# ---------------------------------------------------------------------- Elasticsearch target (noida-db)
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def noida(tmp_path_factory):
+    """noida-db's Elasticsearch imitation on a free loopback port; killed afterwards."""
+    binary = os.path.join(os.path.dirname(sys.executable), "noida-db")
+    if not os.path.exists(binary):
+        binary = shutil.which("noida-db")
+    if binary is None:
+        pytest.skip("noida-db is not installed")
+    directory = tmp_path_factory.mktemp("noida")
+    port = _free_port()
+    log = open(directory / "noida.log", "wb")
+    process = subprocess.Popen([binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(port),
+                                "--data-dir", str(directory / "data")],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _get(url + "/")
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("noida-db did not start: " + (directory / "noida.log").read_text())
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _aliases(url, name):
+    try:
+        return sorted(_get(f"{url}/_alias/{name}"))
+    except urllib.error.HTTPError:
+        return []
+
+
+def test_es_load_alias_swap(noida, tmp_path):
+    write_config(str(tmp_path), name="esconf", ES_HOST=noida, ES_INDICES={"gene": "esgenes"})
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, "--meta", META, conf="esconf")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    first = summary["concrete_index"]
+    assert first.startswith("esgenes_") and _aliases(noida, "esgenes") == [first]
+    assert _get(f"{noida}/esgenes/_count")["count"] == TOTAL
+    mapping = _get(f"{noida}/esgenes/_mapping")[first]["mappings"]
+    assert mapping["_meta"]["stats"]["total"] == TOTAL and mapping["_meta"]["src"]["entrez"]["version"]
+    assert mapping["properties"]["taxid"]["type"] == "integer"
+    hit = _get(f"{noida}/esgenes/_doc/1017")
+    assert hit["_source"]["symbol"] == "CDK2" and "_id" not in hit["_source"]
+
+    # a second load swaps the alias and deletes the old concrete index
+    result = run_load(tmp_path, bad_file(tmp_path), "--mapping", MAPPING, conf="esconf")
+    assert result.returncode == 0, result.stderr
+    assert "line 12:" in result.stderr and "line 5:" in result.stderr
+    second = json.loads(result.stdout)["concrete_index"]
+    assert _aliases(noida, "esgenes") == [second]
+    assert _get(f"{noida}/esgenes/_count")["count"] == TOTAL - 3
+    with pytest.raises(urllib.error.HTTPError):
+        _get(f"{noida}/{first}/_count")
+
+    # abort: the alias still points at the previous index, the new one is gone
+    result = run_load(tmp_path, bad_file(tmp_path), "--mapping", MAPPING, "--on-error", "abort", conf="esconf")
+    assert result.returncode == 1
+    assert _aliases(noida, "esgenes") == [second]
+    indices = _get(f"{noida}/_cat/indices?format=json")
+    assert sorted(i["index"] for i in indices if i["index"].startswith("esgenes")) == [second]
+
+
+def test_es_load_replaces_a_plain_index(noida, tmp_path):
+    request = urllib.request.Request(f"{noida}/plain", method="PUT")
+    urllib.request.urlopen(request, timeout=5).read()
+    write_config(str(tmp_path), name="esconf", ES_HOST=noida, ES_INDICES={"gene": "plain"})
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="esconf")
+    assert result.returncode == 0, result.stderr
+    concrete = json.loads(result.stdout)["concrete_index"]
+    assert _aliases(noida, "plain") == [concrete]
+    assert _get(f"{noida}/plain/_count")["count"] == TOTAL
