@@ -639,3 +639,18 @@ def test_searches_do_not_block_the_loop(engine):
         task.cancel()
         return ticks
     assert run(main()) > 1
+
+
+def test_msearch_id_batch_matches_single_searches(engine):
+    """The batched id lookups answer exactly as one search per body would."""
+    bodies = [{"query": {"multi_match": {"query": i, "fields": ["_id"], "operator": "and"}}, "size": 10}
+              for i in ["1017", "nope", "1", "1017"]]
+    bodies.append({"query": {"term": {"_id": "49"}}, "_source": ["symbol"], "version": True})
+    batched = run(engine.msearch("genes", bodies))
+    for body, answer in zip(bodies, batched):
+        single = search(engine, body)
+        for response in (single, answer):
+            response.pop("took")
+        assert answer == single
+    assert batched[1]["hits"]["total"]["value"] == 0
+    assert batched[4]["hits"]["hits"][0]["_source"] == {"symbol": BY_ID["49"]["symbol"]}

@@ -208,7 +208,8 @@ class EmbeddedEngine(Engine):
         return await self._run(self.search_sync, index, body, scroll)
 
     async def msearch(self, index, bodies):
-        return await self._run(self.msearch_sync, index, bodies)
+        # one thread-pool job: splitting a batch over threads is slower (GIL hand-offs)
+        return await self._run(self.msearch_sync, index, list(bodies))
 
     async def scroll(self, scroll_id, scroll="1m"):
         return await self._run(self.scroll_sync, scroll_id, scroll)
@@ -258,17 +259,29 @@ class EmbeddedEngine(Engine):
         return out
 
     def msearch_sync(self, index, bodies):
-        results = []
-        for body in bodies:
+        results = [None] * len(bodies)
+        lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
+        for position, body in enumerate(bodies):
             if isinstance(body, tuple) and len(body) == 2:  # (header, body) pairs
                 header, body = body
                 target = (header or {}).get("index", index)
             else:
                 target = index
+            doc_id = _plain_id_lookup(body)
+            if doc_id is not None and isinstance(target, str) and "," not in target:
+                lookups.setdefault(target, []).append((position, doc_id, body))
+                continue
             try:
-                results.append(self.search_sync(target, body))
+                results[position] = self.search_sync(target, body)
             except EngineError as exc:
-                results.append(error_entry(exc))
+                results[position] = error_entry(exc)
+        for target, items in lookups.items():
+            try:
+                answers = id_lookups(self.handle(target).current(), items)
+            except EngineError as exc:
+                answers = [(position, error_entry(exc)) for position, _id, _body in items]
+            for position, answer in answers:
+                results[position] = answer
         return results
 
     def search_sync(self, index, body, scroll=None):
@@ -343,6 +356,76 @@ class EmbeddedEngine(Engine):
                      "max_score": max(scores) if scores else None,
                      "hits": hits[offset:offset + size]},
         }
+
+
+def _plain_id_lookup(body):
+    """The id when ``body`` only looks up one ``_id`` (the batch annotation/query case)."""
+    if not isinstance(body, dict) or set(body) - {"query", "size", "from", "_source", "version",
+                                                  "track_total_hits"}:
+        return None
+    if body.get("from", 0) != 0 or not isinstance(body.get("size", 10), int) or body.get("size", 10) < 1:
+        return None
+    query = body.get("query")
+    if not isinstance(query, dict) or len(query) != 1:
+        return None
+    (kind, spec), = query.items()
+    if not isinstance(spec, dict):
+        return None
+    if kind == "multi_match":
+        if spec.get("fields") != ["_id"] or set(spec) - {"query", "fields", "operator", "lenient",
+                                                          "analyzer", "type"}:
+            return None
+        value = spec.get("query")
+    elif kind == "term" and list(spec) == [ID]:
+        value = spec[ID]
+        if isinstance(value, dict):
+            if set(value) != {"value"}:
+                return None
+            value = value["value"]
+    else:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return str(value) if not isinstance(value, float) else None
+
+
+def id_lookups(opened, items):
+    """Many single-id searches as one tantivy search; answers as ``search`` would give them."""
+    started = time.perf_counter()
+    searcher = opened.searcher
+    wanted = list(dict.fromkeys(doc_id for _p, doc_id, _b in items))
+    found = searcher.search(Q.term_set_query(opened.schema, ID, wanted), len(wanted), count=False).hits
+    found.sort(key=lambda hit: _addr_key(hit[1]))  # doc store order: fewer block reads
+    docs = {}
+    for _score, address in found:
+        doc = searcher.doc(address)
+        docs[doc.get_first("_id")] = (address, doc.get_first("_source"))
+    score = None
+    if docs:  # every _id has doc freq 1: the BM25 score of an id term is the same for all
+        any_id = next(iter(docs))
+        top = searcher.search(Q.term_query(opened.schema, ID, any_id), 1, count=False).hits
+        score = top[0][0] if top else 1.0
+    took = int((time.perf_counter() - started) * 1000)
+    answers = []
+    for position, doc_id, body in items:
+        entry = docs.get(doc_id)
+        hits = []
+        if entry is not None:
+            hit = {"_index": opened.name, "_id": doc_id, "_score": score}
+            if body.get("version"):
+                hit["_version"] = 1
+            source_filter = SourceFilter.parse(body.get("_source"))
+            if source_filter is not False:
+                source = orjson.loads(entry[1])
+                hit["_source"] = source if source_filter is None else source_filter.apply(source)
+            hits.append(hit)
+        answers.append((position, {
+            "took": took, "timed_out": False,
+            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+            "hits": {"total": {"value": len(hits), "relation": "eq"},
+                     "max_score": score if hits else None, "hits": hits},
+        }))
+    return answers
 
 
 def _present_key(value):
