@@ -530,6 +530,7 @@ class Compiler:
         name, value, options = self._field_spec(spec, value_key="query")
         if value is None:
             raise QueryError("[match] query requires a [query]")
+        check_analyzer("match", options)
         operator = options.get("operator", "or")
         lenient = bool(options.get("lenient", False))
         return boosted(self._per_field(name, lambda f: self.match(f, value, operator, lenient)),
@@ -543,6 +544,7 @@ class Compiler:
     def q_multi_match(self, spec):
         if "query" not in spec:
             raise QueryError("[multi_match] requires a [query]")
+        check_analyzer("multi_match", spec)
         value = spec["query"]
         fields = spec.get("fields") or ["*"]
         operator = spec.get("operator", "or")
@@ -570,6 +572,7 @@ class Compiler:
     def q_query_string(self, spec):
         if isinstance(spec, str):
             spec = {"query": spec}
+        check_analyzer("query_string", spec)
         text = spec.get("query")
         if not isinstance(text, str):
             raise QueryError("[query_string] requires a [query] string")
@@ -588,6 +591,18 @@ class Compiler:
         return boosted(translator.translate(text), spec.get("boost"))
 
     q_simple_query_string = q_query_string
+
+
+# Elasticsearch's built-in analyzers: accepted (the field's own analysis is used); any
+# other name fails the query as it does in Elasticsearch without a custom analyzer.
+BUILTIN_ANALYZERS = {"standard", "simple", "whitespace", "stop", "keyword", "pattern", "fingerprint",
+                     "english", "default", "snowball"}
+
+
+def check_analyzer(kind, spec):
+    name = spec.get("analyzer") if isinstance(spec, dict) else None
+    if name is not None and name not in BUILTIN_ANALYZERS:
+        raise QueryError(f"[{kind}] analyzer [{name}] not found")
 
 
 def minimum_should_match(spec, count):
