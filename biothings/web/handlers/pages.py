@@ -15,8 +15,8 @@ class FrontPageHandler(BaseHandler):
     name = "frontpage"
 
     def get(self):
-        settings = self.web_settings
-        apis = [api for api in settings.all_settings()]
+        settings = self.application.biothings  # the root: every API of a config package
+        apis = settings.all_settings()
         sections = []
         for api in apis:
             prefix = "/" + api.API_PREFIX.strip("/") if api.API_PREFIX.strip("/") else ""
