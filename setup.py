@@ -21,6 +21,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "requests>=2.28",
             "pytest-cov>=5",
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
