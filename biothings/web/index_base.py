@@ -50,7 +50,7 @@ def main(app_settings=None, use_curl=False):
         processes = 1
     sockets = tornado.netutil.bind_sockets(options.port, options.address)
     if processes != 1:
-        tornado.process.fork_processes(processes)
+        supervise_workers(processes or tornado.process.cpu_count())
 
     settings = dict(app_settings or {})
     if options.debug:
@@ -58,6 +58,54 @@ def main(app_settings=None, use_curl=False):
     if options.autoreload:
         settings["autoreload"] = True
     asyncio.run(serve(web_settings, sockets, settings))
+
+
+def supervise_workers(count):
+    """Fork ``count`` workers sharing the listening sockets; returns in each worker.
+
+    The parent stays behind as a supervisor: it restarts a worker that dies
+    unexpectedly, forwards SIGTERM/SIGINT to all workers, waits for them to
+    finish their in-flight requests, and exits 0.
+    """
+    children = {}
+    stopping = False
+
+    def spawn(slot):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            return True
+        children[pid] = slot
+        return False
+
+    def forward(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    logger.info("starting %d worker processes", count)
+    for slot in range(count):
+        if spawn(slot):
+            return
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        slot = children.pop(pid, None)
+        if slot is None or stopping:
+            continue
+        logger.warning("worker %d (pid %d) exited with status %d; restarting", slot, pid, status)
+        if spawn(slot):
+            return
+    sys.exit(0)
 
 
 async def serve(web_settings, sockets, app_settings):
