@@ -3,4 +3,4 @@
 # Needs the project installed (pip install -e ".[test]"); noida-db comes with the test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python -m pytest --cov=biothings/web --cov-report=term-missing:skip-covered "$@"
+exec python -m pytest --cov --cov-report=term-missing:skip-covered "$@"
