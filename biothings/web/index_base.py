@@ -1,6 +1,7 @@
 """Command line entry point: ``python index.py --conf=config --port=8000``."""
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -114,6 +115,9 @@ async def serve(web_settings, sockets, app_settings):
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
     server.add_sockets(sockets)
     await app.startup()
+    # the start-up heap (modules, settings, metadata) lives for good: keeping it
+    # out of the collector's scans shortens GC pauses on the request path
+    gc.freeze()
     logger.info("serving on %s (pid %d)", ", ".join(str(s.getsockname()) for s in sockets), os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
