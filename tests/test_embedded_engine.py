@@ -654,3 +654,22 @@ def test_msearch_id_batch_matches_single_searches(engine):
         assert answer == single
     assert batched[1]["hits"]["total"]["value"] == 0
     assert batched[4]["hits"]["hits"][0]["_source"] == {"symbol": BY_ID["49"]["symbol"]}
+
+
+def test_forged_scroll_id_is_refused(engine):
+    """A scroll id carries its query: one not signed by the engine never runs."""
+    import base64
+    import zlib
+
+    import orjson
+
+    first = search(engine, {"query": {"match_all": {}}, "size": 5}, scroll="1m")
+    payload, _, signature = first["_scroll_id"].rpartition(".")
+    state = orjson.loads(zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+    state["b"] = {"query": {"wildcard": {"symbol": "*"}}, "size": 10000}
+    forged = base64.urlsafe_b64encode(zlib.compress(orjson.dumps(state))).decode().rstrip("=")
+    with pytest.raises(ScrollError):
+        run(engine.scroll(forged + "." + signature))
+    with pytest.raises(ScrollError):
+        run(engine.scroll(forged))
+    assert run(engine.scroll(first["_scroll_id"]))["hits"]["hits"]

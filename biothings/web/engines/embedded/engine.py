@@ -3,6 +3,8 @@
 import asyncio
 import base64
 import concurrent.futures
+import hashlib
+import hmac
 import importlib.metadata
 import os
 import random
@@ -96,15 +98,51 @@ def _duration_seconds(text):
     raise QueryError(f"failed to parse setting [scroll] with value [{text}] as a time value")
 
 
-def encode_scroll(state):
-    raw = zlib.compress(orjson.dumps(state), 6)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+SCROLL_KEY_FILE = ".scroll-key"
 
 
-def decode_scroll(scroll_id):
+def load_scroll_key(data_dir):
+    """The secret that signs scroll ids, shared by every process serving ``data_dir``.
+
+    Scroll ids carry their query; the signature makes sure a client cannot
+    hand-craft one and so reach the engine without passing through the builder.
+    """
+    path = os.path.join(data_dir, SCROLL_KEY_FILE)
     try:
-        text = str(scroll_id).strip()
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        with open(path, "rb") as handle:
+            key = handle.read()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    key = os.urandom(32)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:  # read-only data dir: scrolls continue in this process only
+        return key
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def encode_scroll(state, key):
+    payload = base64.urlsafe_b64encode(zlib.compress(orjson.dumps(state), 6)).decode().rstrip("=")
+    signature = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:16]
+    return payload + "." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def decode_scroll(scroll_id, key):
+    try:
+        payload, _, signature = str(scroll_id).strip().rpartition(".")
+        expected = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:16]
+        given = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        if not payload or not hmac.compare_digest(expected, given):
+            raise ValueError("bad signature")
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         state = orjson.loads(zlib.decompress(raw))
         if not isinstance(state, dict) or not {"i", "b", "o", "v", "e"} <= set(state):
             raise ValueError("incomplete")
@@ -140,8 +178,15 @@ class EmbeddedEngine(Engine):
         self._handles = {}
         self._versions = {}  # (name, version) -> OpenedIndex, few per index
         self._lock = threading.Lock()
+        self._scroll_key = None
 
     # ------------------------------------------------------------------ plumbing
+
+    @property
+    def scroll_key(self):
+        if self._scroll_key is None:
+            self._scroll_key = load_scroll_key(self.data_dir)
+        return self._scroll_key
 
     @property
     def executor(self):
@@ -299,7 +344,7 @@ class EmbeddedEngine(Engine):
             state = {"i": names[0], "b": {k: v for k, v in body.items()
                                           if k not in ("aggs", "aggregations", "from")},
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
-            response["_scroll_id"] = encode_scroll(state)
+            response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
             response = execute(self.handle(names[0]).current(), body)
         else:
@@ -309,7 +354,7 @@ class EmbeddedEngine(Engine):
 
     def scroll_sync(self, scroll_id, scroll="1m"):
         started = time.perf_counter()
-        state = decode_scroll(scroll_id)
+        state = decode_scroll(scroll_id, self.scroll_key)
         if time.time() > float(state["e"]):
             raise ScrollError("No search context found for id: the scroll has expired",
                               scroll_id=scroll_id)
@@ -324,7 +369,7 @@ class EmbeddedEngine(Engine):
         offset = int(state["o"])
         response = execute(opened, body, offset, size, window=False)
         state = dict(state, o=offset + size, e=time.time() + expiry)
-        response["_scroll_id"] = encode_scroll(state)
+        response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         response["took"] = int((time.perf_counter() - started) * 1000)
         return response
 
