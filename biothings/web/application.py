@@ -5,6 +5,7 @@ import logging
 import os
 
 import tornado.ioloop
+import tornado.log
 import tornado.web
 
 from biothings.web.handlers.base import NotFoundHandler
@@ -37,6 +38,24 @@ class BiothingsApplication(tornado.web.Application):
         super().__init__(handlers, **settings)
         self.biothings = web_settings
         self._refreshers = []
+        mode = str(web_settings.get("ACCESS_LOG", "all")).lower()
+        if mode not in ("all", "errors", "none"):
+            raise ValueError(f"ACCESS_LOG={mode!r}: expected all, errors or none")
+        self._access_log_mode = mode
+        self._access_log_slow = (web_settings.get("ACCESS_LOG_SLOW_MS") or 0) / 1000
+
+    def log_request(self, handler):
+        """The access log, as ``ACCESS_LOG`` says (tornado's format)."""
+        if "log_function" in self.settings or self._access_log_mode == "all":
+            return super().log_request(handler)
+        if self._access_log_mode == "none":
+            return
+        status = handler.get_status()
+        elapsed = handler.request.request_time()
+        if status < 400 and (not self._access_log_slow or elapsed < self._access_log_slow):
+            return
+        log = tornado.log.access_log.error if status >= 500 else tornado.log.access_log.warning
+        log("%d %s %.2fms", status, handler._request_summary(), 1000.0 * elapsed)
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""

@@ -1,8 +1,10 @@
 """The Elasticsearch engine: ``AsyncElasticsearch`` with errors mapped to ours."""
 
 import functools
+import logging
 
 import elasticsearch
+import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 
@@ -79,6 +81,36 @@ def _translated(scrolling=False):
     return decorate
 
 
+class _OrjsonNdjson(elasticsearch.serializer.NdjsonSerializer):
+    def json_dumps(self, data):
+        return orjson.dumps(data, default=self.default)
+
+    def json_loads(self, data):
+        return orjson.loads(data)
+
+
+class _OrjsonCompatNdjson(_OrjsonNdjson):
+    mimetype = "application/vnd.elasticsearch+x-ndjson"
+
+
+class _OrjsonCompatJson(elasticsearch.serializer.OrjsonSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
+def orjson_serializers():
+    """orjson for every JSON flavour the client sends and receives (the default is ``json``)."""
+    return {serializer.mimetype: serializer for serializer in (
+        elasticsearch.serializer.OrjsonSerializer(), _OrjsonCompatJson(), _OrjsonNdjson(), _OrjsonCompatNdjson())}
+
+
+def quiet_transport_logging():
+    """The client logs every request at INFO: keep that to warnings unless configured."""
+    for name in ("elastic_transport.transport", "elastic_transport.node_pool", "elasticsearch"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 class ElasticsearchEngine(Engine):
     """Elasticsearch 8/9 (or a compatible server) over HTTP."""
 
@@ -89,6 +121,9 @@ class ElasticsearchEngine(Engine):
         es_args.setdefault("connections_per_node", connections)
         es_args.setdefault("retry_on_timeout", False)
         es_args.setdefault("max_retries", 1)
+        if "serializer" not in es_args:
+            es_args.setdefault("serializers", orjson_serializers())
+        quiet_transport_logging()
         self.client = elasticsearch.AsyncElasticsearch(hosts, **es_args)
 
     @_translated()
