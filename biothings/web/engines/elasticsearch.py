@@ -111,6 +111,12 @@ def quiet_transport_logging():
             logger.setLevel(logging.WARNING)
 
 
+def _plain_http(host):
+    if isinstance(host, dict):
+        return host.get("scheme") == "http"
+    return isinstance(host, str) and host.startswith("http://")
+
+
 class ElasticsearchEngine(Engine):
     """Elasticsearch 8/9 (or a compatible server) over HTTP."""
 
@@ -121,6 +127,10 @@ class ElasticsearchEngine(Engine):
         es_args.setdefault("connections_per_node", connections)
         es_args.setdefault("retry_on_timeout", False)
         es_args.setdefault("max_retries", 1)
+        host_list = [hosts] if isinstance(hosts, (str, dict)) else list(hosts)
+        if "node_class" not in es_args and host_list and all(_plain_http(host) for host in host_list):
+            from biothings.web.engines.http_node import LeanHttpNode
+            es_args["node_class"] = LeanHttpNode
         if "serializer" not in es_args:
             es_args.setdefault("serializers", orjson_serializers())
         quiet_transport_logging()

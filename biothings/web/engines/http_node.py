@@ -1,0 +1,330 @@
+"""A lean HTTP/1.1 node for ``AsyncElasticsearch`` (plain ``http://`` hosts).
+
+``elastic_transport`` lets a client choose its node class: the HTTP layer under
+``AsyncTransport``. Its default, the aiohttp node, spends more CPU per request
+than the rest of a fast BioThings request (session, request and response
+objects, cookie and redirect machinery, a request log line built whether or not
+it is logged). This node speaks just what the transport needs, on asyncio
+protocols: keep-alive connections in a LIFO pool (at most
+``connections_per_node`` open, further requests wait for one), Content-Length
+and chunked bodies, gzip (``http_compress``), a timeout per request.
+
+Errors are the transport's own: ``ConnectionError`` (refused, reset, closed
+mid-answer) and ``ConnectionTimeout``, so retries, dead-node marking and our
+error mapping work unchanged. A request that fails on a *reused* connection
+before any byte of the answer arrived (the server closed an idle keep-alive
+connection) is sent once more on a fresh connection.
+
+TLS hosts keep the default node (see ``engines.create_engine``).
+"""
+
+import asyncio
+import collections
+import gzip
+import logging
+
+from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
+from elastic_transport._node._base import NodeApiResponse
+from elastic_transport._node._base_async import BaseAsyncNode
+from elastic_transport.client_utils import DEFAULT
+
+_node_logger = logging.getLogger("elastic_transport.node")
+
+_NO_BODY_STATUS = (204, 304)
+
+
+class _Response:
+    __slots__ = ("status", "headers", "body", "keep_alive")
+
+    def __init__(self, status, headers, body, keep_alive):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self):
+        self.transport = None
+        self.buffer = bytearray()
+        self.waiter = None
+        self.head_request = False
+        self.received = False
+        self.closed = False
+        self.used = False
+        # parse state of the current answer
+        self._head = None  # (status, headers, keep_alive) once the header block is read
+        self._length = None  # Content-Length, or -1 for chunked, or None = until close
+
+    # ---------------------------------------------------------------- protocol
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.closed = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            if self._head is not None and self._length is None:
+                status, headers, _ = self._head
+                waiter.set_result(_Response(status, headers, bytes(self.buffer), False))
+            else:
+                waiter.set_exception(ConnectionError(
+                    f"Connection closed by the server{': ' + str(exc) if exc else ''}",
+                    errors=(exc,) if exc else ()))
+
+    def data_received(self, data):
+        self.received = True
+        self.buffer += data
+        if self.waiter is not None and not self.waiter.done():
+            try:
+                self._parse()
+            except Exception as exc:  # malformed answer
+                self.waiter.set_exception(ConnectionError(f"Invalid HTTP answer: {exc}", errors=(exc,)))
+                self.close()
+
+    # ---------------------------------------------------------------- request
+    def send(self, data, head_request, loop):
+        self.waiter = loop.create_future()
+        self.head_request = head_request
+        self.received = False
+        self._head = None
+        self._length = None
+        self.transport.write(data)
+        return self.waiter
+
+    def close(self):
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _parse(self):
+        buf = self.buffer
+        if self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+            del buf[:end + 4]
+            version, status = lines[0].split(" ", 2)[:2]
+            status = int(status)
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                value = value.strip()
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            connection = headers.get("connection", "").lower()
+            keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+            if status == 100:  # an interim answer: the real one follows
+                return self._parse() if buf else None
+            if self.head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
+                length = 0
+            elif "chunked" in headers.get("transfer-encoding", "").lower():
+                length = -1
+            elif "content-length" in headers:
+                length = int(headers["content-length"])
+            else:
+                length = None
+                keep_alive = False
+            self._head = (status, headers, keep_alive)
+            self._length = length
+        status, headers, keep_alive = self._head
+        length = self._length
+        if length is None:
+            return  # until the server closes
+        if length >= 0:
+            if len(buf) < length:
+                return
+            body = bytes(buf[:length])
+            del buf[:length]
+        else:
+            body = self._dechunk()
+            if body is None:
+                return
+        self.waiter.set_result(_Response(status, headers, body, keep_alive))
+
+    def _dechunk(self):
+        buf = self.buffer
+        out = bytearray()
+        pos = 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+            pos = eol + 2
+            if size == 0:
+                # optional trailers, then an empty line
+                end = buf.find(b"\r\n\r\n", pos - 2)
+                if end < 0:
+                    return None
+                del buf[:end + 4]
+                return bytes(out)
+            if len(buf) < pos + size + 2:
+                return None
+            out += buf[pos:pos + size]
+            pos += size + 2
+
+
+class LeanHttpNode(BaseAsyncNode):
+    """``node_class`` for ``AsyncElasticsearch``: HTTP/1.1 on asyncio, keep-alive pool."""
+
+    _CLIENT_META_HTTP_CLIENT = ("bt", "1")
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.scheme != "http":
+            raise ValueError("LeanHttpNode serves plain http:// hosts; use the default node for TLS")
+        self._limit = max(1, config.connections_per_node or 10)
+        self._idle = []
+        self._open = 0
+        self._queue = collections.deque()
+        self._loop = None
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self._host_header = f"{host}:{self.port}" if self.port is not None else host
+        self._default_headers = {name.lower(): value for name, value in self.headers.items()
+                                 if name.lower() != "host"}
+
+    # ---------------------------------------------------------------- pool
+    async def _acquire(self, timeout):
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+            self._open -= 1
+        if self._open >= self._limit:
+            waiter = self._loop.create_future()
+            self._queue.append(waiter)
+            try:
+                conn = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(waiter.result(), True)
+                raise
+            if conn is not None:
+                return conn
+        self._open += 1
+        try:
+            _, conn = await asyncio.wait_for(
+                self._loop.create_connection(_Connection, self.host, self.port), timeout)
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+        return conn
+
+    def _release(self, conn, reusable):
+        if reusable and not conn.closed:
+            conn.waiter = None
+            conn.used = True
+            while self._queue:
+                waiter = self._queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(conn)
+                    return
+            self._idle.append(conn)
+            return
+        conn.close()
+        self._open -= 1
+        self._wake()
+
+    def _wake(self):
+        # a connection slot freed: the first waiter opens a new connection
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    # ---------------------------------------------------------------- request
+    def _request_bytes(self, method, target, body, headers):
+        merged = self._default_headers
+        if headers:
+            merged = merged.copy()
+            for name, value in headers.items():
+                merged[name.lower()] = value  # the request's headers win over the node's
+        lines = [f"{method} {self.path_prefix}{target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in merged.items())
+        if body is not None:
+            lines.append(f"content-length: {len(body)}\r\n")
+        lines.append("\r\n")
+        data = "".join(lines).encode("latin-1")
+        return data + body if body else data
+
+    async def perform_request(self, method, target, body=None, headers=None, request_timeout=DEFAULT):
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        timeout = self.config.request_timeout if request_timeout is DEFAULT else request_timeout
+        if body and self._http_compress:
+            body = gzip.compress(body)
+            headers = HttpHeaders(headers or {})
+            headers["content-encoding"] = "gzip"
+        elif not body:
+            body = None
+        data = self._request_bytes(method, target, body, headers)
+        start = loop.time()
+        deadline = start + timeout if timeout else None
+        try:
+            for attempt in (0, 1):
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.001)
+                conn = await self._acquire(remaining)
+                reused = conn.used
+                timer = None
+                try:
+                    waiter = conn.send(data, method == "HEAD", loop)
+                    if remaining is not None:
+                        timer = loop.call_later(remaining, _expire, waiter)
+                    response = await waiter
+                except ConnectionError:
+                    self._release(conn, False)
+                    if attempt == 0 and reused and not conn.received:
+                        continue  # a stale keep-alive connection: once more on a fresh one
+                    raise
+                except BaseException:
+                    self._release(conn, False)
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                self._release(conn, response.keep_alive)
+                break
+        except asyncio.TimeoutError as exc:
+            err = ConnectionTimeout("Connection timed out during request", errors=(exc,))
+            self._log(method, target, headers, body, exception=err)
+            raise err from None
+        except ConnectionError as err:
+            self._log(method, target, headers, body, exception=err)
+            raise
+        except OSError as exc:
+            err = ConnectionError(str(exc), errors=(exc,))
+            self._log(method, target, headers, body, exception=err)
+            raise err from None
+        raw = response.body
+        if raw and "gzip" in response.headers.get("content-encoding", ""):
+            raw = gzip.decompress(raw)
+        meta = ApiResponseMeta(node=self.config, duration=loop.time() - start, http_version="1.1",
+                               status=response.status, headers=HttpHeaders(response.headers))
+        self._log(method, target, headers, body, meta=meta, response=raw)
+        return NodeApiResponse(meta, raw)
+
+    def _log(self, method, target, headers, body, **kwargs):
+        if _node_logger.isEnabledFor(logging.DEBUG):
+            self._log_request(method=method, target=target, headers=headers, body=body, **kwargs)
+
+    async def close(self):
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+        self._open = 0
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("Client closed"))
+
+
+def _expire(waiter):
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())

@@ -1,0 +1,164 @@
+"""The lean HTTP node under ``AsyncElasticsearch`` (plain http:// hosts)."""
+
+import asyncio
+import gzip
+
+import orjson
+import pytest
+from elastic_transport import ConnectionError, ConnectionTimeout, NodeConfig
+
+from biothings.web.engines.http_node import LeanHttpNode
+
+pytestmark = pytest.mark.asyncio
+
+HEADERS = b"X-Elastic-Product: Elasticsearch\r\ncontent-type: application/json\r\n"
+
+
+class Server:
+    """A scripted HTTP server: ``answer(request_line, body)`` returns raw answer bytes or None."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.connections = 0
+        self.requests = []
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def _serve(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                self.requests.append((lines[0], headers, body))
+                out = await self.answer(lines[0], body)
+                if out is None:
+                    writer.close()
+                    return
+                writer.write(out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            writer.close()
+
+
+def ok(payload, extra=b""):
+    data = orjson.dumps(payload)
+    return b"HTTP/1.1 200 OK\r\n" + HEADERS + extra + b"content-length: %d\r\n\r\n" % len(data) + data
+
+
+def node(port, **kwargs):
+    return LeanHttpNode(NodeConfig("http", "127.0.0.1", port, **kwargs))
+
+
+async def test_keep_alive_reuses_one_connection():
+    async def answer(line, body):
+        return ok({"line": line, "body": body.decode()})
+    async with Server(answer) as server:
+        n = node(server.port)
+        for i in range(3):
+            resp = await n.perform_request("POST", f"/idx/_search?i={i}", body=b'{"q": 1}',
+                                           headers={"content-type": "application/json"})
+            assert resp.meta.status == 200
+            assert orjson.loads(resp.body) == {"line": f"POST /idx/_search?i={i} HTTP/1.1", "body": '{"q": 1}'}
+            assert resp.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+        assert server.connections == 1
+        line, headers, _ = server.requests[0]
+        assert headers["host"] == f"127.0.0.1:{server.port}" and headers["content-type"] == "application/json"
+        await n.close()
+
+
+async def test_chunked_gzip_and_until_close_bodies():
+    payload = orjson.dumps({"hits": list(range(100))})
+    zipped = gzip.compress(payload)
+
+    async def answer(line, body):
+        if "chunked" in line:
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + 50]), payload[i:i + 50])
+                              for i in range(0, len(payload), 50))
+            return b"HTTP/1.1 200 OK\r\n" + HEADERS + b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+        if "gzip" in line:
+            return (b"HTTP/1.1 200 OK\r\n" + HEADERS + b"content-encoding: gzip\r\n"
+                    b"content-length: %d\r\n\r\n" % len(zipped) + zipped)
+        return None
+    async with Server(answer) as server:
+        n = node(server.port)
+        assert (await n.perform_request("GET", "/chunked")).body == payload
+        assert (await n.perform_request("GET", "/gzip")).body == payload
+        assert server.connections == 1
+        await n.close()
+
+
+async def test_stale_keep_alive_connection_is_retried_once():
+    calls = []
+
+    async def answer(line, body):
+        calls.append(line)
+        # the second request finds its connection closed by the server
+        return None if len(calls) == 2 else ok({"n": len(calls)})
+    async with Server(answer) as server:
+        n = node(server.port)
+        assert orjson.loads((await n.perform_request("GET", "/a")).body) == {"n": 1}
+        assert orjson.loads((await n.perform_request("GET", "/b")).body) == {"n": 3}
+        assert server.connections == 2
+        await n.close()
+
+
+async def test_connection_close_answers_are_not_reused():
+    async def answer(line, body):
+        return ok({}, b"connection: close\r\n")
+    async with Server(answer) as server:
+        n = node(server.port)
+        await n.perform_request("GET", "/a")
+        await n.perform_request("GET", "/b")
+        assert server.connections == 2
+        await n.close()
+
+
+async def test_timeout_and_refused_are_transport_errors():
+    async def answer(line, body):
+        await asyncio.sleep(5)
+        return ok({})
+    async with Server(answer) as server:
+        n = node(server.port, request_timeout=0.2)
+        with pytest.raises(ConnectionTimeout):
+            await n.perform_request("GET", "/slow")
+        await n.close()
+    port = server.port
+    with pytest.raises(ConnectionError):
+        await node(port).perform_request("GET", "/")
+
+
+async def test_connection_limit_queues_requests():
+    active = []
+    peak = []
+
+    async def answer(line, body):
+        active.append(1)
+        peak.append(len(active))
+        await asyncio.sleep(0.02)
+        active.pop()
+        return ok({})
+    async with Server(answer) as server:
+        n = node(server.port, connections_per_node=3)
+        results = await asyncio.gather(*(n.perform_request("GET", f"/{i}") for i in range(12)))
+        assert all(r.meta.status == 200 for r in results)
+        assert server.connections == 3 and max(peak) == 3
+        await n.close()
+
+
+async def test_client_uses_the_lean_node_for_http_only():
+    from biothings.web.engines.elasticsearch import ElasticsearchEngine
+    engine = ElasticsearchEngine(["http://127.0.0.1:9"])
+    assert all(type(n) is LeanHttpNode for n in engine.client.transport.node_pool.all())
+    await engine.close()
+    engine = ElasticsearchEngine(["https://127.0.0.1:9"], verify_certs=False, ssl_show_warn=False)
+    assert not any(type(n) is LeanHttpNode for n in engine.client.transport.node_pool.all())
+    await engine.close()
