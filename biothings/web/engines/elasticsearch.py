@@ -2,6 +2,7 @@
 
 import functools
 import logging
+from urllib.parse import quote
 
 import elasticsearch
 import orjson
@@ -135,11 +136,28 @@ class ElasticsearchEngine(Engine):
             es_args.setdefault("serializers", orjson_serializers())
         quiet_transport_logging()
         self.client = elasticsearch.AsyncElasticsearch(hosts, **es_args)
+        self._paths = {}
+
+    # search and msearch are the request path: they go straight to the client's
+    # perform_request (same transport, headers and errors as client.search and
+    # client.msearch, without their per-call parameter rewriting)
+    _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+    _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
+
+    def _index_path(self, index, endpoint):
+        key = (index, endpoint)
+        path = self._paths.get(key)
+        if path is None:
+            if isinstance(index, (list, tuple)):
+                index = ",".join(index)
+            path = self._paths[key] = f"/{quote(str(index), ',*')}/{endpoint}"
+        return path
 
     @_translated()
     async def search(self, index, body, scroll=None):
-        params = {"scroll": scroll} if scroll else {}
-        response = await self.client.search(index=index, body=body, **params)
+        response = await self.client.perform_request(
+            "POST", self._index_path(index, "_search"), params={"scroll": scroll} if scroll else None,
+            headers=self._JSON_HEADERS, body=body, endpoint_id="search", path_parts={"index": index})
         return response.body
 
     @_translated()
@@ -148,7 +166,9 @@ class ElasticsearchEngine(Engine):
         for body in bodies:
             searches.append({})
             searches.append(body)
-        response = await self.client.msearch(index=index, searches=searches)
+        response = await self.client.perform_request(
+            "POST", self._index_path(index, "_msearch"), headers=self._NDJSON_HEADERS, body=searches,
+            endpoint_id="msearch", path_parts={"index": index})
         return response.body["responses"]
 
     @_translated(scrolling=True)

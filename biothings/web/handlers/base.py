@@ -51,13 +51,23 @@ class BaseHandler(tornado.web.RequestHandler):
     def initialize(self, web_settings=None, biothing_type=None, **kwargs):
         self.web_settings = web_settings or self.application.biothings
         self.biothing_type = biothing_type
-        self.request_id = None
+        self._request_id = None
+
+    @property
+    def request_id(self):
+        """The client's ``X-Request-Id``, or a new one; made only when an error needs it."""
+        if self._request_id is None:
+            self._request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        return self._request_id
+
+    @request_id.setter
+    def request_id(self, value):
+        self._request_id = value
 
     def set_default_headers(self):
         self._headers["Access-Control-Allow-Origin"] = "*"
 
     def prepare(self):
-        self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
         settings = self.web_settings
         origin = settings.ACCESS_CONTROL_ALLOW_ORIGIN
         if origin:
@@ -184,9 +194,9 @@ class BaseAPIHandler(BaseHandler):
     def finish_result(self, data, title=None):
         """Serialize ``data`` in the requested format and finish."""
         sort_keys = bool(self.args.get("_sorted", True)) if self.args else False
-        html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()}
-        body, content_type = formats.serialize(data, self.format, sort_keys,
-                                               **(html_args if self.format == "html" else {}))
+        html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()} \
+            if self.format == "html" else {}
+        body, content_type = formats.serialize(data, self.format, sort_keys, **html_args)
         self.set_header("Content-Type", content_type)
         if self.request.method in ("GET", "HEAD") and self.cacheable and self.get_status() == 200:
             max_age = self.cache_max_age()
