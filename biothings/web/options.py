@@ -33,8 +33,9 @@ class Options(dict):
 
     __slots__ = ()
 
-    def __getattr__(self, name):
-        return self.get(name)
+    # dict.get itself (no Python frame): the pipeline reads options hundreds
+    # of times per batch request
+    __getattr__ = dict.get
 
     def __setattr__(self, name, value):
         self[name] = value
