@@ -89,6 +89,9 @@ class ESResultTransform:
         templates = options.templates or [{} for _ in responses]
         out, max_total, over = [], 0, 0
         size = options.size
+        hit_template = options.template_hit or {}
+        miss_template = options.template_miss or {"notfound": True}
+        transform_hit = self.transform_hit
         for template, response in zip(templates, responses):
             if "error" in response:
                 error = response["error"]
@@ -102,11 +105,10 @@ class ESResultTransform:
             if size is not None and total > size:
                 over += 1
             if not hits.get("hits"):
-                out.append({**template, **(options.template_miss or {"notfound": True})})
+                out.append({**template, **miss_template})
                 continue
             for hit in hits["hits"]:
-                doc = self.transform_hit(hit, options)
-                out.append({**template, **(options.template_hit or {}), **doc})
+                out.append({**template, **hit_template, **transform_hit(hit, options)})
         if options.with_total:
             result = {"max_total": max_total, "hits": out}
             if over:
@@ -118,29 +120,32 @@ class ESResultTransform:
     # ---------------------------------------------------------- documents
     def transform_hit(self, hit, options):
         """An engine hit -> the API document, with every document option applied."""
+        get = options.get  # not attribute reads: see ESQueryBuilder.apply_extras
         doc = {"_id": hit["_id"]}
-        if options.annotation_single:
+        if get("annotation_single"):
             if "_version" in hit:
                 doc["_version"] = hit["_version"]
         else:
             doc["_score"] = hit.get("_score")
-            if options.annotation and "_version" in hit:
+            if "_version" in hit and get("annotation"):
                 doc["_version"] = hit["_version"]
         if "_explanation" in hit:
             doc["_explanation"] = hit["_explanation"]
-        if "sort" in hit and options.sort:
+        if "sort" in hit and get("sort"):
             doc["sort"] = hit["sort"]
         source = hit.get("_source")
         if source:
             doc.update(source)
         self.apply_licenses(doc)
-        if options.jmespath:
-            self.option_jmespath(doc, options.jmespath)
-        if options.allow_null:
-            self.option_allow_null(doc, options.allow_null, options.always_list or ())
-        if options.always_list:
-            self.option_always_list(doc, options.always_list)
-        if options.dotfield:
+        jmespath_text = get("jmespath")
+        if jmespath_text:
+            self.option_jmespath(doc, jmespath_text)
+        allow_null, always_list = get("allow_null"), get("always_list")
+        if allow_null:
+            self.option_allow_null(doc, allow_null, always_list or ())
+        if always_list:
+            self.option_always_list(doc, always_list)
+        if get("dotfield"):
             doc = self.option_dotfield(doc)
         return doc
 
