@@ -94,3 +94,21 @@ def test_dead_worker_is_replaced(tmp_path):
     finally:
         assert stop(process) == 0
     assert not [pid for pid in now if os.path.exists(f"/proc/{pid}")]  # workers gone too
+
+
+def test_event_loop_option(tmp_path):
+    """uvloop when installed (a dependency on Linux), asyncio on request; both serve."""
+    try:
+        import uvloop  # noqa: F401
+        expected = "uvloop"
+    except ImportError:
+        expected = "asyncio"
+    for flag, loop in (("--loop=auto", expected), ("--loop=asyncio", "asyncio")):
+        process, url = start(tmp_path, "--processes=1", flag)
+        try:
+            wait_http(url + "/status", timeout=60)
+            assert requests.get(url + "/v1/gene/1017", timeout=10).json()["symbol"] == "CDK2"
+        finally:
+            assert stop(process) == 0
+        output = process.stdout.read().decode()
+        assert f"{loop} event loop" in output, output
