@@ -112,3 +112,23 @@ def test_event_loop_option(tmp_path):
             assert stop(process) == 0
         output = process.stdout.read().decode()
         assert f"{loop} event loop" in output, output
+
+
+def test_workers_listen_on_their_own_reuseport_sockets(tmp_path):
+    """Several workers: one listening socket each (SO_REUSEPORT), so the kernel spreads connections."""
+    import shutil
+    import socket
+
+    import pytest
+    if not hasattr(socket, "SO_REUSEPORT") or not shutil.which("ss"):
+        pytest.skip("needs SO_REUSEPORT and ss")
+    process, url = start(tmp_path, "--processes=2")
+    try:
+        wait_http(url + "/status", timeout=60)
+        port = url.rsplit(":", 1)[1]
+        listing = subprocess.run(["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+        pids = {part.split(",")[0] for part in listing.split("pid=")[1:]}
+        assert len(listing.strip().splitlines()) == 2 and len(pids) == 2, listing
+        assert str(process.pid) not in pids  # the supervisor does not listen
+    finally:
+        assert stop(process) == 0

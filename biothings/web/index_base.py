@@ -5,6 +5,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 
 import tornado.httpserver
@@ -50,9 +51,19 @@ def main(app_settings=None, use_curl=False):
     processes = options.processes
     if options.debug or options.autoreload:
         processes = 1
-    sockets = tornado.netutil.bind_sockets(options.port, options.address)
+    # Several workers: each binds its own SO_REUSEPORT socket, so the kernel
+    # spreads connections over them. On one shared socket, whichever worker
+    # wakes first accepts a whole burst of keep-alive connections (wrk -c32:
+    # often all 32 on one worker, the other idle).
+    reuse_port = processes != 1 and bool(options.port) and hasattr(socket, "SO_REUSEPORT")
+    sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=reuse_port)
     if processes != 1:
+        if reuse_port:
+            for sock in sockets:  # the bind above only checked the port is free
+                sock.close()
         supervise_workers(processes or tornado.process.cpu_count())
+        if reuse_port:
+            sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=True)
 
     settings = dict(app_settings or {})
     if options.debug:
