@@ -124,7 +124,9 @@ def test_front_page_query_shows_hits_and_facets(page, serve):
     page.wait_for_selector("#pager:not([hidden])")
     first_id = page.locator("#hits .hit a.hit-id").first.inner_text()
     page.click("#next")
-    page.wait_for_function("document.querySelector('#summary').textContent.includes('showing 11-20')")
+    # a locator wait, not wait_for_function: the page's CSP forbids the eval that one needs
+    from playwright.sync_api import expect
+    expect(page.locator("#summary")).to_contain_text("showing 11-20")
     assert page.locator("#hits .hit a.hit-id").first.inner_text() != first_id
 
 
