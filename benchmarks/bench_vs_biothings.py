@@ -216,6 +216,19 @@ def fmt(v, spec=".0f"):
     return "" if v is None else format(v, spec)
 
 
+def misses(ratio, cratio, o):
+    out = []
+    if ratio is None or ratio < TARGET_RPS_RATIO:
+        out.append("req/s")
+    if cratio is None or cratio > TARGET_CPU_RATIO:
+        out.append("CPU")
+    if o["p99_ms"] >= TARGET_P99_MS:
+        out.append("p99")
+    if o["errors"]:
+        out.append("errors")
+    return out
+
+
 def report(args, info, ours, bt, rss, scaling):
     lines = []
     w = lines.append
@@ -229,9 +242,10 @@ def report(args, info, ours, bt, rss, scaling):
       f"ES stub and wrk to CPU {args.aux_cpu}")
     w(f"- command: `{info['command']}`")
     w("")
-    w("| case | request | ours req/s | BT req/s | ratio (>= 3) | ours p50 / p99 ms | BT p50 / p99 ms "
-      "| ours CPU ms/req | BT CPU ms/req | CPU ratio (<= 0.33) | errors ours/BT | neighbours CPU% | target |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("| case | request | answer bytes ours/BT | ours req/s | BT req/s | ratio (>= 3) | ours p50 / p99 ms "
+      "| BT p50 / p99 ms | ours CPU ms/req | BT CPU ms/req | CPU ratio (<= 0.33) | errors ours/BT "
+      "| neighbours CPU% ours/BT | target |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for case in CASES:
         if case not in ours or case not in bt:
             continue
@@ -240,12 +254,13 @@ def report(args, info, ours, bt, rss, scaling):
         cratio = o["cpu_ms"] / b["cpu_ms"] if o["cpu_ms"] and b["cpu_ms"] else None
         ok = (ratio is not None and ratio >= TARGET_RPS_RATIO and cratio is not None
               and cratio <= TARGET_CPU_RATIO and o["p99_ms"] < TARGET_P99_MS and o["errors"] == 0)
-        w(f"| {case} | {o['request']} | {o['rps']:.0f} ({o['rps_min']:.0f}-{o['rps_max']:.0f}) "
+        w(f"| {case} | {o['request']} | {o['bytes']}/{b['bytes']} "
+          f"| {o['rps']:.0f} ({o['rps_min']:.0f}-{o['rps_max']:.0f}) "
           f"| {b['rps']:.0f} ({b['rps_min']:.0f}-{b['rps_max']:.0f}) | {fmt(ratio, '.2f')} "
           f"| {o['p50_ms']:.1f} / {o['p99_ms']:.1f} | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} "
           f"| {fmt(o['cpu_ms'], '.3f')} | {fmt(b['cpu_ms'], '.3f')} | {fmt(cratio, '.2f')} "
           f"| {o['errors']}/{b['errors']} | {fmt(o['foreign_pct'])}/{fmt(b['foreign_pct'])} "
-          f"| {'met' if ok else 'MISSED'} |")
+          f"| {'met' if ok else 'missed: ' + ', '.join(misses(ratio, cratio, o))} |")
     w("")
     if rss:
         w("#### Resident memory after each round (MB, VmRSS)")
@@ -300,7 +315,15 @@ def main():
                     help="cases of the 1 vs 2 processes comparison ('' to skip)")
     ap.add_argument("--skip-biothings", action="store_true", help="only our server (quick profiling runs)")
     ap.add_argument("--out", default=None, help="results dir [benchmarks/results/<timestamp>]")
+    ap.add_argument("--rerender", metavar="DIR", help="print the report of a finished run (its summary.json)")
     args = ap.parse_args()
+    if args.rerender:
+        with open(os.path.join(args.rerender, "summary.json")) as f:
+            saved = json.load(f)
+        for key, value in saved.get("args", {}).items():
+            setattr(args, key, value)
+        print(report(args, saved["info"], saved["ours"], saved["biothings"] or {}, saved["rss"], saved["scaling"]))
+        return
     if not args.bench_dir:
         ap.error("--bench-dir: no run_bench.sh found (set BENCH_DIR)")
     if not shutil.which("wrk"):
@@ -320,6 +343,8 @@ def main():
                                 "--port", str(stub_port), "--index", "mygene_test"],
                     args.aux_cpu, out, env, out)
         procs.append(stub)
+        # the servers read the index mapping and _meta at start-up: the stub must answer first
+        wait_http(f"http://127.0.0.1:{stub_port}/", stub)
 
         def start_ours(name, processes, cpus):
             port = free_port()
@@ -344,7 +369,7 @@ def main():
         info = {
             "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "machine": machine(),
-            "ours": versions(args.python, ["tornado", "elasticsearch", "orjson"]),
+            "ours": versions(args.python, ["tornado", "elasticsearch", "orjson", "uvloop"]),
             "bt": versions(bt_python, ["biothings", "tornado", "elasticsearch"]) if bt else {},
             "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
         }
@@ -380,7 +405,7 @@ def main():
         with open(os.path.join(out, "report.md"), "w") as f:
             f.write(text + "\n")
         with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump({"info": info, "ours": ours_sum, "biothings": bt_sum if bt else None, "rss": rss,
+            json.dump({"args": vars(args), "info": info, "ours": ours_sum, "biothings": bt_sum if bt else None, "rss": rss,
                        "scaling": scaling}, f, indent=1)
         print(text)
         log(f"report -> {os.path.join(out, 'report.md')}")
