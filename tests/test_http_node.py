@@ -162,3 +162,34 @@ async def test_client_uses_the_lean_node_for_http_only():
     engine = ElasticsearchEngine(["https://127.0.0.1:9"], verify_certs=False, ssl_show_warn=False)
     assert not any(type(n) is LeanHttpNode for n in engine.client.transport.node_pool.all())
     await engine.close()
+
+
+async def test_cancelled_waiters_pass_their_turn_on():
+    async def answer(line, body):
+        await asyncio.sleep(0.05)
+        return ok({})
+    async with Server(answer) as server:
+        n = node(server.port, connections_per_node=1)
+        first = asyncio.ensure_future(n.perform_request("GET", "/1"))
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.ensure_future(n.perform_request("GET", f"/w{i}")) for i in range(3)]
+        await asyncio.sleep(0.01)
+        waiting[0].cancel()
+        results = await asyncio.gather(first, *waiting[1:])
+        assert all(r.meta.status == 200 for r in results)
+        assert waiting[0].cancelled() and server.connections == 1
+        # a connection slot freed (not a connection handed over) reaches the next waiter too
+        n2 = node(server.port, connections_per_node=1)
+        n2._loop = asyncio.get_running_loop()
+        n2._open = 1  # as if a connection were out
+        w1 = asyncio.ensure_future(n2._acquire(1))
+        w2 = asyncio.ensure_future(n2._acquire(1))
+        await asyncio.sleep(0.01)
+        assert len(n2._queue) == 2
+        n2._open = 0  # ...and it was closed
+        n2._wake()          # the slot goes to w1...
+        w1.cancel()         # ...which is cancelled before it runs: w2 must get it
+        conn = await asyncio.wait_for(w2, 2)
+        assert conn is not None
+        conn.close()
+        await n.close()

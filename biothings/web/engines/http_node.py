@@ -199,9 +199,13 @@ class LeanHttpNode(BaseAsyncNode):
             self._queue.append(waiter)
             try:
                 conn = await waiter
-            except BaseException:
+            except BaseException:  # cancelled while waiting: pass on what it was given
                 if waiter.done() and not waiter.cancelled():
-                    self._release(waiter.result(), True)
+                    handed = waiter.result()
+                    if handed is not None:
+                        self._release(handed, True)
+                    else:
+                        self._wake()
                 raise
             if conn is not None:
                 return conn
