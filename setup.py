@@ -17,6 +17,7 @@ setup(
         "tantivy>=0.24",
         "luqum>=1.0",
         "tqdm>=4.60",
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [

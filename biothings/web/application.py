@@ -7,6 +7,7 @@ import os
 import tornado.ioloop
 import tornado.web
 
+from biothings.web.accesslog import make_log_function
 from biothings.web.handlers.base import NotFoundHandler
 
 logger = logging.getLogger("biothings.web")
@@ -31,6 +32,14 @@ class BiothingsApplication(tornado.web.Application):
     """A tornado application that knows its API settings (``self.biothings``)."""
 
     def __init__(self, web_settings, handlers, **settings):
+        self.metrics = None
+        metrics_path = web_settings.get("METRICS_PATH")
+        if metrics_path:
+            from biothings.web.metrics import Metrics, MetricsHandler
+            self.metrics = Metrics()
+            handlers = [(metrics_path, MetricsHandler, {"web_settings": web_settings, "route": metrics_path})] \
+                + list(handlers)
+        settings.setdefault("log_function", make_log_function(web_settings, self.metrics))
         settings.setdefault("default_handler_class", NotFoundHandler)
         settings.setdefault("default_handler_args", {"web_settings": web_settings})
         settings.setdefault("static_hash_cache", True)
@@ -41,6 +50,8 @@ class BiothingsApplication(tornado.web.Application):
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
         for settings in self.biothings.all_settings():
+            if self.metrics is not None:
+                self.metrics.instrument_engine(settings.engine)
             await settings.metadata.refresh()
             interval = settings.METADATA_REFRESH_INTERVAL
             if interval and interval > 0:

@@ -44,6 +44,8 @@ def main(app_settings=None, use_curl=False):
 
     web_settings = BiothingWebSettings(options.conf)
     web_settings.configure_logger(logging.getLogger("biothings"))
+    from biothings.web import accesslog
+    accesslog.configure(web_settings)
     prepare_embedded_data(web_settings)
 
     processes = options.processes
@@ -51,6 +53,9 @@ def main(app_settings=None, use_curl=False):
         processes = 1
     sockets = tornado.netutil.bind_sockets(options.port, options.address)
     if processes != 1:
+        if web_settings.get("METRICS_PATH"):
+            from biothings.web.metrics import prepare_multiprocess
+            prepare_multiprocess()  # /metrics of any worker sums every worker
         supervise_workers(processes or tornado.process.cpu_count())
 
     settings = dict(app_settings or {})
@@ -101,11 +106,15 @@ def supervise_workers(count):
         except ChildProcessError:
             break
         slot = children.pop(pid, None)
+        from biothings.web.metrics import worker_exited
+        worker_exited(pid)
         if slot is None or stopping:
             continue
         logger.warning("worker %d (pid %d) exited with status %d; restarting", slot, pid, status)
         if spawn(slot):
             return
+    from biothings.web.metrics import cleanup_multiprocess
+    cleanup_multiprocess()
     sys.exit(0)
 
 

@@ -35,10 +35,16 @@ def expand_app_list(web_settings):
                 continue
             seen.add(path)
             if _accepts_settings(handler):
-                rules.append((path, handler, {"web_settings": web_settings, **extra, **kwargs}))
+                route = {"route": path} if _is_base_handler(handler) else {}
+                rules.append((path, handler, {"web_settings": web_settings, **route, **extra, **kwargs}))
             else:
                 rules.append((path, handler, kwargs))
     return rules
+
+
+def _is_base_handler(handler):
+    from biothings.web.handlers.base import BaseHandler
+    return isinstance(handler, type) and issubclass(handler, BaseHandler)
 
 
 def _accepts_settings(handler):

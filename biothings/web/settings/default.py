@@ -92,6 +92,19 @@ ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-
 MAX_BODY_SIZE = 10 * 1024 * 1024
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
+# ETag on successful GET/HEAD answers, derived from the index build (the
+# _meta of the type's index: build_version, build_date, ...) and the request;
+# If-None-Match with it answers 304 without running the query.
+ETAG = True
+
+# ---------------------------------------------------------------- observability
+# Prometheus metrics (requests, latency, engine calls, in-flight) served at
+# this path of the application; empty: no metrics collected or served.
+METRICS_PATH = "/metrics"
+# Access log of every request (logger "biothings.access"): "text" (one
+# human-readable line), "json" (one JSON object a line: time, method, path,
+# status, duration_ms, request_id, remote_ip, user_agent, ...) or "off".
+ACCESS_LOG_FORMAT = "text"
 
 # ---------------------------------------------------------------- options
 # Every request parameter, declared once: type, default, aliases, max, enum.
