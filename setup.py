@@ -27,7 +27,9 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            "mkdocs>=1.6",
         ],
+        "docs": ["mkdocs>=1.6"],
     },
     entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},
 )

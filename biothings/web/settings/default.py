@@ -19,8 +19,9 @@ ES_REQUEST_TIMEOUT = 10
 # HTTP connections kept per Elasticsearch node (the client's default of 10
 # queues requests under load).
 ES_CONNECTIONS = 64
-# fetch_all: hits per page and how long a scroll context lives.
+# fetch_all: hits per page.
 ES_SCROLL_SIZE = 1000
+# fetch_all: how long a scroll context lives between two pages.
 ES_SCROLL_TIME = "1m"
 # Where the embedded engine keeps its indexes.
 EMBEDDED_DATA_DIR = ".biothings_data"
@@ -29,7 +30,9 @@ EMBEDDED_DATA_DIR = ".biothings_data"
 EMBEDDED_DATA_FILES = {}
 
 # ---------------------------------------------------------------- routes
+# Path prefix of every route but the front page (e.g. "mygene").
 API_PREFIX = ""
+# Version segment of the API routes ({ver}).
 API_VERSION = "v1"
 # (pattern, handler class or dotted name[, initialize kwargs]). Patterns may use
 # {pre} (API_PREFIX), {ver} (API_VERSION) and {typ} (each key of ES_INDICES).
@@ -53,6 +56,7 @@ APP_LIST = [
 # ---------------------------------------------------------------- API
 # Shown on the front page and in the OpenAPI document.
 API_NAME = "BioThings API"
+# One line about the API (front page, OpenAPI document).
 API_DESCRIPTION = "A BioThings query API."
 # Fields an annotation id is matched against when nothing else applies.
 ANNOTATION_DEFAULT_SCOPES = ["_id"]
@@ -86,7 +90,9 @@ MAX_RESULT_WINDOW = 10000
 CACHE_MAX_AGE = 604800
 # Per handler name (annotation, query, metadata, fields, status, frontpage).
 CACHE_MAX_AGE_BY_HANDLER = {}
+# CORS: Access-Control-Allow-Origin of every API response (empty: none).
 ACCESS_CONTROL_ALLOW_ORIGIN = "*"
+# CORS: request headers allowed by OPTIONS preflight answers.
 ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, Authorization"
 # Largest request body accepted, in bytes.
 MAX_BODY_SIZE = 10 * 1024 * 1024
@@ -128,6 +134,7 @@ _QUERY_COMMON = {
     "filter": {"type": str, "default": None},
     "post_filter": {"type": str, "default": None},
 }
+# Parameters of /query, per method (GET: search, POST: batch).
 QUERY_KWARGS = {
     "GET": {
         **_QUERY_COMMON,
@@ -147,10 +154,12 @@ QUERY_KWARGS = {
         "analyzer": {"type": str, "default": None},
     },
 }
+# Parameters of /{typ}/<id> (GET) and /{typ} (POST: batch of ids).
 ANNOTATION_KWARGS = {
     "GET": {**COMMON_KWARGS, "id": {"type": str, "required": True}},
     "POST": {**COMMON_KWARGS, "id": {"type": list, "required": True, "alias": ["ids"], "max": 1000}},
 }
+# Parameters of /metadata.
 METADATA_KWARGS = {
     "GET": {
         "dev": {"type": bool, "default": False},
@@ -159,6 +168,7 @@ METADATA_KWARGS = {
         "_sorted": COMMON_KWARGS["_sorted"],
     },
 }
+# Parameters of /metadata/fields.
 FIELDS_KWARGS = {
     "GET": {
         **METADATA_KWARGS["GET"],
@@ -166,15 +176,20 @@ FIELDS_KWARGS = {
         "prefix": {"type": str, "default": None},
     },
 }
+# Parameters of /status (GET and HEAD).
 STATUS_KWARGS = {"GET": {"dev": {"type": bool, "default": False}, "format": COMMON_KWARGS["format"]}}
 STATUS_KWARGS["HEAD"] = STATUS_KWARGS["GET"]
 
 # ---------------------------------------------------------------- pipeline
 # Classes (or dotted names) of the pipeline stages; subclass to customise.
 ES_QUERY_BUILDER = "biothings.web.pipeline.ESQueryBuilder"
+# Runs the built query on the engine.
 ES_QUERY_BACKEND = "biothings.web.pipeline.ESQueryBackend"
+# Turns engine answers into API answers.
 ES_RESULT_TRANSFORM = "biothings.web.pipeline.ESResultTransform"
 
 # ---------------------------------------------------------------- logging
+# Level of the "biothings" loggers (DEBUG, INFO, WARNING, ...).
 LOGGING_LEVEL = "INFO"
+# Parameters of /{ver}/spec (the OpenAPI document).
 SPEC_KWARGS = {"GET": {"format": COMMON_KWARGS["format"], "_sorted": {"type": bool, "default": False}}}
