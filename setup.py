@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Serve biomedical data as a fast, well-behaved query API (BioThings web layer).",
     packages=find_packages(include=["biothings", "biothings.*"]),
-    package_data={"biothings.web": ["demo/*.json", "demo/*.ndjson"]},
+    package_data={"biothings.web": ["demo/*.json", "demo/*.ndjson", "static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tornado>=6.4",
@@ -27,6 +27,8 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            "openapi-spec-validator>=0.7",
+            "playwright>=1.40",
             "mkdocs>=1.6",
         ],
         "docs": ["mkdocs>=1.6"],
