@@ -68,6 +68,9 @@ ALLOW_RANDOM_QUERY = False
 ALLOW_NESTED_AGGS = False
 # Deepest facet nesting allowed.
 MAX_AGGS_DEPTH = 3
+# Most facet buckets one query may ask for (facet_size per facet, multiplied
+# through nesting); Elasticsearch's own search.max_buckets is 65,536.
+MAX_FACET_BUCKETS = 65536
 # Named query templates: USERQUERY_DIR/NAME/query*.txt (+ filter*.txt).
 USERQUERY_DIR = ""
 # {path: alias_path}: licenses of the source at path also apply to alias_path.
@@ -88,8 +91,10 @@ CACHE_MAX_AGE = 604800
 CACHE_MAX_AGE_BY_HANDLER = {}
 ACCESS_CONTROL_ALLOW_ORIGIN = "*"
 ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, Authorization"
-# Largest request body accepted, in bytes.
+# Largest request body accepted, in bytes (more: a JSON 413, see docs/limits.md).
 MAX_BODY_SIZE = 10 * 1024 * 1024
+# Longest request URI (path and query string), in characters (more: a JSON 414).
+MAX_URL_LENGTH = 16384
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
 
