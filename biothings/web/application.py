@@ -73,6 +73,7 @@ class BiothingsApplication(tornado.web.Application):
                 closed.add(id(engine))
                 try:
                     await engine.close()
+                    logger.info("closed the %s engine client", engine.name)
                 except Exception:  # closing is best effort
                     logger.exception("closing %s", engine)
         await asyncio.sleep(0)
