@@ -19,6 +19,8 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
+        # optional OIDC authentication (AUTH_OIDC_ISSUER): JWT signatures, JWKS keys
+        "auth": ["PyJWT[crypto]>=2.8"],
         "test": [
             "pytest>=8",
             "requests>=2.28",
@@ -26,6 +28,8 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            "PyJWT[crypto]>=2.8",
+            "schemathesis>=4,<5",
         ],
     },
     entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},

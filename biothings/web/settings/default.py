@@ -98,6 +98,32 @@ MAX_URL_LENGTH = 16384
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
 
+# ---------------------------------------------------------------- authentication
+# Off by default. Handler names whose requests need "Authorization: Bearer <token>"
+# (annotation, query, metadata, fields, status, spec, frontpage), or ["*"] for all.
+# Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
+AUTH_REQUIRED_ROUTES = []
+# Tokens accepted as they are: a list, or {token: subject}.
+AUTH_STATIC_TOKENS = []
+# OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
+# {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
+AUTH_OIDC_ISSUER = ""
+# Required "aud" claim of tokens ("" skips the audience check).
+AUTH_OIDC_AUDIENCE = ""
+AUTH_OIDC_ALGORITHMS = ["RS256", "ES256", "PS256"]
+# JWKS URL when the issuer has no discovery document.
+AUTH_OIDC_JWKS_URL = ""
+# Token introspection (RFC 7662), the fallback for opaque tokens: endpoint
+# (default: the issuer's introspection_endpoint) and this API's client credentials.
+AUTH_INTROSPECTION_URL = ""
+AUTH_INTROSPECTION_CLIENT_ID = ""
+AUTH_INTROSPECTION_CLIENT_SECRET = ""
+# Seconds the discovery document and keys are cached; timeout of provider calls;
+# clock skew tolerated on "exp".
+AUTH_JWKS_CACHE_SECONDS = 300
+AUTH_PROVIDER_TIMEOUT = 5
+AUTH_LEEWAY = 30
+
 # ---------------------------------------------------------------- options
 # Every request parameter, declared once: type, default, aliases, max, enum.
 # Apps extend these (e.g. QUERY_KWARGS["GET"]["species"] = {...}).
