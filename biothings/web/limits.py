@@ -31,6 +31,7 @@ def json_error_response(request_conn, status, reason, headers=None, **extra):
         "Content-Type": "application/json; charset=UTF-8",
         "Content-Length": str(len(body)),
         "Connection": "close",
+        "X-Content-Type-Options": "nosniff",
         **(headers or {}),
     })
     request_conn.write_headers(httputil.ResponseStartLine("HTTP/1.1", status, _REASONS.get(status, "Error")),
