@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Serve biomedical data as a fast, well-behaved query API (BioThings web layer).",
     packages=find_packages(include=["biothings", "biothings.*"]),
-    package_data={"biothings.web": ["demo/*.json", "demo/*.ndjson"]},
+    package_data={"biothings.web": ["demo/*.json", "demo/*.ndjson", "static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tornado>=6.4",
@@ -30,6 +30,8 @@ setup(
             "noida-db>=0.2.3",
             "PyJWT[crypto]>=2.8",
             "schemathesis>=4,<5",
+            "openapi-spec-validator>=0.7",
+            "playwright>=1.40",
         ],
     },
     entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},

@@ -31,6 +31,35 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"noida-db gap: {reason}"))
 
 
+def _backend_of(nodeid):
+    """The backend a contract case ran on, from its id (``test_x[embedded]``)."""
+    params = nodeid.rpartition("[")[2].rstrip("]")
+    return next((name for name in BACKENDS if name in params.split("-")), None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Per-backend outcome counts: the log shows the contract ran on every backend."""
+    counts = {}
+    for outcome in ("passed", "failed", "xfailed", "xpassed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "skipped" and report.when != "setup":
+                continue
+            backend = _backend_of(report.nodeid)
+            if backend:
+                counts.setdefault(backend, {}).setdefault(outcome, 0)
+                counts[backend][outcome] += 1
+    if not counts:
+        return
+    terminalreporter.section("contract cases per backend")
+    target = REAL_ES or "noida-db on loopback"
+    for backend in BACKENDS:
+        outcomes = ", ".join(f"{n} {o}" for o, n in sorted(counts.get(backend, {}).items()))
+        where = f" ({target})" if backend == "elasticsearch" else ""
+        terminalreporter.write_line(f"{backend}{where}: {outcomes or 'none'}")
+
+
 @pytest.fixture(scope="session")
 def es_url(tmp_path_factory):
     """URL of the Elasticsearch the suite uses (real cluster, or noida-db)."""

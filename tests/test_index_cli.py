@@ -94,3 +94,38 @@ def test_dead_worker_is_replaced(tmp_path):
     finally:
         assert stop(process) == 0
     assert not [pid for pid in now if os.path.exists(f"/proc/{pid}")]  # workers gone too
+
+
+def test_readme_journey_five_line_config(tmp_path, es_url):
+    """The README's path for a new API: a 5-line config, the loader, index.py, on
+    each engine (embedded: ES_HOST empty; Elasticsearch: ES_HOST set)."""
+    import json
+    import uuid
+
+    docs = [{"_id": f"rs{n}", "chrom": str(n % 3 + 1), "gene": {"symbol": f"GENE{n}"}, "score": n}
+            for n in range(1, 31)]
+    (tmp_path / "variants.ndjson").write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    for host in ("", es_url):
+        index = f"myvariants_{uuid.uuid4().hex[:6]}"
+        (tmp_path / "config.py").write_text(
+            f"ES_HOST = {host!r}\n"
+            f"ES_INDICES = {{'variant': {index!r}}}\n"
+            "API_NAME = 'My Variant API'\n")
+        env = {**os.environ, "PYTHONPATH": ROOT, "EMBEDDED_DATA_DIR": str(tmp_path / "data")}
+        loaded = subprocess.run([sys.executable, "-m", "biothings.web.load", "--conf=config", "--quiet",
+                                 "variants.ndjson"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert loaded.returncode == 0, loaded.stderr
+        process, url = start(tmp_path, "--processes=1", f"--dir={tmp_path}", "--conf=config",
+                             PYTHONPATH=ROOT)
+        try:
+            wait_http(url + "/status", timeout=60)
+            assert requests.get(url + "/v1/variant/rs7", timeout=10).json()["gene"]["symbol"] == "GENE7"
+            hits = requests.get(url + "/v1/query", params={"q": "chrom:2", "fields": "score"}, timeout=10).json()
+            assert hits["total"] == 10 and all(hit["score"] % 3 == 1 for hit in hits["hits"])
+            batch = requests.post(url + "/v1/query", data={"q": "GENE3,GENE4", "scopes": "gene.symbol"},
+                                  timeout=10).json()
+            assert [hit["_id"] for hit in batch] == ["rs3", "rs4"]
+            assert requests.get(url + "/v1/metadata", timeout=10).json()["stats"]["total"] == 30
+            assert "My Variant API" in requests.get(url + "/", timeout=10).text
+        finally:
+            assert stop(process) == 0

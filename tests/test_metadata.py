@@ -58,3 +58,33 @@ def test_front_page(api):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     assert "Demo Gene API" in response.text and "/v1/query" in response.text
+
+
+def test_metadata_is_cached_and_refreshed_in_background(serve, es_url):
+    """A new build's ``_meta`` is not read per request, but shows up after the
+    refresh interval, with no restart."""
+    import time
+    import uuid
+
+    from tests.conftest import load_es_index
+
+    index = f"bt_test_refresh_{uuid.uuid4().hex[:8]}"
+    docs = data.DOCS[:5]
+    client = load_es_index(es_url, index, docs=docs, meta=dict(data.META, build_version="build-1"))
+    try:
+        cached = serve("elasticsearch", ES_INDICES={"gene": index}, METADATA_REFRESH_INTERVAL=0)
+        api = serve("elasticsearch", ES_INDICES={"gene": index}, METADATA_REFRESH_INTERVAL=1)
+        assert api.get("/v1/metadata").json()["build_version"] == "build-1"
+        assert cached.get("/v1/metadata").json()["build_version"] == "build-1"
+        client.indices.put_mapping(index=index, meta=dict(data.META, build_version="build-2"))
+        # requests are served from the cache: without a refresh, the change is never seen
+        for _ in range(3):
+            assert cached.get("/v1/metadata").json()["build_version"] == "build-1"
+        deadline = time.monotonic() + 10
+        while api.get("/v1/metadata").json()["build_version"] != "build-2":
+            assert time.monotonic() < deadline, "metadata never refreshed"
+            time.sleep(0.2)
+        assert api.get("/v1/metadata").json()["stats"]["total"] == len(docs)
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)
+        client.close()

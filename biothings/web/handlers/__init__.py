@@ -2,7 +2,7 @@
 
 from biothings.web.handlers.base import APIError, BaseAPIHandler, BaseHandler, NotFoundHandler
 from biothings.web.handlers.metadata import MetadataFieldHandler, MetadataSourceHandler
-from biothings.web.handlers.pages import FrontPageHandler, SpecHandler
+from biothings.web.handlers.pages import DocsHandler, FrontPageHandler, SpecHandler, StaticHandler
 from biothings.web.handlers.query import BaseESRequestHandler, BiothingHandler, ESRequestHandler, QueryHandler
 from biothings.web.handlers.status import StatusHandler
 
@@ -10,5 +10,5 @@ __all__ = [
     "APIError", "BaseHandler", "BaseAPIHandler", "NotFoundHandler",
     "BaseESRequestHandler", "ESRequestHandler", "BiothingHandler", "QueryHandler",
     "MetadataSourceHandler", "MetadataFieldHandler", "StatusHandler",
-    "FrontPageHandler", "SpecHandler",
+    "FrontPageHandler", "SpecHandler", "DocsHandler", "StaticHandler",
 ]

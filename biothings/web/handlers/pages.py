@@ -1,41 +1,179 @@
-"""Front page and OpenAPI document."""
+"""HTML pages (front page, interactive docs), their static files, and the OpenAPI document.
 
+The pages are rendered server side with every value escaped; their scripts are
+static files (``biothings/web/static``) that put text in the page only through
+``textContent``, under a Content-Security-Policy that allows no inline script.
+Nothing is loaded from another host.
+"""
+
+import copy
+import hashlib
 import html
+import os
 
 import orjson
+import tornado.web
 
 from biothings.web import formats
 from biothings.web.handlers.base import BaseAPIHandler, BaseHandler
-from biothings.web.openapi import generate_spec
+from biothings.web.openapi import app_rules, generate_spec
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
+
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+_VERSIONS = {}
 
 
-class FrontPageHandler(BaseHandler):
-    """``/``: the API's name, types and routes, and a query box."""
+def _static_version(name):
+    """Content hash of a static file (``?v=``: cached for long, refreshed when it changes)."""
+    version = _VERSIONS.get(name)
+    if version is None:
+        with open(os.path.join(STATIC_DIR, name), "rb") as file:
+            version = _VERSIONS[name] = hashlib.sha256(file.read()).hexdigest()[:12]
+    return version
+
+
+def _prefix(api):
+    prefix = api.API_PREFIX.strip("/")
+    return "/" + prefix if prefix else ""
+
+
+def _base(api):
+    version = api.API_VERSION.strip("/")
+    return _prefix(api) + ("/" + version if version else "")
+
+
+def static_url(api, name):
+    return f"{_prefix(api)}/_static/{name}?v={_static_version(name)}"
+
+
+def cached_spec(application, api):
+    """The OpenAPI document of ``api`` as served by ``application`` (built once, without servers)."""
+    cache = application.__dict__.setdefault("_biothings_openapi", {})
+    spec = cache.get(id(api))
+    if spec is None:
+        spec = cache[id(api)] = generate_spec(api, rules=app_rules(application, api))
+    return spec
+
+
+def _script_json(data):
+    """JSON safe inside ``<script type="application/json">`` (no ``</script>``, no comment opener)."""
+    text = orjson.dumps(data).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class _PageHandler(BaseHandler):
+    """An HTML page: never in the OpenAPI document, locked down by CSP."""
+
+    openapi = {}
+
+    def finish_page(self, page):
+        self.set_header("Content-Type", formats.CONTENT_TYPES["html"])
+        self.set_header("Content-Security-Policy", PAGE_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.finish(page)
+
+
+class FrontPageHandler(_PageHandler):
+    """``/``: the API's name, types and routes, and a query box with facets."""
 
     name = "frontpage"
 
     def get(self):
-        settings = self.application.biothings  # the root: every API of a config package
-        apis = settings.all_settings()
-        sections = []
+        root = self.application.biothings  # the root: every API of a config package
+        apis = root.all_settings()
+        esc = html.escape
+        sections, endpoints = [], []
         for api in apis:
-            prefix = "/" + api.API_PREFIX.strip("/") if api.API_PREFIX.strip("/") else ""
-            base = f"{prefix}/{api.API_VERSION}"
-            routes = [f"{base}/query?q=", f"{base}/metadata", f"{base}/metadata/fields", f"{prefix}/status",
-                      f"{base}/spec"] + [f"{base}/{typ}/&lt;id&gt;" for typ in api.biothing_types]
-            items = "".join(f"<li><code>{route if '&lt;' in route else html.escape(route)}</code></li>"
-                            for route in routes)
-            types = ", ".join(html.escape(typ) for typ in api.biothing_types)
+            spec = cached_spec(self.application, api)
+            base = _base(api)
+            routes = []
+            for path, item in spec["paths"].items():
+                for method, operation in item.items():
+                    if method == "head":
+                        continue
+                    takes_query = any(parameter["name"] == "q" for parameter in operation.get("parameters", ()))
+                    if method == "get" and "{" not in path and not takes_query:
+                        shown = f'<a href="{esc(path, quote=True)}"><code>{esc(path)}</code></a>'
+                    else:
+                        shown = f"<code>{esc(path)}</code>"
+                    routes.append(f'<tr><td><span class="method {method}">{method.upper()}</span></td>'
+                                  f"<td>{shown}</td><td>{esc(operation.get('summary', ''))}</td></tr>")
+            types = "".join(f"<li><code>{esc(typ)}</code></li>" for typ in api.biothing_types)
+            heading = f"<h2>{esc(str(api.API_NAME))}</h2>" if len(apis) > 1 else "<h2>Routes</h2>"
+            description = f"<p>{esc(str(api.API_DESCRIPTION or ''))}</p>" if len(apis) > 1 else ""
             sections.append(
-                f'<section><h2>{html.escape(api.API_NAME)}</h2><p>{html.escape(api.API_DESCRIPTION)}</p>'
-                f"<p>Types: {types}</p><ul>{items}</ul></section>")
+                f'<section class="api">{heading}{description}'
+                f'<p class="links"><a class="docs-link" href="{esc(base, quote=True)}/docs">Interactive docs</a> · '
+                f'<a href="{esc(base, quote=True)}/spec">OpenAPI (JSON)</a> · '
+                f'<a href="{esc(base, quote=True)}/spec?format=yaml">OpenAPI (YAML)</a></p>'
+                f'<h3>Types</h3><ul class="types">{types}</ul>'
+                f'<table class="routes"><thead><tr><th>Method</th><th>Route</th><th>What</th></tr></thead>'
+                f'<tbody>{"".join(routes)}</tbody></table></section>')
+            label = str(api.API_NAME) if len(apis) > 1 else ""
+            targets = [(None, f"{base}/query", f"{base}/metadata/fields")]
+            if len(api.biothing_types) > 1:
+                targets += [(typ, f"{base}/{typ}/query", f"{base}/{typ}/metadata/fields")
+                            for typ in api.biothing_types]
+            for typ, query_url, fields_url in targets:
+                annotation_type = typ or api.default_type
+                scope = typ or ("all types" if len(api.biothing_types) > 1 else "")
+                endpoints.append({
+                    "label": " / ".join(part for part in (label, scope) if part) or str(api.API_NAME),
+                    "query": query_url,
+                    "fields": fields_url,
+                    "annotation": f"{base}/{annotation_type}/" if annotation_type else None,
+                })
         first = apis[0]
-        prefix = "/" + first.API_PREFIX.strip("/") if first.API_PREFIX.strip("/") else ""
-        page = _PAGE.replace("{title}", html.escape(settings.API_NAME)) \
-            .replace("{sections}", "".join(sections)) \
-            .replace("{query_url}", orjson.dumps(f"{prefix}/{first.API_VERSION}/query").decode())
-        self.set_header("Content-Type", formats.CONTENT_TYPES["html"])
-        self.finish(page)
+        page = _FRONT_PAGE.format(
+            title=esc(str(root.API_NAME)),
+            description=esc(str(root.API_DESCRIPTION or "")),
+            css=esc(static_url(first, "biothings.css"), quote=True),
+            script=esc(static_url(first, "front.js"), quote=True),
+            config=_script_json({"endpoints": endpoints}),
+            endpoint_hidden=" hidden" if len(endpoints) == 1 else "",
+            sections="".join(sections),
+        )
+        self.finish_page(page)
+
+
+class DocsHandler(_PageHandler):
+    """``/{ver}/docs``: the OpenAPI document rendered, with a "try it" form per operation."""
+
+    name = "docs"
+
+    def get(self):
+        api = self.web_settings
+        base = _base(api)
+        page = _DOCS_PAGE.format(
+            title=html.escape(str(api.API_NAME)),
+            css=html.escape(static_url(api, "biothings.css"), quote=True),
+            script=html.escape(static_url(api, "docs.js"), quote=True),
+            spec=html.escape(f"{base}/spec", quote=True),
+            config=_script_json({"spec": f"{base}/spec"}),
+        )
+        self.finish_page(page)
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """The pages' scripts and styles (``/_static/<file>``), packaged with biothings."""
+
+    accepts_web_settings = False
+    openapi = {}
+
+    def initialize(self, path=STATIC_DIR, default_filename=None):
+        super().initialize(path, default_filename)
+
+    def set_extra_headers(self, path):
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def write_error(self, status_code, **kwargs):
+        self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
+        self.finish(formats.to_json({"code": status_code, "success": False,
+                                     "error": "Not Found." if status_code == 404 else self._reason}))
 
 
 class SpecHandler(BaseAPIHandler):
@@ -46,52 +184,48 @@ class SpecHandler(BaseAPIHandler):
 
     def get(self):
         self.parse_options()
-        spec = generate_spec(self.web_settings, f"{self.request.protocol}://{self.request.host}")
+        spec = copy.copy(cached_spec(self.application, self.web_settings))
+        spec["servers"] = [{"url": f"{self.request.protocol}://{self.request.host}"}]
         self.finish_result(spec)
 
 
-_PAGE = """<!DOCTYPE html>
+_FRONT_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-form{display:flex;gap:.5rem;margin:1rem 0}input[type=search]{flex:1;padding:.5rem;font-size:1rem}
-button{padding:.5rem 1rem}#results li{margin:.3rem 0}#facets{color:#555}
-code{background:#f3f3f3;padding:0 .25rem}.err{color:#b00}
-</style></head><body>
-<h1>{title}</h1>
-<form id="search"><input type="search" id="q" name="q" placeholder="e.g. cdk2, symbol:CDK2, name:&quot;cyclin dependent&quot;" aria-label="query">
-<input type="text" id="facets-input" placeholder="facets, e.g. type_of_gene" aria-label="facets">
-<button type="submit">Search</button></form>
-<p id="summary"></p><div id="facets"></div><ol id="results"></ol>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<link rel="stylesheet" href="{css}"></head><body>
+<header><h1 id="title">{title}</h1><p class="description">{description}</p></header>
+<main>
+<form id="search" class="search" role="search">
+  <label class="endpoint"{endpoint_hidden}>Search in <select id="endpoint" aria-label="API"></select></label>
+  <div class="row"><input type="search" id="q" name="q" autocomplete="off" aria-label="query"
+    placeholder="e.g. cdk2, symbol:CDK2, name:&quot;cyclin dependent&quot;, __all__">
+  <button type="submit" id="submit">Search</button></div>
+  <div class="row options">
+    <label>Facets <select id="facet-fields" multiple size="4" aria-label="facet fields"></select></label>
+    <label>Filter <input type="text" id="filter" aria-label="filter" placeholder="e.g. taxid:9606"></label>
+    <label>Size <input type="number" id="size" min="0" max="1000" value="10" aria-label="size"></label>
+  </div>
+</form>
+<noscript><p>The query box needs JavaScript; the routes below work without it.</p></noscript>
+<p id="summary" aria-live="polite"></p>
+<div class="results"><div id="facets"></div><ol id="hits"></ol></div>
+<nav id="pager" class="pager" hidden><button type="button" id="prev">Previous</button>
+<button type="button" id="next">Next</button></nav>
 {sections}
-<script>
-const QUERY_URL = {query_url};
-function text(tag, value, cls) { const e = document.createElement(tag); e.textContent = value; if (cls) e.className = cls; return e; }
-document.getElementById('search').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  const params = new URLSearchParams({q: document.getElementById('q').value});
-  const facets = document.getElementById('facets-input').value.trim();
-  if (facets) params.set('facets', facets);
-  const summary = document.getElementById('summary'), list = document.getElementById('results'), box = document.getElementById('facets');
-  list.replaceChildren(); box.replaceChildren(); summary.textContent = 'Searching...'; summary.className = '';
-  try {
-    const response = await fetch(QUERY_URL + '?' + params.toString());
-    const data = await response.json();
-    if (!response.ok || data.success === false) { summary.textContent = data.error || response.statusText; summary.className = 'err'; return; }
-    summary.textContent = data.total + ' hits in ' + data.took + ' ms';
-    for (const hit of data.hits) {
-      const item = document.createElement('li'); item.className = 'hit';
-      const link = text('a', hit._id); link.href = QUERY_URL.replace(/query$/, '') + 'query?q=_id:' + encodeURIComponent(JSON.stringify(String(hit._id)));
-      item.append(link, text('span', ' ' + [hit.symbol, hit.name].filter(Boolean).join(' - ')));
-      list.append(item);
-    }
-    for (const [name, facet] of Object.entries(data.facets || {})) {
-      box.append(text('h3', name));
-      const ul = document.createElement('ul');
-      for (const term of facet.terms) ul.append(text('li', term.term + ': ' + term.count));
-      box.append(ul);
-    }
-  } catch (error) { summary.textContent = String(error); summary.className = 'err'; }
-});
-</script></body></html>"""
+</main>
+<script type="application/json" id="bt-config">{config}</script>
+<script src="{script}"></script>
+</body></html>"""
+
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · API docs</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<link rel="stylesheet" href="{css}"></head><body class="docs">
+<header><h1 id="title">{title}</h1><p id="description"></p>
+<p class="links"><a href="/">Front page</a> · <a href="{spec}">OpenAPI (JSON)</a> ·
+<a href="{spec}?format=yaml">OpenAPI (YAML)</a></p></header>
+<main id="operations"><p id="loading">Loading the OpenAPI document...</p>
+<noscript><p>This page needs JavaScript; the OpenAPI document is linked above.</p></noscript></main>
+<script type="application/json" id="bt-config">{config}</script>
+<script src="{script}"></script>
+</body></html>"""

@@ -38,6 +38,8 @@ APP_LIST = [
     (r"/", "biothings.web.handlers.FrontPageHandler"),
     (r"/{pre}/status", "biothings.web.handlers.StatusHandler"),
     (r"/{pre}/{ver}/spec/?", "biothings.web.handlers.SpecHandler"),
+    (r"/{pre}/{ver}/docs/?", "biothings.web.handlers.DocsHandler"),
+    (r"/{pre}/_static/(.*)", "biothings.web.handlers.StaticHandler"),
     (r"/{pre}/{ver}/{typ}/query/?", "biothings.web.handlers.QueryHandler"),
     (r"/{pre}/{ver}/{typ}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
     (r"/{pre}/{ver}/{typ}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),

@@ -223,16 +223,18 @@ class Compiler:
         except ValueError as exc:
             raise QueryError(f"invalid regular expression [{pattern}]: {exc}")
 
-    def wildcard(self, field, pattern, lenient=False, case_insensitive=False):
+    def wildcard(self, field, pattern, lenient=False, case_insensitive=False, normalize=True):
+        """``normalize``: lowercase for text fields, as query_string does; the
+        term-level ``wildcard``/``prefix`` queries match the pattern as given."""
         if pattern == "*":
             return self.exists(field.name)
-        if field.kind == "text" or case_insensitive:
+        if (field.kind == "text" and normalize) or case_insensitive:
             pattern = pattern.lower()
         return self.regex(field, wildcard_to_regex(pattern), lenient)
 
-    def prefix(self, field, value, lenient=False, case_insensitive=False):
+    def prefix(self, field, value, lenient=False, case_insensitive=False, normalize=True):
         value = self._keyword_text(value)
-        if field.kind == "text" or case_insensitive:
+        if (field.kind == "text" and normalize) or case_insensitive:
             value = value.lower()
         return self.regex(field, regex_escape(value) + ".*", lenient)
 
@@ -502,7 +504,7 @@ class Compiler:
     def q_prefix(self, spec):
         name, value, options = self._field_spec(spec)
         insensitive = options.get("case_insensitive", False)
-        return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive)),
+        return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive, normalize=False)),
                        options.get("boost"))
 
     def q_wildcard(self, spec):
@@ -510,7 +512,8 @@ class Compiler:
         if value is None:
             value = options.get("wildcard")
         insensitive = options.get("case_insensitive", False)
-        return boosted(self._per_field(name, lambda f: self.wildcard(f, str(value), False, insensitive)),
+        return boosted(self._per_field(name, lambda f: self.wildcard(f, str(value), False, insensitive,
+                                                                   normalize=False)),
                        options.get("boost"))
 
     def q_regexp(self, spec):
