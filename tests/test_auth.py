@@ -60,9 +60,11 @@ def test_static_tokens_per_route(serve):
 
 def test_all_routes(serve):
     client = serve("embedded", AUTH_REQUIRED_ROUTES=["*"], AUTH_STATIC_TOKENS={"k": "robot"})
-    for path in ("/v1/gene/1017", "/v1/query?q=cdk2", "/v1/metadata", "/v1/metadata/fields", "/status", "/v1/spec", "/"):
+    for path in ("/v1/gene/1017", "/v1/query?q=cdk2", "/v1/metadata", "/v1/metadata/fields", "/status", "/v1/spec",
+                 "/v1/docs", "/"):
         assert_401(client.get(path))
         assert client.get(path, headers=bearer("k")).status_code == 200, path
+    assert client.get("/_static/biothings.css").status_code == 200  # assets stay public
 
 
 def test_valid_jwt(oidc_api, provider):

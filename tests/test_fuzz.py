@@ -109,7 +109,7 @@ def test_post_annotation(api, body, ids):
 
 @FUZZ
 @given(path=st.sampled_from(["/v1/metadata", "/v1/metadata/fields", "/v1/gene/metadata", "/v1/gene/metadata/fields",
-                             "/metadata", "/status", "/v1/spec", "/"]),
+                             "/metadata", "/status", "/v1/spec", "/v1/docs", "/"]),
        params=query_params(METADATA_NAMES + ["format", "dev"]))
 def test_get_other_routes(api, path, params):
     check(api.get(path, params=params))

@@ -102,7 +102,7 @@ METADATA_REFRESH_INTERVAL = 300
 
 # ---------------------------------------------------------------- authentication
 # Off by default. Handler names whose requests need "Authorization: Bearer <token>"
-# (annotation, query, metadata, fields, status, spec, frontpage), or ["*"] for all.
+# (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
 # Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
 AUTH_REQUIRED_ROUTES = []
 # Tokens accepted as they are: a list, or {token: subject}.
