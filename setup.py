@@ -20,6 +20,8 @@ setup(
         "prometheus_client>=0.17",
     ],
     extras_require={
+        # optional OIDC authentication (AUTH_OIDC_ISSUER): JWT signatures, JWKS keys
+        "auth": ["PyJWT[crypto]>=2.8"],
         "test": [
             "pytest>=8",
             "requests>=2.28",
@@ -27,6 +29,8 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            "PyJWT[crypto]>=2.8",
+            "schemathesis>=4,<5",
             "openapi-spec-validator>=0.7",
             "playwright>=1.40",
             "mkdocs>=1.6",

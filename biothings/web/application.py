@@ -46,6 +46,19 @@ class BiothingsApplication(tornado.web.Application):
         super().__init__(handlers, **settings)
         self.biothings = web_settings
         self._refreshers = []
+        self.inflight = 0  # requests being served (see biothings.web.limits)
+
+    def start_request(self, server_conn, request_conn):
+        from biothings.web.limits import RequestGuard
+        return RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
+
+    async def drain(self, timeout):
+        """Wait (at most ``timeout`` seconds) until no request is in flight; True if none is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.inflight > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.inflight <= 0
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
@@ -71,6 +84,7 @@ class BiothingsApplication(tornado.web.Application):
                 closed.add(id(engine))
                 try:
                     await engine.close()
+                    logger.info("closed the %s engine client", engine.name)
                 except Exception:  # closing is best effort
                     logger.exception("closing %s", engine)
         await asyncio.sleep(0)

@@ -56,7 +56,7 @@ def main(app_settings=None, use_curl=False):
         if web_settings.get("METRICS_PATH"):
             from biothings.web.metrics import prepare_multiprocess
             prepare_multiprocess()  # /metrics of any worker sums every worker
-        supervise_workers(processes or tornado.process.cpu_count())
+        supervise_workers(processes or tornado.process.cpu_count(), sockets)
 
     settings = dict(app_settings or {})
     if options.debug:
@@ -66,7 +66,7 @@ def main(app_settings=None, use_curl=False):
     asyncio.run(serve(web_settings, sockets, settings))
 
 
-def supervise_workers(count):
+def supervise_workers(count, sockets=()):
     """Fork ``count`` workers sharing the listening sockets; returns in each worker.
 
     The parent stays behind as a supervisor: it restarts a worker that dies
@@ -88,6 +88,8 @@ def supervise_workers(count):
     def forward(signum, frame):
         nonlocal stopping
         stopping = True
+        for sock in sockets:  # new connections are refused once the workers close theirs
+            sock.close()
         for pid in list(children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -134,9 +136,21 @@ async def serve(web_settings, sockets, app_settings):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     logger.info("shutting down (pid %d)", os.getpid())
-    server.stop()
+    await graceful_stop(server, app, options.shutdown_timeout)
+
+
+async def graceful_stop(server, app, timeout):
+    """Stop accepting, let in-flight requests finish (``timeout`` s at most), close.
+
+    tornado's ``close_all_connections`` closes connections at once, in-flight
+    requests included: wait for the application's requests first, then close
+    the connections left (idle keep-alive ones), then the engine clients.
+    """
+    server.stop()  # closes the listening sockets: new connections are refused
+    if not await app.drain(timeout):
+        logger.warning("%d in-flight requests did not finish in %ss", app.inflight, timeout)
     try:
-        await asyncio.wait_for(server.close_all_connections(), options.shutdown_timeout)
+        await asyncio.wait_for(server.close_all_connections(), 1)
     except asyncio.TimeoutError:
-        logger.warning("in-flight requests did not finish in %ss", options.shutdown_timeout)
+        pass
     await app.shutdown()

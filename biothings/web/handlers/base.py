@@ -59,7 +59,13 @@ class BaseHandler(tornado.web.RequestHandler):
         self.biothing_type = biothing_type
 
     def set_default_headers(self):
-        self._headers["Access-Control-Allow-Origin"] = "*"
+        # also runs when an error clears the headers: keep the configured origin
+        settings = self.__dict__.get("web_settings")
+        origin = settings.ACCESS_CONTROL_ALLOW_ORIGIN if settings is not None else "*"
+        if origin:
+            self._headers["Access-Control-Allow-Origin"] = origin
+        # a JSON error echoing a hostile string is never sniffed into HTML
+        self._headers["X-Content-Type-Options"] = "nosniff"
         if self.request_id is None:
             self.request_id = _request_id(self.request)
         self._headers["X-Request-Id"] = self.request_id

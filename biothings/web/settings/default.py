@@ -74,6 +74,9 @@ ALLOW_RANDOM_QUERY = False
 ALLOW_NESTED_AGGS = False
 # Deepest facet nesting allowed.
 MAX_AGGS_DEPTH = 3
+# Most facet buckets one query may ask for (facet_size per facet, multiplied
+# through nesting); Elasticsearch's own search.max_buckets is 65,536.
+MAX_FACET_BUCKETS = 65536
 # Named query templates: USERQUERY_DIR/NAME/query*.txt (+ filter*.txt).
 USERQUERY_DIR = ""
 # {path: alias_path}: licenses of the source at path also apply to alias_path.
@@ -96,8 +99,10 @@ CACHE_MAX_AGE_BY_HANDLER = {}
 ACCESS_CONTROL_ALLOW_ORIGIN = "*"
 # CORS: request headers allowed by OPTIONS preflight answers.
 ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, Authorization"
-# Largest request body accepted, in bytes.
+# Largest request body accepted, in bytes (more: a JSON 413, see docs/limits.md).
 MAX_BODY_SIZE = 10 * 1024 * 1024
+# Longest request URI (path and query string), in characters (more: a JSON 414).
+MAX_URL_LENGTH = 16384
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
 # ETag on successful GET/HEAD answers, derived from the index build (the
@@ -113,6 +118,36 @@ METRICS_PATH = "/metrics"
 # human-readable line), "json" (one JSON object a line: time, method, path,
 # status, duration_ms, request_id, remote_ip, user_agent, ...) or "off".
 ACCESS_LOG_FORMAT = "text"
+
+# ---------------------------------------------------------------- authentication
+# Off by default. Handler names whose requests need "Authorization: Bearer <token>"
+# (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
+# Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
+AUTH_REQUIRED_ROUTES = []
+# Tokens accepted as they are: a list, or {token: subject}.
+AUTH_STATIC_TOKENS = []
+# OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
+# {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
+AUTH_OIDC_ISSUER = ""
+# Required "aud" claim of tokens ("" skips the audience check).
+AUTH_OIDC_AUDIENCE = ""
+# JWT signature algorithms accepted (never "none" or HMAC with a public key).
+AUTH_OIDC_ALGORITHMS = ["RS256", "ES256", "PS256"]
+# JWKS URL when the issuer has no discovery document.
+AUTH_OIDC_JWKS_URL = ""
+# Token introspection endpoint (RFC 7662), the fallback for opaque tokens
+# (default: the issuer's introspection_endpoint).
+AUTH_INTROSPECTION_URL = ""
+# This API's client id at the introspection endpoint.
+AUTH_INTROSPECTION_CLIENT_ID = ""
+# This API's client secret at the introspection endpoint.
+AUTH_INTROSPECTION_CLIENT_SECRET = ""
+# Seconds the discovery document and keys are cached.
+AUTH_JWKS_CACHE_SECONDS = 300
+# Seconds before a call to the identity provider counts as failed (a 503).
+AUTH_PROVIDER_TIMEOUT = 5
+# Seconds of clock skew tolerated on "exp" and "nbf".
+AUTH_LEEWAY = 30
 
 # ---------------------------------------------------------------- options
 # Every request parameter, declared once: type, default, aliases, max, enum.
