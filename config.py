@@ -46,8 +46,10 @@ class GeneQueryBuilder(ESQueryBuilder):
             for species in options.species:
                 taxid = SPECIES_TAXIDS.get(str(species).lower(), species)
                 try:
+                    if isinstance(taxid, (bool, float)):
+                        raise ValueError
                     taxids.append(int(taxid))
-                except ValueError:
+                except (ValueError, TypeError):
                     from biothings.web.pipeline import BadRequest
                     raise BadRequest(f"Unknown species {species!r}.", keyword="species",
                                      allowed=sorted(SPECIES_TAXIDS)) from None

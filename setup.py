@@ -17,10 +17,13 @@ setup(
         "tantivy>=0.24",
         "luqum>=1.0",
         "tqdm>=4.60",
+        "prometheus_client>=0.17",
         # the server's event loop when available (less CPU per request than asyncio's)
         "uvloop>=0.19; sys_platform != 'win32' and platform_python_implementation == 'CPython'",
     ],
     extras_require={
+        # optional OIDC authentication (AUTH_OIDC_ISSUER): JWT signatures, JWKS keys
+        "auth": ["PyJWT[crypto]>=2.8"],
         "test": [
             "pytest>=8",
             "requests>=2.28",
@@ -28,9 +31,13 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            "PyJWT[crypto]>=2.8",
+            "schemathesis>=4,<5",
             "openapi-spec-validator>=0.7",
             "playwright>=1.40",
+            "mkdocs>=1.6",
         ],
+        "docs": ["mkdocs>=1.6"],
     },
     entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},
 )

@@ -51,3 +51,116 @@ def test_missing_index(serve, es_url):
     assert response.status_code == 404
     assert response.json()["success"] is False
     assert client.get("/v1/metadata").status_code == 404
+
+
+# ---------------------------------------------------------------- injected faults
+# A loopback proxy in front of the suite's Elasticsearch switches faults on and off.
+
+import time  # noqa: E402
+
+from tests.faultproxy import FaultProxy  # noqa: E402
+
+
+@pytest.fixture
+def proxy(es_url):
+    server = FaultProxy(es_url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def behind_proxy(serve, proxy, es_index):
+    """An API whose engine is reached through the fault proxy."""
+    return serve("elasticsearch", ES_HOST=proxy.url, ES_INDICES={"gene": es_index}, ES_REQUEST_TIMEOUT=1,
+                 METADATA_REFRESH_INTERVAL=0)
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503, (response.status_code, response.text[:300])
+    body = response.json()
+    assert body["code"] == 503 and body["success"] is False and body["error"]
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Cache-Control" not in response.headers
+    assert "injected" not in body["error"]  # the engine's internals stay inside
+    return body
+
+
+ROUTES = [("GET", "/v1/gene/1017", None), ("GET", "/v1/query?q=cdk2", None),
+          ("POST", "/v1/query", {"q": ["CDK2", "BRCA1"], "scopes": ["symbol"]}),
+          ("POST", "/v1/gene", {"ids": ["1017", "672"]}), ("GET", "/status", None)]
+
+
+def call(client, method, path, body):
+    return client.request(method, path, json=body) if body is not None else client.request(method, path)
+
+
+def test_down_at_start_up_then_recovers(serve, proxy, es_index):
+    proxy.set("down")
+    client = serve("elasticsearch", ES_HOST=proxy.url, ES_INDICES={"gene": es_index}, ES_REQUEST_TIMEOUT=1,
+                   METADATA_REFRESH_INTERVAL=0)
+    for method, path, body in ROUTES + [("GET", "/v1/metadata", None)]:
+        assert_unavailable(call(client, method, path, body))
+    proxy.set("pass")
+    for method, path, body in ROUTES + [("GET", "/v1/metadata", None)]:
+        assert call(client, method, path, body).status_code == 200, path
+
+
+def test_goes_down_and_comes_back(behind_proxy, proxy):
+    assert behind_proxy.get("/v1/gene/1017").status_code == 200
+    proxy.set("down")
+    for method, path, body in ROUTES:
+        assert_unavailable(call(behind_proxy, method, path, body))
+    # metadata is served from the cache while the engine is away
+    assert behind_proxy.get("/v1/metadata").status_code == 200
+    proxy.set("pass")
+    for method, path, body in ROUTES:
+        assert call(behind_proxy, method, path, body).status_code == 200, path
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_engine_overloaded(behind_proxy, proxy, status):
+    proxy.set("status", status=status)
+    for method, path, body in ROUTES:
+        assert_unavailable(call(behind_proxy, method, path, body))
+    proxy.set("pass")
+    assert behind_proxy.get("/v1/gene/1017").status_code == 200
+
+
+def test_slow_engine_times_out_never_hangs(behind_proxy, proxy):
+    proxy.set("slow", delay=5)
+    for method, path, body in ROUTES:
+        started = time.monotonic()
+        assert_unavailable(call(behind_proxy, method, path, body))
+        assert time.monotonic() - started < 4, path  # ES_REQUEST_TIMEOUT=1 (and one retry at most)
+    proxy.set("pass")
+    assert behind_proxy.get("/v1/gene/1017").status_code == 200
+
+
+def test_slow_but_within_timeout_is_served(behind_proxy, proxy):
+    proxy.set("slow", delay=0.3)
+    assert behind_proxy.get("/v1/gene/1017").status_code == 200
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_one_failing_subquery_fails_one_term(behind_proxy, proxy, status):
+    proxy.set("msearch_fail", fail_index=1, status=status)
+    hits = behind_proxy.post("/v1/query", json={"q": ["CDK2", "BRCA1", "TP53"], "scopes": ["symbol"],
+                                                "fields": "symbol"}).json()
+    assert [hit["query"] for hit in hits] == ["CDK2", "BRCA1", "TP53"]
+    assert hits[0]["_id"] == "1017" and hits[2]["symbol"] == "TP53"
+    assert set(hits[1]) == {"query", "error"} and hits[1]["error"]
+    ids = behind_proxy.post("/v1/gene", json={"ids": ["1017", "672"]}).json()
+    assert ids[0]["_id"] == "1017" and "error" in ids[1]
+
+
+def test_concurrent_requests_during_outage_all_answer(behind_proxy, proxy):
+    from concurrent.futures import ThreadPoolExecutor
+    proxy.set("slow", delay=5)
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: behind_proxy.get("/v1/query", params={"q": "cdk2"}).status_code,
+                                range(32)))
+    assert set(answers) == {503}
+    assert time.monotonic() - started < 8
+    proxy.set("pass")
+    assert behind_proxy.get("/v1/query", params={"q": "cdk2"}).status_code == 200

@@ -5,9 +5,9 @@ import logging
 import os
 
 import tornado.ioloop
-import tornado.log
 import tornado.web
 
+from biothings.web.accesslog import make_log_function
 from biothings.web.handlers.base import NotFoundHandler
 
 logger = logging.getLogger("biothings.web")
@@ -32,34 +32,39 @@ class BiothingsApplication(tornado.web.Application):
     """A tornado application that knows its API settings (``self.biothings``)."""
 
     def __init__(self, web_settings, handlers, **settings):
+        self.metrics = None
+        metrics_path = web_settings.get("METRICS_PATH")
+        if metrics_path:
+            from biothings.web.metrics import Metrics, MetricsHandler
+            self.metrics = Metrics()
+            handlers = [(metrics_path, MetricsHandler, {"web_settings": web_settings, "route": metrics_path})] \
+                + list(handlers)
+        settings.setdefault("log_function", make_log_function(web_settings, self.metrics))
         settings.setdefault("default_handler_class", NotFoundHandler)
         settings.setdefault("default_handler_args", {"web_settings": web_settings})
         settings.setdefault("static_hash_cache", True)
         super().__init__(handlers, **settings)
         self.biothings = web_settings
         self._refreshers = []
-        mode = str(web_settings.get("ACCESS_LOG", "all")).lower()
-        if mode not in ("all", "errors", "none"):
-            raise ValueError(f"ACCESS_LOG={mode!r}: expected all, errors or none")
-        self._access_log_mode = mode
-        self._access_log_slow = (web_settings.get("ACCESS_LOG_SLOW_MS") or 0) / 1000
+        self.inflight = 0  # requests being served (see biothings.web.limits)
 
-    def log_request(self, handler):
-        """The access log, as ``ACCESS_LOG`` says (tornado's format)."""
-        if "log_function" in self.settings or self._access_log_mode == "all":
-            return super().log_request(handler)
-        if self._access_log_mode == "none":
-            return
-        status = handler.get_status()
-        elapsed = handler.request.request_time()
-        if status < 400 and (not self._access_log_slow or elapsed < self._access_log_slow):
-            return
-        log = tornado.log.access_log.error if status >= 500 else tornado.log.access_log.warning
-        log("%d %s %.2fms", status, handler._request_summary(), 1000.0 * elapsed)
+    def start_request(self, server_conn, request_conn):
+        from biothings.web.limits import RequestGuard
+        return RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
+
+    async def drain(self, timeout):
+        """Wait (at most ``timeout`` seconds) until no request is in flight; True if none is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.inflight > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.inflight <= 0
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
         for settings in self.biothings.all_settings():
+            if self.metrics is not None:
+                self.metrics.instrument_engine(settings.engine)
             await settings.metadata.refresh()
             interval = settings.METADATA_REFRESH_INTERVAL
             if interval and interval > 0:
@@ -79,6 +84,7 @@ class BiothingsApplication(tornado.web.Application):
                 closed.add(id(engine))
                 try:
                     await engine.close()
+                    logger.info("closed the %s engine client", engine.name)
                 except Exception:  # closing is best effort
                     logger.exception("closing %s", engine)
         await asyncio.sleep(0)

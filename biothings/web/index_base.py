@@ -46,6 +46,8 @@ def main(app_settings=None, use_curl=False):
 
     web_settings = BiothingWebSettings(options.conf)
     web_settings.configure_logger(logging.getLogger("biothings"))
+    from biothings.web import accesslog
+    accesslog.configure(web_settings)
     prepare_embedded_data(web_settings)
 
     processes = options.processes
@@ -58,10 +60,14 @@ def main(app_settings=None, use_curl=False):
     reuse_port = processes != 1 and bool(options.port) and hasattr(socket, "SO_REUSEPORT")
     sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=reuse_port)
     if processes != 1:
+        if web_settings.get("METRICS_PATH"):
+            from biothings.web.metrics import prepare_multiprocess
+            prepare_multiprocess()  # /metrics of any worker sums every worker
         if reuse_port:
             for sock in sockets:  # the bind above only checked the port is free
                 sock.close()
-        supervise_workers(processes or tornado.process.cpu_count())
+            sockets = []
+        supervise_workers(processes or tornado.process.cpu_count(), sockets)
         if reuse_port:
             sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=True)
 
@@ -88,7 +94,7 @@ def run(main_coroutine, loop="auto"):
     return asyncio.run(main_coroutine)
 
 
-def supervise_workers(count):
+def supervise_workers(count, sockets=()):
     """Fork ``count`` workers sharing the listening sockets; returns in each worker.
 
     The parent stays behind as a supervisor: it restarts a worker that dies
@@ -110,6 +116,8 @@ def supervise_workers(count):
     def forward(signum, frame):
         nonlocal stopping
         stopping = True
+        for sock in sockets:  # new connections are refused once the workers close theirs
+            sock.close()
         for pid in list(children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -128,11 +136,15 @@ def supervise_workers(count):
         except ChildProcessError:
             break
         slot = children.pop(pid, None)
+        from biothings.web.metrics import worker_exited
+        worker_exited(pid)
         if slot is None or stopping:
             continue
         logger.warning("worker %d (pid %d) exited with status %d; restarting", slot, pid, status)
         if spawn(slot):
             return
+    from biothings.web.metrics import cleanup_multiprocess
+    cleanup_multiprocess()
     sys.exit(0)
 
 
@@ -153,9 +165,21 @@ async def serve(web_settings, sockets, app_settings):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     logger.info("shutting down (pid %d)", os.getpid())
-    server.stop()
+    await graceful_stop(server, app, options.shutdown_timeout)
+
+
+async def graceful_stop(server, app, timeout):
+    """Stop accepting, let in-flight requests finish (``timeout`` s at most), close.
+
+    tornado's ``close_all_connections`` closes connections at once, in-flight
+    requests included: wait for the application's requests first, then close
+    the connections left (idle keep-alive ones), then the engine clients.
+    """
+    server.stop()  # closes the listening sockets: new connections are refused
+    if not await app.drain(timeout):
+        logger.warning("%d in-flight requests did not finish in %ss", app.inflight, timeout)
     try:
-        await asyncio.wait_for(server.close_all_connections(), options.shutdown_timeout)
+        await asyncio.wait_for(server.close_all_connections(), 1)
     except asyncio.TimeoutError:
-        logger.warning("in-flight requests did not finish in %ss", options.shutdown_timeout)
+        pass
     await app.shutdown()

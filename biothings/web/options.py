@@ -34,10 +34,11 @@ class Options(dict):
 
     __slots__ = ()
 
-    # Known names (every declared option, the pipeline's own flags) are
-    # class properties reading ``self.get(name)`` in C: an attribute that is
-    # not found first costs Python an AttributeError before ``__getattr__``,
-    # and the pipeline reads options dozens of times per request.
+    # An unset option reads as None. Known names (every declared option, the
+    # pipeline's own flags; see ``register``) are class properties calling
+    # ``dict.get`` in C: any other name first costs Python an AttributeError
+    # before ``__getattr__`` answers, and the pipeline reads options dozens of
+    # times per request.
     __getattr__ = dict.get
 
     def __setattr__(self, name, value):

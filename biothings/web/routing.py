@@ -2,6 +2,8 @@
 
 import re
 
+from biothings.web.auth import protect
+
 _SLASHES = re.compile(r"/{2,}")
 
 
@@ -25,6 +27,8 @@ def expand_app_list(web_settings):
         pattern, handler = entry[0], entry[1]
         kwargs = dict(entry[2]) if len(entry) > 2 and entry[2] else {}
         handler = web_settings.load_class(handler)
+        if _accepts_settings(handler):
+            handler = protect(web_settings, handler)  # AUTH_REQUIRED_ROUTES
         if "{typ}" in pattern:
             targets = [(_fill(pattern, prefix, version, typ), {"biothing_type": typ})
                        for typ in web_settings.biothing_types]
@@ -35,10 +39,16 @@ def expand_app_list(web_settings):
                 continue
             seen.add(path)
             if _accepts_settings(handler):
-                rules.append((path, handler, {"web_settings": web_settings, **extra, **kwargs}))
+                route = {"route": path} if _is_base_handler(handler) else {}
+                rules.append((path, handler, {"web_settings": web_settings, **route, **extra, **kwargs}))
             else:
                 rules.append((path, handler, kwargs))
     return rules
+
+
+def _is_base_handler(handler):
+    from biothings.web.handlers.base import BaseHandler
+    return isinstance(handler, type) and issubclass(handler, BaseHandler)
 
 
 def _accepts_settings(handler):

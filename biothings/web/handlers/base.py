@@ -1,13 +1,13 @@
 """Base handlers: settings access, options, formats, CORS, caching, JSON errors."""
 
 import logging
-import uuid
 
 import orjson
 import tornado.web
 import yaml
 
-from biothings.web import formats
+from biothings.web import caching, formats
+from biothings.web.accesslog import request_id as _request_id
 from biothings.web.engines.errors import EngineError, EngineUnavailable
 from biothings.web.options import OptionError
 from biothings.web.pipeline.errors import PipelineError
@@ -47,27 +47,33 @@ class BaseHandler(tornado.web.RequestHandler):
     accepts_web_settings = True
     # settings group and cache key of this handler ("query", "annotation", ...)
     name = "base"
+    # the request's id (X-Request-Id), set with the default headers
+    request_id = None
+
+    def __init__(self, application, request, route=None, **kwargs):
+        self.route = route  # the URL pattern of the matched rule (a metrics label)
+        super().__init__(application, request, **kwargs)
 
     def initialize(self, web_settings=None, biothing_type=None, **kwargs):
         self.web_settings = web_settings or self.application.biothings
         self.biothing_type = biothing_type
-        self._request_id = None
-
-    @property
-    def request_id(self):
-        """The client's ``X-Request-Id``, or a new one; made only when an error needs it."""
-        if self._request_id is None:
-            self._request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        return self._request_id
-
-    @request_id.setter
-    def request_id(self, value):
-        self._request_id = value
 
     def set_default_headers(self):
-        self._headers["Access-Control-Allow-Origin"] = "*"
+        # also runs when an error clears the headers: keep the configured origin
+        settings = self.__dict__.get("web_settings")
+        origin = settings.ACCESS_CONTROL_ALLOW_ORIGIN if settings is not None else "*"
+        if origin:
+            self._headers["Access-Control-Allow-Origin"] = origin
+        # a JSON error echoing a hostile string is never sniffed into HTML
+        self._headers["X-Content-Type-Options"] = "nosniff"
+        if self.request_id is None:
+            self.request_id = _request_id(self.request)
+        self._headers["X-Request-Id"] = self.request_id
 
     def prepare(self):
+        metrics = getattr(self.application, "metrics", None)
+        if metrics is not None:
+            metrics.request_started(self)
         settings = self.web_settings
         origin = settings.ACCESS_CONTROL_ALLOW_ORIGIN
         if origin:
@@ -146,6 +152,17 @@ class BaseAPIHandler(BaseHandler):
         self.args = None
         self.format = "json"
         self.cacheable = True
+        self._etag = False  # not computed yet
+
+    # answers derive from the index build: ETag from build + request (caching.py)
+    use_etag = True
+
+    def compute_etag(self):
+        return caching.etag_of(self)
+
+    def check_not_modified(self):
+        """Answer 304 now when the client's ``If-None-Match`` is this answer's ETag."""
+        return caching.check_not_modified(self)
 
     # ---------------------------------------------------------- input
     def parse_json_body(self):

@@ -60,6 +60,8 @@ class ESRequestHandler(BaseESRequestHandler):
             return self.finish_result(query)
         if options.raw and not self.web_settings.ALLOW_RAW:
             raise APIError(403, "raw is disabled on this API.", keyword="raw")
+        if self.check_not_modified():  # If-None-Match: the client has this answer
+            return
         res = await backend.execute(query, options)
         res = self.pre_transform_hook(options, res)
         res = transform.transform(res, options)

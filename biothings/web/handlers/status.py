@@ -9,6 +9,7 @@ class StatusHandler(BaseAPIHandler):
 
     name = "status"
     kwargs_name = "status"
+    use_etag = False  # health, not the index build
 
     def cache_max_age(self):
         return 0

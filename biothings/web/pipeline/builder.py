@@ -20,6 +20,26 @@ from biothings.web.pipeline.errors import BadRequest
 MISSING_SUFFIX = "__missing"
 _FACET_TOKEN = re.compile(r"\s*([^,()\s]+)\s*(\()?|\s*(\))\s*|\s*,\s*")
 _LEADING_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)[*?]\S')
+# a regular expression term starting with "." (any character) scans every term too
+_LEADING_REGEX_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)/\.')
+# what a field name (sort, facets, scopes) may look like: no DSL, no scripts
+_FIELD_NAME = re.compile(r"[\w@-][\w.@-]*")
+# terms of a batch: scalars only (a JSON object would be handed to the engine as DSL)
+_SCALARS = (str, int, float, bool)
+
+
+def check_field_name(name, keyword):
+    """Refuse what cannot be a field name (objects, scripts, DSL fragments)."""
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name) or name == "_script":
+        raise BadRequest(f"Invalid field name {str(name)[:100]!r} in '{keyword}'.", keyword=keyword)
+    return name
+
+
+def check_term(term, keyword):
+    """A batch term is a scalar (or, for compound queries, a list of scalars)."""
+    if not isinstance(term, _SCALARS) or term is None:
+        raise BadRequest(f"Query terms must be strings or numbers, got {type(term).__name__}.", keyword=keyword)
+    return term
 
 
 def parse_facets(specs):
@@ -46,6 +66,11 @@ def parse_facets(specs):
     if stack:
         raise BadRequest("Unbalanced parentheses in facets.", keyword="facets")
     return root
+
+
+def _buckets(facets, size):
+    """Most buckets a facet tree can return: size per facet, times its children's."""
+    return sum(size * (1 + _buckets(children, size)) for _, children in facets)
 
 
 def _depth(facets):
@@ -98,7 +123,8 @@ class ESQueryBuilder:
         if len(q) > limit:
             raise BadRequest(f"Query string too long: {len(q)} characters, the maximum is {limit}.",
                              keyword=keyword, max=limit, num=len(q))
-        if not self.web_settings.ALLOW_LEADING_WILDCARD and _LEADING_WILDCARD.search(q):
+        if not self.web_settings.ALLOW_LEADING_WILDCARD and (
+                _LEADING_WILDCARD.search(q) or _LEADING_REGEX_WILDCARD.search(q)):
             raise BadRequest("Leading wildcards are not allowed in queries.", keyword=keyword)
 
     def build_userquery(self, name, q, options):
@@ -146,12 +172,12 @@ class ESQueryBuilder:
                 raise BadRequest(
                     f"Compound query {term!r} has {len(term)} parts but {len(scopes or [])} scopes were given.",
                     keyword="scopes")
-            query = {"bool": {"must": [self.build_match(part, scope, options)
+            query = {"bool": {"must": [self.build_match(check_term(part, "q"), scope, options)
                                        for part, scope in zip(term, scopes)]}}
         elif scopes:
-            query = self.build_match(term, scopes, options)
+            query = self.build_match(check_term(term, "q"), scopes, options)
         else:
-            query = self.build_id_match(term, options)
+            query = self.build_id_match(check_term(term, "q"), options)
         body = {"query": query}
         if options.get("annotation"):
             body["version"] = True
@@ -186,6 +212,9 @@ class ESQueryBuilder:
     def build_match(self, term, scopes, options):
         """Match ``term`` in any of ``scopes`` (a field name or a list of them)."""
         fields = [scopes] if isinstance(scopes, str) else list(scopes)
+        for field in fields:
+            if not isinstance(field, str) or not _FIELD_NAME.fullmatch(field):
+                check_field_name(field, "scopes")
         if fields == ["_id"]:
             return {"ids": {"values": [str(term)]}}
         clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}
@@ -253,6 +282,7 @@ class ESQueryBuilder:
         sort = []
         for field in fields:
             field = str(field)
+            check_field_name(field.lstrip("+-"), "sort")
             if field.startswith("-"):
                 sort.append({field[1:]: {"order": "desc"}})
             elif field in ("_score", "score"):
@@ -270,11 +300,19 @@ class ESQueryBuilder:
         if depth > self.web_settings.MAX_AGGS_DEPTH:
             raise BadRequest(f"Facets nest {depth} deep, the maximum is {self.web_settings.MAX_AGGS_DEPTH}.",
                              keyword="facets", max=self.web_settings.MAX_AGGS_DEPTH, num=depth)
-        return self._aggs(tree, size if size is not None else 10)
+        size = size if size is not None else 10
+        buckets = _buckets(tree, size)
+        limit = self.web_settings.MAX_FACET_BUCKETS
+        if limit and buckets > limit:
+            raise BadRequest(f"Facets could return {buckets} buckets, the maximum is {limit}: "
+                             f"ask for fewer facets, a smaller facet_size or less nesting.",
+                             keyword="facets", max=limit, num=buckets)
+        return self._aggs(tree, size)
 
     def _aggs(self, tree, size):
         aggs = {}
         for name, children in tree:
+            check_field_name(name, "facets")
             terms = {"terms": {"field": name, "size": size}}
             if children:
                 terms["aggs"] = self._aggs(children, size)

@@ -159,15 +159,18 @@ class ESResultTransform:
     @staticmethod
     def option_jmespath(doc, text):
         keys, compiled = _compile_jmespath(text)
-        if not keys:
-            result = compiled.search(doc)
-            if isinstance(result, dict):
-                doc.clear()
-                doc.update(result)
-            return
-        for parent in _nodes(doc, keys[:-1]):
-            if isinstance(parent, dict) and keys[-1] in parent:
-                parent[keys[-1]] = compiled.search(parent[keys[-1]])
+        try:
+            if not keys:
+                result = compiled.search(doc)
+                if isinstance(result, dict):
+                    doc.clear()
+                    doc.update(result)
+                return
+            for parent in _nodes(doc, keys[:-1]):
+                if isinstance(parent, dict) and keys[-1] in parent:
+                    parent[keys[-1]] = compiled.search(parent[keys[-1]])
+        except JMESPathError as exc:  # e.g. a function given the wrong type of value
+            raise BadRequest(f"jmespath expression failed: {str(exc)[:200]}", keyword="jmespath") from None
 
     @staticmethod
     def option_allow_null(doc, fields, always_list=()):

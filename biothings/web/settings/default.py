@@ -19,8 +19,9 @@ ES_REQUEST_TIMEOUT = 10
 # HTTP connections kept per Elasticsearch node (the client's default of 10
 # queues requests under load).
 ES_CONNECTIONS = 64
-# fetch_all: hits per page and how long a scroll context lives.
+# fetch_all: hits per page.
 ES_SCROLL_SIZE = 1000
+# fetch_all: how long a scroll context lives between two pages.
 ES_SCROLL_TIME = "1m"
 # Where the embedded engine keeps its indexes.
 EMBEDDED_DATA_DIR = ".biothings_data"
@@ -29,7 +30,9 @@ EMBEDDED_DATA_DIR = ".biothings_data"
 EMBEDDED_DATA_FILES = {}
 
 # ---------------------------------------------------------------- routes
+# Path prefix of every route but the front page (e.g. "mygene").
 API_PREFIX = ""
+# Version segment of the API routes ({ver}).
 API_VERSION = "v1"
 # (pattern, handler class or dotted name[, initialize kwargs]). Patterns may use
 # {pre} (API_PREFIX), {ver} (API_VERSION) and {typ} (each key of ES_INDICES).
@@ -55,6 +58,7 @@ APP_LIST = [
 # ---------------------------------------------------------------- API
 # Shown on the front page and in the OpenAPI document.
 API_NAME = "BioThings API"
+# One line about the API (front page, OpenAPI document).
 API_DESCRIPTION = "A BioThings query API."
 # Fields an annotation id is matched against when nothing else applies.
 ANNOTATION_DEFAULT_SCOPES = ["_id"]
@@ -70,6 +74,9 @@ ALLOW_RANDOM_QUERY = False
 ALLOW_NESTED_AGGS = False
 # Deepest facet nesting allowed.
 MAX_AGGS_DEPTH = 3
+# Most facet buckets one query may ask for (facet_size per facet, multiplied
+# through nesting); Elasticsearch's own search.max_buckets is 65,536.
+MAX_FACET_BUCKETS = 65536
 # Named query templates: USERQUERY_DIR/NAME/query*.txt (+ filter*.txt).
 USERQUERY_DIR = ""
 # {path: alias_path}: licenses of the source at path also apply to alias_path.
@@ -88,12 +95,65 @@ MAX_RESULT_WINDOW = 10000
 CACHE_MAX_AGE = 604800
 # Per handler name (annotation, query, metadata, fields, status, frontpage).
 CACHE_MAX_AGE_BY_HANDLER = {}
+# CORS: Access-Control-Allow-Origin of every API response (empty: none).
 ACCESS_CONTROL_ALLOW_ORIGIN = "*"
+# CORS: request headers allowed by OPTIONS preflight answers.
 ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, If-Modified-Since, X-File-Name, Cache-Control, Authorization"
-# Largest request body accepted, in bytes.
+# Largest request body accepted, in bytes (more: a JSON 413, see docs/limits.md).
 MAX_BODY_SIZE = 10 * 1024 * 1024
+# Longest request URI (path and query string), in characters (more: a JSON 414).
+MAX_URL_LENGTH = 16384
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
+# ETag on successful GET/HEAD answers, derived from the index build (the
+# _meta of the type's index: build_version, build_date, ...) and the request;
+# If-None-Match with it answers 304 without running the query.
+ETAG = True
+
+# ---------------------------------------------------------------- observability
+# Prometheus metrics (requests, latency, engine calls, in-flight) served at
+# this path of the application; empty: no metrics collected or served.
+METRICS_PATH = "/metrics"
+# Access log of every request (logger "biothings.access"): "text" (one
+# human-readable line), "json" (one JSON object a line: time, method, path,
+# status, duration_ms, request_id, remote_ip, user_agent, ...) or "off".
+ACCESS_LOG_FORMAT = "text"
+# Lowest level of access log lines written: INFO (every request), WARNING
+# (4xx and slow requests only) or ERROR (5xx only).
+ACCESS_LOG_LEVEL = "INFO"
+# A successful request slower than this many milliseconds is logged at
+# WARNING (0: never).
+ACCESS_LOG_SLOW_MS = 1000
+
+# ---------------------------------------------------------------- authentication
+# Off by default. Handler names whose requests need "Authorization: Bearer <token>"
+# (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
+# Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
+AUTH_REQUIRED_ROUTES = []
+# Tokens accepted as they are: a list, or {token: subject}.
+AUTH_STATIC_TOKENS = []
+# OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
+# {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
+AUTH_OIDC_ISSUER = ""
+# Required "aud" claim of tokens ("" skips the audience check).
+AUTH_OIDC_AUDIENCE = ""
+# JWT signature algorithms accepted (never "none" or HMAC with a public key).
+AUTH_OIDC_ALGORITHMS = ["RS256", "ES256", "PS256"]
+# JWKS URL when the issuer has no discovery document.
+AUTH_OIDC_JWKS_URL = ""
+# Token introspection endpoint (RFC 7662), the fallback for opaque tokens
+# (default: the issuer's introspection_endpoint).
+AUTH_INTROSPECTION_URL = ""
+# This API's client id at the introspection endpoint.
+AUTH_INTROSPECTION_CLIENT_ID = ""
+# This API's client secret at the introspection endpoint.
+AUTH_INTROSPECTION_CLIENT_SECRET = ""
+# Seconds the discovery document and keys are cached.
+AUTH_JWKS_CACHE_SECONDS = 300
+# Seconds before a call to the identity provider counts as failed (a 503).
+AUTH_PROVIDER_TIMEOUT = 5
+# Seconds of clock skew tolerated on "exp" and "nbf".
+AUTH_LEEWAY = 30
 
 # ---------------------------------------------------------------- options
 # Every request parameter, declared once: type, default, aliases, max, enum.
@@ -117,6 +177,7 @@ _QUERY_COMMON = {
     "filter": {"type": str, "default": None},
     "post_filter": {"type": str, "default": None},
 }
+# Parameters of /query, per method (GET: search, POST: batch).
 QUERY_KWARGS = {
     "GET": {
         **_QUERY_COMMON,
@@ -136,10 +197,12 @@ QUERY_KWARGS = {
         "analyzer": {"type": str, "default": None},
     },
 }
+# Parameters of /{typ}/<id> (GET) and /{typ} (POST: batch of ids).
 ANNOTATION_KWARGS = {
     "GET": {**COMMON_KWARGS, "id": {"type": str, "required": True}},
     "POST": {**COMMON_KWARGS, "id": {"type": list, "required": True, "alias": ["ids"], "max": 1000}},
 }
+# Parameters of /metadata.
 METADATA_KWARGS = {
     "GET": {
         "dev": {"type": bool, "default": False},
@@ -148,6 +211,7 @@ METADATA_KWARGS = {
         "_sorted": COMMON_KWARGS["_sorted"],
     },
 }
+# Parameters of /metadata/fields.
 FIELDS_KWARGS = {
     "GET": {
         **METADATA_KWARGS["GET"],
@@ -155,20 +219,20 @@ FIELDS_KWARGS = {
         "prefix": {"type": str, "default": None},
     },
 }
+# Parameters of /status (GET and HEAD).
 STATUS_KWARGS = {"GET": {"dev": {"type": bool, "default": False}, "format": COMMON_KWARGS["format"]}}
 STATUS_KWARGS["HEAD"] = STATUS_KWARGS["GET"]
 
 # ---------------------------------------------------------------- pipeline
 # Classes (or dotted names) of the pipeline stages; subclass to customise.
 ES_QUERY_BUILDER = "biothings.web.pipeline.ESQueryBuilder"
+# Runs the built query on the engine.
 ES_QUERY_BACKEND = "biothings.web.pipeline.ESQueryBackend"
+# Turns engine answers into API answers.
 ES_RESULT_TRANSFORM = "biothings.web.pipeline.ESResultTransform"
 
 # ---------------------------------------------------------------- logging
+# Level of the "biothings" loggers (DEBUG, INFO, WARNING, ...).
 LOGGING_LEVEL = "INFO"
-# Access log (logger ``tornado.access``): "all" logs every request (costs about
-# a tenth of the CPU of a fast request), "errors" logs answers >= 400 and
-# requests slower than ACCESS_LOG_SLOW_MS, "none" logs nothing.
-ACCESS_LOG = "errors"
-ACCESS_LOG_SLOW_MS = 1000
+# Parameters of /{ver}/spec (the OpenAPI document).
 SPEC_KWARGS = {"GET": {"format": COMMON_KWARGS["format"], "_sorted": {"type": bool, "default": False}}}

@@ -1,0 +1,112 @@
+"""MkDocs hooks (``hooks:`` in mkdocs.yml), run at every ``mkdocs build``.
+
+- ``configuration.md`` is generated from ``biothings/web/settings/default.py``:
+  every setting, its default (as written in the source) and the comment block
+  right above it.
+- Pages the nav lists but that are not written yet (other branches add them)
+  are generated as short placeholders, so a strict build never depends on them.
+"""
+
+import ast
+import io
+import os
+import re
+import tokenize
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULTS = os.path.join(ROOT, "biothings", "web", "settings", "default.py")
+PLACEHOLDERS = {
+    "benchmarks.md": "# Benchmarks\n\nThe benchmark tables are not written yet.\n",
+    "limits.md": "# Limits\n\nThe limits page is not written yet.\n",
+}
+_INLINE_MAX = 60
+_ACRONYMS = {"api": "API", "http": "HTTP"}
+
+
+def read_settings(path=DEFAULTS):
+    """``[(section, name, default source, description)]`` in file order."""
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    comments = {}  # line number -> comment text
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT and token.line.lstrip().startswith("#"):
+            comments[token.start[0]] = token.string.lstrip("#").strip()
+    settings, section = [], "General"
+    tree = ast.parse(source)
+    section_lines = sorted((line, text) for line, text in comments.items() if text.startswith("---"))
+    for node in tree.body:
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [target.id for target in targets if isinstance(target, ast.Name)]
+        names = [name for name in names if name.isupper() and not name.startswith("_")]
+        if not names and not any(isinstance(t, ast.Subscript) for t in targets):
+            continue
+        for line, text in section_lines:
+            if line < node.lineno:
+                words = text.strip("- ").split() or [section]
+                section = " ".join(_ACRONYMS.get(word, word) for word in words)
+                section = section[0].upper() + section[1:]
+        block, line = [], node.lineno - 1
+        while line in comments and not comments[line].startswith("---"):
+            block.insert(0, comments[line])
+            line -= 1
+        default = ast.get_source_segment(source, node.value)
+        if not names:  # e.g. STATUS_KWARGS["HEAD"] = ...: part of a setting above
+            continue
+        for name in names:
+            settings.append((section, name, default, " ".join(block)))
+    return settings
+
+
+def _escape(text):
+    """A comment as a table cell: code spans kept, markdown emphasis and links not."""
+    parts = re.split(r"(`+[^`]*`+)", text)
+    out = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            part = re.sub(r"([\\*_\[\]])", r"\\\1", part).replace("<", "&lt;").replace(">", "&gt;")
+        out.append(part.replace("|", "\\|"))
+    return "".join(out)
+
+
+def settings_reference(path=DEFAULTS):
+    """The markdown page of the configuration reference."""
+    settings = read_settings(path)
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- generated from biothings/web/settings/default.py at each docs build: edit that file -->",
+        "",
+        "A config module (`--conf=config`) overrides any of these by defining the same name; an",
+        "environment variable of the same name overrides both, parsed to the type of the default",
+        "(`ES_HOST=http://es:9200`, `ALLOW_RANDOM_QUERY=1`, `ES_INDICES='{\"gene\": \"genes\"}'`).",
+        "",
+    ]
+    long_values = []
+    section = None
+    for setting_section, name, default, description in settings:
+        if setting_section != section:
+            section = setting_section
+            out += ["", f"## {section}", "", "| Setting | Default | Description |", "|---|---|---|"]
+        one_line = " ".join(default.split())
+        if len(one_line) <= _INLINE_MAX and "|" not in one_line and "`" not in one_line:
+            shown = f"`{one_line}`"
+        else:
+            shown = f"see [below](#{name.lower()})"
+            long_values.append((name, default))
+        out.append(f"| `{name}` | {shown} | {_escape(description) or '&nbsp;'} |")
+    if long_values:
+        out += ["", "## Long defaults", ""]
+        for name, default in long_values:
+            out += [f"### {name}", "", "```python", f"{name} = {default}", "```", ""]
+    return "\n".join(out) + "\n"
+
+
+def on_files(files, config):
+    from mkdocs.structure.files import File
+    files.append(File.generated(config, "configuration.md", content=settings_reference()))
+    for name, content in PLACEHOLDERS.items():
+        if files.get_file_from_path(name) is None:
+            files.append(File.generated(config, name, content=content))
+    return files

@@ -1,0 +1,120 @@
+"""A fault-injecting HTTP proxy for tests: put it between the API and Elasticsearch.
+
+``FaultProxy(upstream).start()`` serves on a loopback port from a background
+thread and forwards every request to ``upstream``, unless a fault is switched on:
+
+- ``proxy.mode = "pass"``: forward (the default);
+- ``"down"``: close each connection without answering (engine unreachable);
+- ``"slow"``: wait ``proxy.delay`` seconds, then forward (timeouts, hangs);
+- ``"status"``: answer ``proxy.status`` (429, 503, ...) with an Elasticsearch error body;
+- ``"msearch_fail"``: forward, but replace the ``proxy.fail_index``-th answer of
+  each ``_msearch`` with a failure of status ``proxy.status`` (one bad sub-query).
+
+``proxy.requests`` counts what reached the proxy, per path.
+"""
+
+import asyncio
+import collections
+import threading
+
+import orjson
+import tornado.httpclient
+import tornado.httpserver
+import tornado.web
+
+from tests.servers import free_port
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
+
+
+class _ProxyHandler(tornado.web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
+
+    def initialize(self, proxy):
+        self.proxy = proxy
+
+    async def _any(self):
+        proxy = self.proxy
+        proxy.requests[self.request.path] += 1
+        mode = proxy.mode
+        if mode == "down":
+            self.request.connection.stream.close()
+            return
+        if mode == "slow":
+            await asyncio.sleep(proxy.delay)
+        if mode == "status":
+            kind = "es_rejected_execution_exception" if proxy.status == 429 else "unavailable_shards_exception"
+            self.set_status(proxy.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(orjson.dumps({"error": {"type": kind, "reason": "injected fault",
+                                                "root_cause": [{"type": kind, "reason": "injected fault"}]},
+                                      "status": proxy.status}))
+            return
+        headers = {key: value for key, value in self.request.headers.get_all() if key.lower() not in _HOP_HEADERS}
+        request = tornado.httpclient.HTTPRequest(
+            proxy.upstream + self.request.uri, method=self.request.method, headers=headers,
+            body=self.request.body if self.request.method in ("POST", "PUT") else None,
+            allow_nonstandard_methods=True, request_timeout=120, decompress_response=True)
+        response = await tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        body = response.body or b""
+        if mode == "msearch_fail" and self.request.path.endswith("/_msearch") and response.code == 200:
+            answer = orjson.loads(body)
+            responses = answer.get("responses") or []
+            if len(responses) > proxy.fail_index:
+                responses[proxy.fail_index] = {
+                    "error": {"type": "es_rejected_execution_exception", "reason": "injected sub-query failure"},
+                    "status": proxy.status}
+            body = orjson.dumps(answer)
+        self.set_status(response.code)
+        for key, value in response.headers.get_all():
+            if key.lower() not in _HOP_HEADERS:
+                self.set_header(key, value)
+        if self.request.method != "HEAD":
+            self.write(body)
+        self.finish()
+
+    get = post = put = delete = head = _any
+
+
+class FaultProxy:
+    """The proxy server, run from a background thread on a loopback port."""
+
+    def __init__(self, upstream, port=None):
+        self.upstream = upstream.rstrip("/")
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mode = "pass"
+        self.delay = 0.0
+        self.status = 503
+        self.fail_index = 0
+        self.requests = collections.Counter()
+        self._loop = None
+        self._stop = None
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def set(self, mode, **attributes):
+        self.mode = mode
+        for key, value in attributes.items():
+            setattr(self, key, value)
+        return self
+
+    async def _serve(self):
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = tornado.web.Application([(r".*", _ProxyHandler, {"proxy": self})])
+        server = tornado.httpserver.HTTPServer(app, max_body_size=200 * 1024 * 1024)
+        server.listen(self.port, "127.0.0.1")
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+
+    def start(self):
+        self.thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(10)

@@ -1,0 +1,105 @@
+"""A tiny OpenID Connect provider for tests: discovery, JWKS, introspection.
+
+Signs RS256 tokens with a key generated here; ``provider.token(**claims)``.
+``provider.down = True`` makes every endpoint answer 503.
+"""
+
+import asyncio
+import base64
+import threading
+import time
+
+import jwt
+import orjson
+import tornado.httpserver
+import tornado.web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.servers import free_port
+
+CLIENT_ID, CLIENT_SECRET = "biothings-api", "s3cret"
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class _Handler(tornado.web.RequestHandler):
+    def initialize(self, provider):
+        self.provider = provider
+
+    def prepare(self):
+        self.provider.calls += 1
+        if self.provider.down:
+            self.set_status(503)
+            self.finish({"error": "down"})
+
+    def answer(self, document):
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(document))
+
+
+class _Discovery(_Handler):
+    def get(self):
+        url = self.provider.url
+        self.answer({"issuer": url, "jwks_uri": url + "/jwks", "introspection_endpoint": url + "/introspect",
+                     "token_endpoint": url + "/token"})
+
+
+class _Keys(_Handler):
+    def get(self):
+        key = jwt.algorithms.RSAAlgorithm.to_jwk(self.provider.key.public_key(), as_dict=True)
+        self.answer({"keys": [{**key, "kid": self.provider.kid, "use": "sig", "alg": "RS256"}]})
+
+
+class _Introspect(_Handler):
+    def post(self):
+        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if self.request.headers.get("Authorization") != expected:
+            self.set_status(401)
+            return self.answer({"error": "invalid_client"})
+        token = self.get_body_argument("token", "")
+        claims = self.provider.opaque.get(token)
+        self.answer({"active": True, **claims} if claims else {"active": False})
+
+
+class OIDCProvider:
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = new_key()
+        self.kid = "key-1"
+        self.down = False
+        self.calls = 0
+        self.opaque = {}  # opaque token -> introspection claims
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def token(self, key=None, kid=None, **claims):
+        now = int(time.time())
+        payload = {"iss": self.url, "sub": "alice", "aud": "biothings", "iat": now, "exp": now + 300, **claims}
+        payload = {name: value for name, value in payload.items() if value is not None}
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+    async def _serve(self):
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = tornado.web.Application([
+            (r"/.well-known/openid-configuration", _Discovery, {"provider": self}),
+            (r"/jwks", _Keys, {"provider": self}),
+            (r"/introspect", _Introspect, {"provider": self}),
+        ])
+        server = tornado.httpserver.HTTPServer(app)
+        server.listen(self.port, "127.0.0.1")
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+
+    def start(self):
+        self.thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(10)

@@ -1,0 +1,148 @@
+"""Optional authentication: static tokens, OIDC JWTs (JWKS), introspection, per route."""
+
+import time
+
+import pytest
+
+from tests.oidc import CLIENT_ID, CLIENT_SECRET, OIDCProvider, new_key
+from tests.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def provider():
+    server = OIDCProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oidc_api(serve, provider):
+    provider.down = False
+    return serve("embedded", AUTH_REQUIRED_ROUTES=["query", "annotation"], AUTH_OIDC_ISSUER=provider.url,
+                 AUTH_OIDC_AUDIENCE="biothings", AUTH_INTROSPECTION_CLIENT_ID=CLIENT_ID,
+                 AUTH_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET, AUTH_LEEWAY=0)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_401(response):
+    assert response.status_code == 401, (response.status_code, response.text)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["code"] == 401 and body["success"] is False and body["error"]
+    assert "Cache-Control" not in response.headers
+    return body
+
+
+def test_off_by_default(api):
+    assert api.get("/v1/gene/1017").status_code == 200
+    assert api.get("/v1/gene/1017", headers=bearer("garbage")).status_code == 200
+
+
+def test_static_tokens_per_route(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["query"], AUTH_STATIC_TOKENS=["t0ken", "other"])
+    assert_401(client.get("/v1/query", params={"q": "cdk2"}))
+    assert_401(client.get("/v1/query", params={"q": "cdk2"}, headers=bearer("wrong")))
+    assert_401(client.get("/v1/query", params={"q": "cdk2"}, headers={"Authorization": "Basic dDBrZW4="}))
+    assert_401(client.post("/v1/query", json={"q": ["cdk2"]}))
+    ok = client.get("/v1/query", params={"q": "cdk2"}, headers=bearer("t0ken"))
+    assert ok.status_code == 200 and ok.json()["total"] >= 1
+    assert "public" not in ok.headers.get("Cache-Control", "")
+    assert client.post("/v1/query", json={"q": ["cdk2"]}, headers=bearer("other")).status_code == 200
+    # other routes stay public
+    assert client.get("/v1/gene/1017").status_code == 200
+    assert client.get("/v1/metadata").status_code == 200
+    # preflights carry no credentials
+    assert client.request("OPTIONS", "/v1/query").status_code == 204
+
+
+def test_all_routes(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["*"], AUTH_STATIC_TOKENS={"k": "robot"})
+    for path in ("/v1/gene/1017", "/v1/query?q=cdk2", "/v1/metadata", "/v1/metadata/fields", "/status", "/v1/spec",
+                 "/v1/docs", "/"):
+        assert_401(client.get(path))
+        assert client.get(path, headers=bearer("k")).status_code == 200, path
+    assert client.get("/_static/biothings.css").status_code == 200  # assets stay public
+
+
+def test_valid_jwt(oidc_api, provider):
+    token = provider.token()
+    response = oidc_api.get("/v1/gene/1017", headers=bearer(token))
+    assert response.status_code == 200 and response.json()["_id"] == "1017"
+    assert oidc_api.post("/v1/query", json={"q": ["CDK2"], "scopes": ["symbol"]},
+                         headers=bearer(token)).json()[0]["_id"] == "1017"
+    assert_401(oidc_api.get("/v1/gene/1017"))
+    assert oidc_api.get("/v1/metadata").status_code == 200  # not listed: public
+
+
+def test_keys_are_cached(oidc_api, provider):
+    token = provider.token()
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(token)).status_code == 200
+    calls = provider.calls
+    for _ in range(5):
+        assert oidc_api.get("/v1/gene/1017", headers=bearer(token)).status_code == 200
+    assert provider.calls == calls
+
+
+@pytest.mark.parametrize("case", ["expired", "audience", "issuer", "signature", "no_exp", "tampered", "garbage"])
+def test_bad_jwts(oidc_api, provider, case):
+    if case == "expired":
+        token = provider.token(exp=int(time.time()) - 60)
+    elif case == "audience":
+        token = provider.token(aud="another-api")
+    elif case == "issuer":
+        token = provider.token(iss="http://127.0.0.1:1/elsewhere")
+    elif case == "signature":
+        token = provider.token(key=new_key())  # right kid, wrong key
+    elif case == "no_exp":
+        token = provider.token(exp=None)
+    elif case == "tampered":
+        header, payload, signature = provider.token().split(".")
+        token = ".".join([header, payload[:-4] + "AAAA", signature])
+    else:
+        token = "not.a.jwt"
+    body = assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(token)))
+    if case == "expired":
+        assert "expired" in body["error"].lower()
+    if case == "audience":
+        assert "audience" in body["error"].lower()
+
+
+def test_introspection_fallback(oidc_api, provider):
+    provider.opaque["opaque-good"] = {"sub": "bob", "aud": "biothings", "exp": int(time.time()) + 60}
+    provider.opaque["opaque-other-aud"] = {"sub": "bob", "aud": "elsewhere"}
+    provider.opaque["opaque-expired"] = {"sub": "bob", "exp": int(time.time()) - 60}
+    assert oidc_api.get("/v1/gene/1017", headers=bearer("opaque-good")).status_code == 200
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer("opaque-unknown")))
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer("opaque-other-aud")))
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer("opaque-expired")))
+
+
+def test_provider_down_is_503_not_401(oidc_api, provider):
+    provider.down = True
+    try:
+        response = oidc_api.get("/v1/gene/1017", headers=bearer(provider.token()))
+        assert response.status_code == 503
+        assert response.headers["Retry-After"].isdigit()
+        assert response.json()["success"] is False
+        # no token at all is still the client's fault
+        assert_401(oidc_api.get("/v1/gene/1017"))
+    finally:
+        provider.down = False
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+
+
+def test_provider_unreachable_is_503(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_PROVIDER_TIMEOUT=2,
+                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
+    response = client.get("/v1/gene/1017", headers=bearer("a.b.c"))
+    assert response.status_code == 503 and response.json()["code"] == 503
+    assert response.headers["Retry-After"].isdigit()
+
+
+def test_static_tokens_need_no_provider(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS=["local"],
+                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
+    assert client.get("/v1/gene/1017", headers=bearer("local")).status_code == 200
