@@ -6,6 +6,7 @@ Kept out of conftest so benchmarks and scripts can start the same servers.
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def wait_http(url, timeout=30.0):
     raise RuntimeError(f"{url} did not answer in {timeout}s: {last}")
 
 
+def _signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
 class NoidaElasticsearch:
     """noida-db's Elasticsearch service (an ES 8 REST imitation from PyPI) on loopback."""
 
@@ -51,18 +59,29 @@ class NoidaElasticsearch:
         self.process = subprocess.Popen(
             [binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(self.port),
              "--data-dir", os.path.join(self.data_dir, "noida")],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_http(self.url + "/")
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)  # its own process group: see stop()
+        try:
+            wait_http(self.url + "/")
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("noida-db did not start: " + open(self.log.name, errors="replace").read())
         return self
 
     def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.log.close()
+        """Stop the whole process group: noida-db leaves child processes behind
+        (parent pid 1) when only its first process is signalled."""
+        if self.process is None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(self.process.pid, signal.SIGKILL)  # whatever is left of the group
+        self.process.wait()
+        self.process = None
+        self.log.close()
 
 
 class APIServer:

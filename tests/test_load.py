@@ -5,11 +5,8 @@ import asyncio
 import gzip
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import types
 import urllib.request
 
@@ -18,6 +15,7 @@ import pytest
 
 from biothings.web.engines.embedded import EmbeddedEngine, current_version
 from biothings.web.load import LoadError, load
+from tests.servers import NoidaElasticsearch
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 DEMO = os.path.join(ROOT, "biothings", "web", "demo")
@@ -178,12 +176,6 @@ def test_ensure_index_race(tmp_path):
 
 # ---------------------------------------------------------------------- Elasticsearch target (noida-db)
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url):
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
@@ -191,36 +183,13 @@ def _get(url):
 
 @pytest.fixture(scope="module")
 def noida(tmp_path_factory):
-    """noida-db's Elasticsearch imitation on a free loopback port; killed afterwards."""
-    binary = os.path.join(os.path.dirname(sys.executable), "noida-db")
-    if not os.path.exists(binary):
-        binary = shutil.which("noida-db")
-    if binary is None:
-        pytest.skip("noida-db is not installed")
-    directory = tmp_path_factory.mktemp("noida")
-    port = _free_port()
-    log = open(directory / "noida.log", "wb")
-    process = subprocess.Popen([binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(port),
-                                "--data-dir", str(directory / "data")],
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _get(url + "/")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("noida-db did not start: " + (directory / "noida.log").read_text())
-            time.sleep(0.1)
-    yield url
-    process.terminate()
+    """noida-db's Elasticsearch imitation on a free loopback port; stopped afterwards."""
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        server = NoidaElasticsearch(str(tmp_path_factory.mktemp("noida"))).start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc)) if "not installed" in str(exc) else pytest.fail(str(exc))
+    yield server.url
+    server.stop()
 
 
 def _aliases(url, name):

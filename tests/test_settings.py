@@ -1,7 +1,5 @@
 """Settings: config loading, environment overrides, classes, routes, sub-APIs."""
 
-import os
-import textwrap
 
 import pytest
 

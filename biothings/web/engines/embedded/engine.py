@@ -19,7 +19,7 @@ from biothings.web.engines.base import Engine
 from biothings.web.engines.errors import EngineError, IndexNotFound, QueryError, ScrollError
 from biothings.web.engines.embedded import store
 from biothings.web.engines.embedded.aggs import AggPlan
-from biothings.web.engines.embedded.query import ID, MUST, MUST_NOT, Compiler, TEXT_FIELD_REASON
+from biothings.web.engines.embedded.query import ID, MUST, Compiler, TEXT_FIELD_REASON
 from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
 from biothings.web.engines.embedded.source import SourceFilter
 
