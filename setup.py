@@ -17,6 +17,8 @@ setup(
         "tantivy>=0.24",
         "luqum>=1.0",
         "tqdm>=4.60",
+        # HTTP/1.1 answer parsing of the Elasticsearch client node (engines/http_node.py)
+        "httptools>=0.6",
         "prometheus_client>=0.17",
         # the server's event loop when available (less CPU per request than asyncio's)
         "uvloop>=0.19; sys_platform != 'win32' and platform_python_implementation == 'CPython'",

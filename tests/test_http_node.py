@@ -95,6 +95,45 @@ async def test_chunked_gzip_and_until_close_bodies():
         assert server.connections == 1
         await n.close()
 
+    async def until_close(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n" + HEADERS + b"\r\n" + payload[:30])
+        await writer.drain()
+        writer.write(payload[30:])
+        writer.close()
+    server = await asyncio.start_server(until_close, "127.0.0.1", 0)
+    n = node(server.sockets[0].getsockname()[1])
+    assert (await n.perform_request("GET", "/until-close")).body == payload
+    server.close()
+    await n.close()
+
+
+async def test_head_answers_have_no_body():
+    async def answer(line, body):
+        if line.startswith("HEAD"):  # Content-Length of the body a GET would get, no body
+            return b"HTTP/1.1 200 OK\r\n" + HEADERS + b"content-length: 40\r\n\r\n"
+        return ok({"after": "head"})
+    async with Server(answer) as server:
+        n = node(server.port, request_timeout=5)
+        head = await n.perform_request("HEAD", "/idx")
+        assert head.meta.status == 200 and head.body == b""
+        assert orjson.loads((await n.perform_request("GET", "/x")).body) == {"after": "head"}
+        await n.close()
+
+
+async def test_interim_100_answer_is_skipped_and_garbage_is_an_error():
+    async def answer(line, body):
+        if "garbage" in line:
+            return b"NOT HTTP AT ALL\r\n\r\n"
+        return b"HTTP/1.1 100 Continue\r\n\r\n" + ok({"final": True})
+    async with Server(answer) as server:
+        n = node(server.port, request_timeout=5)
+        response = await n.perform_request("GET", "/a")
+        assert response.meta.status == 200 and orjson.loads(response.body) == {"final": True}
+        with pytest.raises(ConnectionError, match="HttpParserError"):
+            await n.perform_request("GET", "/garbage")
+        await n.close()
+
 
 async def test_stale_keep_alive_connection_is_retried_once():
     calls = []

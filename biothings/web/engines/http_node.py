@@ -6,8 +6,9 @@ than the rest of a fast BioThings request (session, request and response
 objects, cookie and redirect machinery, a request log line built whether or not
 it is logged). This node speaks just what the transport needs, on asyncio
 protocols: keep-alive connections in a LIFO pool (at most
-``connections_per_node`` open, further requests wait for one), Content-Length
-and chunked bodies, gzip (``http_compress``), a timeout per request.
+``connections_per_node`` open, further requests wait for one), answers parsed
+by ``httptools`` (Content-Length and chunked bodies), gzip (``http_compress``),
+a timeout per request.
 
 Errors are the transport's own: ``ConnectionError`` (refused, reset, closed
 mid-answer) and ``ConnectionTimeout``, so retries, dead-node marking and our
@@ -23,15 +24,14 @@ import collections
 import gzip
 import logging
 
+import httptools
+
 from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
 from elastic_transport._node._base import NodeApiResponse
 from elastic_transport._node._base_async import BaseAsyncNode
 from elastic_transport.client_utils import DEFAULT
 
 _node_logger = logging.getLogger("elastic_transport.node")
-
-_NO_BODY_STATUS = (204, 304)
-
 
 class _Response:
     __slots__ = ("status", "headers", "body", "keep_alive")
@@ -44,53 +44,75 @@ class _Response:
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; one request at a time."""
+    """One keep-alive connection, one request at a time; answers parsed by
+    ``httptools`` (llhttp, the parser of Node.js and uvicorn)."""
 
     def __init__(self):
         self.transport = None
-        self.buffer = bytearray()
+        self.parser = httptools.HttpResponseParser(self)
         self.waiter = None
         self.head_request = False
         self.received = False
         self.closed = False
         self.used = False
-        # parse state of the current answer
-        self._head = None  # (status, headers, keep_alive) once the header block is read
-        self._length = None  # Content-Length, or -1 for chunked, or None = until close
+        self._headers = {}
+        self._body = []
+        self._until_close = False
 
-    # ---------------------------------------------------------------- protocol
+    # ------------------------------------------------------ asyncio protocol
     def connection_made(self, transport):
         self.transport = transport
 
     def connection_lost(self, exc):
         self.closed = True
+        if self._until_close and exc is None:  # an answer without length ends here
+            self._complete(keep_alive=False)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            if self._head is not None and self._length is None:
-                status, headers, _ = self._head
-                waiter.set_result(_Response(status, headers, bytes(self.buffer), False))
-            else:
-                waiter.set_exception(ConnectionError(
-                    f"Connection closed by the server{': ' + str(exc) if exc else ''}",
-                    errors=(exc,) if exc else ()))
+            waiter.set_exception(ConnectionError(
+                f"Connection closed by the server{': ' + str(exc) if exc else ''}",
+                errors=(exc,) if exc else ()))
 
     def data_received(self, data):
         self.received = True
-        self.buffer += data
-        if self.waiter is not None and not self.waiter.done():
-            try:
-                self._parse()
-            except Exception as exc:  # malformed answer
-                self.waiter.set_exception(ConnectionError(f"Invalid HTTP answer: {exc}", errors=(exc,)))
-                self.close()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:  # malformed answer
+            self._fail(ConnectionError(f"Invalid HTTP answer: {exc}", errors=(exc,)))
+            self.close()
 
-    # ---------------------------------------------------------------- request
+    # ------------------------------------------------------ parser callbacks
+    def on_message_begin(self):
+        self._headers = {}
+        self._body = []
+        self._until_close = False
+
+    def on_header(self, name, value):
+        name = name.decode("latin-1").lower()
+        value = value.decode("latin-1")
+        headers = self._headers
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+
+    def on_headers_complete(self):
+        if self.head_request and self.parser.get_status_code() >= 200:
+            # no body follows, whatever Content-Length says; the parser cannot
+            # be told so, hence this connection is not reused
+            self._complete(keep_alive=False)
+        elif "content-length" not in self._headers and "transfer-encoding" not in self._headers:
+            self._until_close = True
+
+    def on_body(self, body):
+        self._body.append(body)
+
+    def on_message_complete(self):
+        if self.parser.get_status_code() >= 200:  # not an interim 1xx answer
+            self._complete(keep_alive=self.parser.should_keep_alive())
+
+    # ------------------------------------------------------ request
     def send(self, data, head_request, loop):
         self.waiter = loop.create_future()
         self.head_request = head_request
         self.received = False
-        self._head = None
-        self._length = None
         self.transport.write(data)
         return self.waiter
 
@@ -99,73 +121,15 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _parse(self):
-        buf = self.buffer
-        if self._head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            del buf[:end + 4]
-            version, status = lines[0].split(" ", 2)[:2]
-            status = int(status)
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                name = name.strip().lower()
-                value = value.strip()
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            connection = headers.get("connection", "").lower()
-            keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-            if status == 100:  # an interim answer: the real one follows
-                return self._parse() if buf else None
-            if self.head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
-                length = 0
-            elif "chunked" in headers.get("transfer-encoding", "").lower():
-                length = -1
-            elif "content-length" in headers:
-                length = int(headers["content-length"])
-            else:
-                length = None
-                keep_alive = False
-            self._head = (status, headers, keep_alive)
-            self._length = length
-        status, headers, keep_alive = self._head
-        length = self._length
-        if length is None:
-            return  # until the server closes
-        if length >= 0:
-            if len(buf) < length:
-                return
-            body = bytes(buf[:length])
-            del buf[:length]
-        else:
-            body = self._dechunk()
-            if body is None:
-                return
-        self.waiter.set_result(_Response(status, headers, body, keep_alive))
+    def _complete(self, keep_alive):
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            waiter.set_result(_Response(self.parser.get_status_code(), self._headers, body, keep_alive))
 
-    def _dechunk(self):
-        buf = self.buffer
-        out = bytearray()
-        pos = 0
-        while True:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                return None
-            size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
-            pos = eol + 2
-            if size == 0:
-                # optional trailers, then an empty line
-                end = buf.find(b"\r\n\r\n", pos - 2)
-                if end < 0:
-                    return None
-                del buf[:end + 4]
-                return bytes(out)
-            if len(buf) < pos + size + 2:
-                return None
-            out += buf[pos:pos + size]
-            pos += size + 2
+    def _fail(self, exc):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
 
 
 class LeanHttpNode(BaseAsyncNode):
