@@ -3,8 +3,6 @@
 - ``configuration.md`` is generated from ``biothings/web/settings/default.py``:
   every setting, its default (as written in the source) and the comment block
   right above it.
-- Pages the nav lists but that are not written yet (other branches add them)
-  are generated as short placeholders, so a strict build never depends on them.
 """
 
 import ast
@@ -15,10 +13,6 @@ import tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULTS = os.path.join(ROOT, "biothings", "web", "settings", "default.py")
-PLACEHOLDERS = {
-    "benchmarks.md": "# Benchmarks\n\nThe benchmark tables are not written yet.\n",
-    "limits.md": "# Limits\n\nThe limits page is not written yet.\n",
-}
 _INLINE_MAX = 60
 _ACRONYMS = {"api": "API", "http": "HTTP"}
 
@@ -106,7 +100,4 @@ def settings_reference(path=DEFAULTS):
 def on_files(files, config):
     from mkdocs.structure.files import File
     files.append(File.generated(config, "configuration.md", content=settings_reference()))
-    for name, content in PLACEHOLDERS.items():
-        if files.get_file_from_path(name) is None:
-            files.append(File.generated(config, name, content=content))
     return files
