@@ -3,11 +3,11 @@
 ``elastic_transport`` lets a client choose its node class: the HTTP layer under
 ``AsyncTransport``. Its default, the aiohttp node, costs about 190 us of CPU
 per search against 77 us with this one (``benchmarks/bench_es_node.py``):
-session, request and response objects, cookie and redirect machinery. This node speaks just what the transport needs, on asyncio
-protocols: keep-alive connections in a LIFO pool (at most
-``connections_per_node`` open, further requests wait for one), answers parsed
-by ``httptools`` (Content-Length and chunked bodies), gzip (``http_compress``),
-a timeout per request.
+session, request and response objects, cookie and redirect machinery. This
+node speaks just what the transport needs, on asyncio protocols: keep-alive
+connections in a LIFO pool (at most ``connections_per_node`` open, further
+requests wait for one), answers parsed by ``httptools`` (Content-Length and
+chunked bodies), gzip (``http_compress``), a timeout per request.
 
 Errors are the transport's own: ``ConnectionError`` (refused, reset, closed
 mid-answer) and ``ConnectionTimeout``, so retries, dead-node marking and our
