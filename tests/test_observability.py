@@ -205,6 +205,10 @@ def test_access_log_level_warning_keeps_errors_only(serve, access_log):
     assert record.levelno == logging.WARNING
     assert not [r for r in access_log.records if "level-ok" in r.getMessage()]
     logger.setLevel(logging.NOTSET)
+    assert accesslog.configure(BiothingWebSettings("config")).level == logging.WARNING  # the default
+    logger.setLevel(logging.NOTSET)
+    assert accesslog.configure(BiothingWebSettings("config", ACCESS_LOG_LEVEL="INFO")).level == logging.INFO
+    logger.setLevel(logging.NOTSET)
     with pytest.raises(ValueError, match="ACCESS_LOG_LEVEL"):
         accesslog.configure(BiothingWebSettings("config", ACCESS_LOG_LEVEL="loud"))
 
