@@ -15,14 +15,12 @@ thread and forwards every request to ``upstream``, unless a fault is switched on
 
 import asyncio
 import collections
-import threading
 
 import orjson
 import tornado.httpclient
-import tornado.httpserver
 import tornado.web
 
-from tests.servers import free_port
+from tests.servers import LoopbackServer
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
@@ -76,22 +74,17 @@ class _ProxyHandler(tornado.web.RequestHandler):
     get = post = put = delete = head = _any
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """The proxy server, run from a background thread on a loopback port."""
 
     def __init__(self, upstream, port=None):
+        super().__init__(port)
         self.upstream = upstream.rstrip("/")
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.mode = "pass"
         self.delay = 0.0
         self.status = 503
         self.fail_index = 0
         self.requests = collections.Counter()
-        self._loop = None
-        self._stop = None
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
     def set(self, mode, **attributes):
         self.mode = mode
@@ -99,22 +92,8 @@ class FaultProxy:
             setattr(self, key, value)
         return self
 
-    async def _serve(self):
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = tornado.web.Application([(r".*", _ProxyHandler, {"proxy": self})])
-        server = tornado.httpserver.HTTPServer(app, max_body_size=200 * 1024 * 1024)
-        server.listen(self.port, "127.0.0.1")
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
+    def make_app(self):
+        return tornado.web.Application([(r".*", _ProxyHandler, {"proxy": self})])
 
-    def start(self):
-        self.thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self):
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(10)
+    def server_options(self):
+        return {"max_body_size": 200 * 1024 * 1024}

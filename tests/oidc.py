@@ -4,18 +4,15 @@ Signs RS256 tokens with a key generated here; ``provider.token(**claims)``.
 ``provider.down = True`` makes every endpoint answer 503.
 """
 
-import asyncio
 import base64
-import threading
 import time
 
 import jwt
 import orjson
-import tornado.httpserver
 import tornado.web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.servers import free_port
+from tests.servers import LoopbackServer
 
 CLIENT_ID, CLIENT_SECRET = "biothings-api", "s3cret"
 
@@ -63,17 +60,14 @@ class _Introspect(_Handler):
         self.answer({"active": True, **claims} if claims else {"active": False})
 
 
-class OIDCProvider:
+class OIDCProvider(LoopbackServer):
     def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__()
         self.key = new_key()
         self.kid = "key-1"
         self.down = False
         self.calls = 0
         self.opaque = {}  # opaque token -> introspection claims
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
     def token(self, key=None, kid=None, **claims):
         now = int(time.time())
@@ -81,25 +75,9 @@ class OIDCProvider:
         payload = {name: value for name, value in payload.items() if value is not None}
         return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    async def _serve(self):
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = tornado.web.Application([
+    def make_app(self):
+        return tornado.web.Application([
             (r"/.well-known/openid-configuration", _Discovery, {"provider": self}),
             (r"/jwks", _Keys, {"provider": self}),
             (r"/introspect", _Introspect, {"provider": self}),
         ])
-        server = tornado.httpserver.HTTPServer(app)
-        server.listen(self.port, "127.0.0.1")
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-
-    def start(self):
-        self.thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self):
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(10)

@@ -84,18 +84,37 @@ class NoidaElasticsearch:
         self.log.close()
 
 
-class APIServer:
-    """A BioThings app served from a background thread on a loopback port."""
+class LoopbackServer:
+    """A tornado application served from a background thread on a loopback port.
 
-    def __init__(self, web_settings):
-        self.web_settings = web_settings
-        self.port = free_port()
+    Subclasses give ``make_app()``, and may set up and tear down around serving
+    (``started``, ``stopped``). An error while starting is raised by ``start()``.
+    """
+
+    start_timeout = 10
+    stop_timeout = 10
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._ready = threading.Event()
         self._stop = None
         self._loop = None
         self._error = None
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def make_app(self):
+        raise NotImplementedError
+
+    def server_options(self):
+        """Keyword arguments of the ``HTTPServer``."""
+        return {}
+
+    async def started(self, app):
+        """Runs once the port listens, before ``start()`` returns."""
+
+    async def stopped(self, app):
+        """Runs after the server stopped listening."""
 
     def _run(self):
         try:
@@ -108,19 +127,18 @@ class APIServer:
         import tornado.httpserver
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        app = self.web_settings.get_app()
-        server = tornado.httpserver.HTTPServer(app, max_body_size=self.web_settings.MAX_BODY_SIZE)
+        app = self.make_app()
+        server = tornado.httpserver.HTTPServer(app, **self.server_options())
         server.listen(self.port, "127.0.0.1")
-        await app.startup()
-        self.app = app
+        await self.started(app)
         self._ready.set()
         await self._stop.wait()
         server.stop()
-        await app.shutdown()
+        await self.stopped(app)
 
     def start(self):
         self.thread.start()
-        self._ready.wait(60)
+        self._ready.wait(self.start_timeout)
         if self._error is not None:
             raise self._error
         return self
@@ -128,4 +146,28 @@ class APIServer:
     def stop(self):
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(15)
+        self.thread.join(self.stop_timeout)
+
+
+class APIServer(LoopbackServer):
+    """A BioThings app served from a background thread on a loopback port."""
+
+    start_timeout = 60
+    stop_timeout = 15
+
+    def __init__(self, web_settings):
+        super().__init__()
+        self.web_settings = web_settings
+
+    def make_app(self):
+        return self.web_settings.get_app()
+
+    def server_options(self):
+        return {"max_body_size": self.web_settings.MAX_BODY_SIZE}
+
+    async def started(self, app):
+        await app.startup()
+        self.app = app
+
+    async def stopped(self, app):
+        await app.shutdown()
