@@ -232,3 +232,19 @@ async def test_cancelled_waiters_pass_their_turn_on():
         assert conn is not None
         conn.close()
         await n.close()
+
+
+async def test_engine_search_paths_for_one_index_or_several():
+    from biothings.web.engines.elasticsearch import ElasticsearchEngine
+
+    async def answer(line, body):
+        return ok({"hits": {"hits": []}, "responses": []})
+    async with Server(answer) as server:
+        engine = ElasticsearchEngine([f"http://127.0.0.1:{server.port}"])
+        await engine.search("genes", {"query": {"match_all": {}}})
+        await engine.search(["genes", "variants"], {"query": {"match_all": {}}})
+        await engine.msearch(("genes", "variants"), [{"query": {"match_all": {}}}])
+        assert [line for line, _, _ in server.requests] == [
+            "POST /genes/_search HTTP/1.1", "POST /genes,variants/_search HTTP/1.1",
+            "POST /genes,variants/_msearch HTTP/1.1"]
+        await engine.close()

@@ -145,11 +145,11 @@ class ElasticsearchEngine(Engine):
     _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
     def _index_path(self, index, endpoint):
+        if isinstance(index, (list, tuple)):  # before the lookup: lists are not hashable
+            index = ",".join(index)
         key = (index, endpoint)
         path = self._paths.get(key)
         if path is None:
-            if isinstance(index, (list, tuple)):
-                index = ",".join(index)
             path = self._paths[key] = f"/{quote(str(index), ',*')}/{endpoint}"
         return path
 
