@@ -95,5 +95,8 @@ class FaultProxy(LoopbackServer):
     def make_app(self):
         return tornado.web.Application([(r".*", _ProxyHandler, {"proxy": self})])
 
-    def server_options(self):
-        return {"max_body_size": 200 * 1024 * 1024}
+    async def listen(self, app):
+        import tornado.httpserver
+        server = tornado.httpserver.HTTPServer(app, max_body_size=200 * 1024 * 1024)
+        server.listen(self.port, "127.0.0.1")
+        return server

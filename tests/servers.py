@@ -106,9 +106,12 @@ class LoopbackServer:
     def make_app(self):
         raise NotImplementedError
 
-    def server_options(self):
-        """Keyword arguments of the ``HTTPServer``."""
-        return {}
+    async def listen(self, app):
+        """Serve ``app`` on ``self.port``; returns the server."""
+        import tornado.httpserver
+        server = tornado.httpserver.HTTPServer(app)
+        server.listen(self.port, "127.0.0.1")
+        return server
 
     async def started(self, app):
         """Runs once the port listens, before ``start()`` returns."""
@@ -124,12 +127,10 @@ class LoopbackServer:
             self._ready.set()
 
     async def _serve(self):
-        import tornado.httpserver
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         app = self.make_app()
-        server = tornado.httpserver.HTTPServer(app, **self.server_options())
-        server.listen(self.port, "127.0.0.1")
+        server = await self.listen(app)
         await self.started(app)
         self._ready.set()
         await self._stop.wait()
@@ -162,8 +163,12 @@ class APIServer(LoopbackServer):
     def make_app(self):
         return self.web_settings.get_app()
 
-    def server_options(self):
-        return {"max_body_size": self.web_settings.MAX_BODY_SIZE}
+    async def listen(self, app):
+        """The server ``index.py`` runs (biothings.web.httpserver), configured alike."""
+        from biothings.web.index_base import make_server
+        server = make_server(app, self.web_settings)
+        await server.listen(self.port, "127.0.0.1")
+        return server
 
     async def started(self, app):
         await app.startup()

@@ -140,7 +140,7 @@ def test_leading_wildcards_configurable(serve, api):
 
 
 def test_malformed_http_is_refused_quietly(api):
-    """Malformed HTTP (bad header bytes) never reaches a handler: tornado answers 400 and closes."""
+    """Malformed HTTP (bad header bytes) never reaches a handler: the server answers 400 and closes."""
     host, port = api.url.replace("http://", "").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(b"GET /v1/gene/1017 HTTP/1.1\r\nHost: x\r\nX-Bad: \x00\x01\r\n\r\n")

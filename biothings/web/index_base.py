@@ -8,7 +8,6 @@ import signal
 import socket
 import sys
 
-import tornado.httpserver
 import tornado.netutil
 import tornado.options
 import tornado.process
@@ -151,8 +150,8 @@ def supervise_workers(count, sockets=()):
 async def serve(web_settings, sockets, app_settings):
     """Run until SIGTERM/SIGINT, then finish in-flight requests and close."""
     app = web_settings.get_app(app_settings)
-    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
-    server.add_sockets(sockets)
+    server = make_server(app, web_settings)
+    await server.start(sockets)
     await app.startup()
     # the start-up heap (modules, settings, metadata) lives for good: keeping it
     # out of the collector's scans shortens GC pauses on the request path
@@ -166,6 +165,12 @@ async def serve(web_settings, sockets, app_settings):
     await stop.wait()
     logger.info("shutting down (pid %d)", os.getpid())
     await graceful_stop(server, app, options.shutdown_timeout)
+
+
+def make_server(app, web_settings):
+    """The HTTP server of ``app``: X-Forwarded-*/X-Real-Ip trusted, the body size limit set."""
+    from biothings.web.httpserver import HTTPServer
+    return HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
 
 
 async def graceful_stop(server, app, timeout):
