@@ -7,6 +7,7 @@ upgrades, forwarded addresses, slow readers and idle connections.
 """
 
 import asyncio
+import gc
 import json
 import socket
 import time
@@ -342,3 +343,33 @@ def test_close_all_connections_closes_idle_keep_alive_connections():
         assert not server.connections
         writer.close()
     asyncio.run(scenario())
+
+
+def test_answered_requests_are_freed_without_the_cycle_collector(request):
+    """Nothing of an answered request is left in a reference cycle (the GC would have to find it)."""
+    from biothings.web.httpserver import Exchange
+    app = make_settings("embedded", request).get_app()
+
+    async def scenario():
+        server = HTTPServer(app)
+        await server.listen(0, "127.0.0.1")
+        port = server._servers[0].sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(50):
+                writer.write(get("/v1/spec"))
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+            await asyncio.sleep(0.05)
+            alive = sum(1 for obj in gc.get_objects() if isinstance(obj, Exchange))
+        finally:
+            gc.enable()
+        writer.close()
+        server.stop()
+        await server.close_all_connections()
+        return alive
+    assert asyncio.run(scenario()) == 0

@@ -331,6 +331,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def next_exchange(self):
         """The first exchange is answered and read: drop it, start the next one."""
         done = self.exchanges.popleft()
+        done.delegate = None  # exchange -> delegate -> request -> exchange: freed now, not by the GC
         if self.closing:
             return
         if not done.keep_alive:
@@ -464,6 +465,7 @@ class Exchange(httputil.HTTPConnection):
         elif self.close_callback is not None:
             callback, self.close_callback = self.close_callback, None
             callback()
+        self.delegate = None
 
     # ------------------------------------------------------------ tornado's HTTPConnection
     def set_close_callback(self, callback):

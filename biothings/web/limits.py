@@ -58,6 +58,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         original = self.request_conn.finish
 
         def finish():
+            del self.request_conn.finish  # the connection's own method again: no cycle left behind
             try:
                 return original()
             finally:
