@@ -311,8 +311,9 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="interpreter for our server")
     ap.add_argument("--quiet-wait", type=int, default=60, help="wait up to N s for neighbours before each case")
     ap.add_argument("--quiet-max-pct", type=int, default=15)
-    ap.add_argument("--scaling-cases", default="annotation query query_post",
-                    help="cases of the 1 vs 2 processes comparison ('' to skip)")
+    ap.add_argument("--scaling-cases", default="annotation query query_fields query_post metadata",
+                    help="cases of the 1 vs 2 processes comparison ('' to skip); 2 processes is the "
+                         "default --processes on a 2-core machine, so its p99 is the default serving's")
     ap.add_argument("--skip-biothings", action="store_true", help="only our server (quick profiling runs)")
     ap.add_argument("--out", default=None, help="results dir [benchmarks/results/<timestamp>]")
     ap.add_argument("--rerender", metavar="DIR", help="print the report of a finished run (its summary.json)")
