@@ -373,3 +373,32 @@ def test_answered_requests_are_freed_without_the_cycle_collector(request):
         await server.close_all_connections()
         return alive
     assert asyncio.run(scenario()) == 0
+
+
+class TornadoServedAPI(APIServer):
+    """The same application under tornado's own ``HTTPServer``, as an app embedding it would."""
+
+    async def listen(self, app):
+        import tornado.httpserver
+        server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=self.web_settings.MAX_BODY_SIZE)
+        server.listen(self.port, "127.0.0.1")
+        return server
+
+
+def test_the_application_still_runs_under_tornados_server(request):
+    server = TornadoServedAPI(make_settings("embedded", request, MAX_BODY_SIZE=1000)).start()
+    try:
+        wire = Wire(server.url)
+        status, _, body = wire.send(get("/v1/gene/1017")).answer()
+        assert status == 200 and orjson.loads(body)["symbol"] == data.BY_ID["1017"]["symbol"]
+        status, _, body = wire.send(post("/v1/query", b"q=" + b"1" * 2000)).answer()
+        assert status == 413 and orjson.loads(body)["max"] == 1000
+        wire.close()
+        status, _, body = Wire(server.url).send(post("/v1/query", b"q=1017,1018&scopes=_id")).answer()
+        assert status == 200 and len(orjson.loads(body)) == 2
+        deadline = time.time() + 5  # tornado writes the answer just before the request counts as done
+        while server.app.inflight and time.time() < deadline:
+            time.sleep(0.02)
+        assert server.app.inflight == 0
+    finally:
+        server.stop()
