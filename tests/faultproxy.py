@@ -95,8 +95,5 @@ class FaultProxy(LoopbackServer):
     def make_app(self):
         return tornado.web.Application([(r".*", _ProxyHandler, {"proxy": self})])
 
-    async def listen(self, app):
-        import tornado.httpserver
-        server = tornado.httpserver.HTTPServer(app, max_body_size=200 * 1024 * 1024)
-        server.listen(self.port, "127.0.0.1")
-        return server
+    def server_options(self):
+        return {"max_body_size": 200 * 1024 * 1024}

@@ -106,10 +106,14 @@ class LoopbackServer:
     def make_app(self):
         raise NotImplementedError
 
+    def server_options(self):
+        """Keyword arguments of tornado's ``HTTPServer`` (see ``listen``)."""
+        return {}
+
     async def listen(self, app):
-        """Serve ``app`` on ``self.port``; returns the server."""
+        """Serve ``app`` on ``self.port`` (tornado's ``HTTPServer`` unless overridden); returns the server."""
         import tornado.httpserver
-        server = tornado.httpserver.HTTPServer(app)
+        server = tornado.httpserver.HTTPServer(app, **self.server_options())
         server.listen(self.port, "127.0.0.1")
         return server
 

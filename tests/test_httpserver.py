@@ -378,11 +378,10 @@ def test_answered_requests_are_freed_without_the_cycle_collector(request):
 class TornadoServedAPI(APIServer):
     """The same application under tornado's own ``HTTPServer``, as an app embedding it would."""
 
-    async def listen(self, app):
-        import tornado.httpserver
-        server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=self.web_settings.MAX_BODY_SIZE)
-        server.listen(self.port, "127.0.0.1")
-        return server
+    listen = LoopbackServer.listen
+
+    def server_options(self):
+        return {"xheaders": True, "max_body_size": self.web_settings.MAX_BODY_SIZE}
 
 
 def test_the_application_still_runs_under_tornados_server(request):

@@ -37,7 +37,6 @@ from tornado.log import app_log, gen_log
 
 _CRLF = re.compile(r"[\r\n]")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
-_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 # answers waiting behind a pipelined request before the connection stops reading
 _MAX_PIPELINED = 16
 # body bytes of pipelined requests kept before the connection stops reading
@@ -221,18 +220,21 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         except httptools.HttpParserError as exc:
             if self.head_too_large():
-                self.stop_reading(431, f"Request head too large: the maximum is {self.server.max_header_size} bytes.")
+                self.refuse_large_head()
             else:
                 self.stop_reading(400, f"Malformed HTTP request: {exc}")
             return
         if self.reading is not None and not self.reading.head_done:
             self.head_pending += len(data)
             if self.head_too_large():
-                self.stop_reading(431, f"Request head too large: the maximum is {self.server.max_header_size} bytes.")
+                self.refuse_large_head()
 
     def head_too_large(self):
         limit = self.server.max_header_size
         return self.head_parsed > limit or self.head_pending > limit
+
+    def refuse_large_head(self):
+        self.stop_reading(431, f"Request head too large: the maximum is {self.server.max_header_size} bytes.")
 
     def stop_reading(self, status=None, reason=None):
         """Read no more: answer the requests read so far, then the error if any, then close."""
@@ -266,7 +268,7 @@ class HTTP1Protocol(asyncio.Protocol):
         body = orjson.dumps({"code": status, "success": False, "error": reason})
         self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=UTF-8\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                             % (status, _REASONS[status].encode(), len(body), body))
+                             % (status, httputil.responses[status].encode(), len(body), body))
 
     # ------------------------------------------------------------ parser callbacks
     # (once reading stopped, raising ends the parse of the bytes at hand)
