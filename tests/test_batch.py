@@ -32,6 +32,16 @@ def test_several_hits_per_term_up_to_size(api):
     assert len(hits) == 2
 
 
+def test_app_extras_and_filter_apply_to_every_term(api):
+    """The example app's species filter (its apply_extras) and ``filter`` hold for each term."""
+    terms = ["CDK2", "BRCA1"]
+    assert [hit["_id"] for hit in post(api, q=terms, scopes=["symbol"], species="human").json()] == ["1017", "672"]
+    assert all(hit.get("notfound") for hit in post(api, q=terms, scopes=["symbol"], species="mouse").json())
+    hits = post(api, q=terms, scopes=["symbol"], filter="symbol:BRCA1", fields="symbol").json()
+    assert [(hit["query"], hit.get("symbol"), hit.get("notfound")) for hit in hits] == [
+        ("CDK2", None, True), ("BRCA1", "BRCA1", None)]
+
+
 def test_compound_terms(api):
     hits = post(api, q=[["cdk2", "9606"], ["cdk2", "10090"]], scopes=[["symbol", "alias"], "taxid"],
                 fields="symbol").json()

@@ -83,6 +83,25 @@ def test_batch_terms(builder):
     ]
 
 
+def test_batch_terms_each_get_the_extras(builder):
+    """The extras are worked out once per batch; every body gets them, the filter around its own query."""
+    opts = options(scopes=["symbol"], fields=["symbol"], sort=["-taxid"], filter="taxid:9606", explain=True)
+    bodies = builder.build(["CDK2", "CDK3"], opts)
+    for body, term in zip(bodies, ["CDK2", "CDK3"]):
+        assert body == {
+            "query": {"bool": {"must": [{"multi_match": {"query": term, "fields": ["symbol"], "operator": "and",
+                                                         "lenient": True}}],
+                               "filter": [{"query_string": {"query": "taxid:9606", **QS}}]}},
+            "size": 10, "_source": ["symbol"], "sort": [{"taxid": {"order": "desc"}}], "explain": True}
+    assert "batch_extras" not in opts and opts.batch_extras is None  # nothing left behind
+    with pytest.raises(BadRequest, match="Leading wildcards"):
+        builder.build(["CDK2", "CDK3"], options(scopes=["symbol"], filter="*dk2"))
+    failing = options(scopes=["symbol"])
+    with pytest.raises(BadRequest):
+        builder.build(["CDK2", {"a": 1}], failing)
+    assert "batch_extras" not in failing
+
+
 def test_batch_default_scope_and_regex_rules(builder):
     bodies = builder.build(["1017", "rs58991260"], options())
     assert bodies[0]["query"] == {"ids": {"values": ["1017"]}}

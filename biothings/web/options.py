@@ -54,7 +54,7 @@ class Options(dict):
 
 # flags the handlers and the pipeline set and read
 Options.register("annotation", "annotation_single", "templates", "template_hit", "template_miss",
-                 "biothing_type", "rawquery", "raw", "scroll_id", "fetch_all", "q", "id")
+                 "biothing_type", "rawquery", "raw", "scroll_id", "fetch_all", "q", "id", "batch_extras")
 
 
 def split_list(text):

@@ -92,7 +92,7 @@ class ESQueryBuilder:
         if options.scroll_id:
             return {"scroll_id": options.scroll_id}
         if isinstance(q, list):
-            return [self.build_term(term, options) for term in q]
+            return self.build_batch(q, options)
         if options.annotation:
             return self.build_term(q, options)
         return self.build_search(q, options)
@@ -164,6 +164,15 @@ class ESQueryBuilder:
         return found
 
     # ---------------------------------------------------------- batches
+    def build_batch(self, terms, options):
+        """One search body per term. The extras hang on the options alone, so a
+        batch works them out once (``options.batch_extras``), not once per term."""
+        options.batch_extras = self.extras(options)
+        try:
+            return [self.build_term(term, options) for term in terms]
+        finally:
+            del options["batch_extras"]
+
     def build_term(self, term, options):
         """One batch term (POST query or annotation) -> its search body."""
         scopes = options.get("scopes")
@@ -225,12 +234,27 @@ class ESQueryBuilder:
 
     # ---------------------------------------------------------- extras
     def apply_extras(self, body, options):
-        """Paging, sort, source filtering, facets, filters, explain."""
+        """Complete a search body: the keys of ``extras``, then ``filter`` around its query.
+
+        Runs once per body (per term of a batch); the bodies of a batch share the
+        values of the extras, so treat those as read-only.
+        """
+        extras = options.batch_extras
+        body.update(self.extras(options) if extras is None else extras)
+        filter_text = options.get("filter")
+        if filter_text:
+            body["query"] = {"bool": {"must": [body["query"]], "filter": [
+                {"query_string": {"query": filter_text, "default_operator": "AND", "lenient": True}}]}}
+        return body
+
+    def extras(self, options):
+        """The body keys the options ask for: paging, sort, source filtering, facets,
+        post_filter, explain (checks the filter too, so a bad one fails a batch once)."""
         settings = self.web_settings
-        # runs once per batch term: one dict.get per read, whatever the name
-        get = options.get
+        get = options.get  # one dict.get per read, whatever the name
+        extras = {}
         if get("fetch_all"):
-            body["size"] = settings.ES_SCROLL_SIZE
+            extras["size"] = settings.ES_SCROLL_SIZE
         else:
             size = get("size")
             if size is None:
@@ -240,29 +264,27 @@ class ESQueryBuilder:
                 raise BadRequest(
                     f"from + size must be at most {settings.MAX_RESULT_WINDOW}, got {start + size}.",
                     keyword="from", max=settings.MAX_RESULT_WINDOW, num=start + size)
-            body["size"] = size
+            extras["size"] = size
             if start:
-                body["from"] = start
+                extras["from"] = start
         if get("fields"):
             source = self.build_source(get("fields"))
             if source is not None:
-                body["_source"] = source
+                extras["_source"] = source
         if get("sort"):
-            body["sort"] = self.build_sort(get("sort"))
+            extras["sort"] = self.build_sort(get("sort"))
         if get("facets"):
-            body["aggs"] = self.build_aggs(get("facets"), get("facet_size"))
-            body["track_total_hits"] = True
+            extras["aggs"] = self.build_aggs(get("facets"), get("facet_size"))
+            extras["track_total_hits"] = True
         if get("filter"):
             self.check_query_string(get("filter"), "filter")
-            body["query"] = {"bool": {"must": [body["query"]], "filter": [
-                {"query_string": {"query": get("filter"), "default_operator": "AND", "lenient": True}}]}}
         if get("post_filter"):
             self.check_query_string(get("post_filter"), "post_filter")
-            body["post_filter"] = {"query_string": {"query": get("post_filter"),
-                                                    "default_operator": "AND", "lenient": True}}
+            extras["post_filter"] = {"query_string": {"query": get("post_filter"),
+                                                      "default_operator": "AND", "lenient": True}}
         if get("explain"):
-            body["explain"] = True
-        return body
+            extras["explain"] = True
+        return extras
 
     @staticmethod
     def build_source(fields):
