@@ -114,6 +114,20 @@ def test_event_loop_option(tmp_path):
         assert f"{loop} event loop" in output, output
 
 
+def test_gc_threshold_option(tmp_path):
+    """Young collections every 10,000 allocations by default (see tune_gc); settable; 0 keeps Python's."""
+    import gc
+    for flag, expected in (("", 10000), ("--gc_threshold=2500", 2500), ("--gc_threshold=0", gc.get_threshold()[0])):
+        process, url = start(tmp_path, "--processes=1", *([flag] if flag else []))
+        try:
+            wait_http(url + "/status", timeout=60)
+            assert requests.get(url + "/v1/gene/1017", timeout=10).status_code == 200
+        finally:
+            assert stop(process) == 0
+        output = process.stdout.read().decode()
+        assert f"gc threshold {expected})" in output, output
+
+
 def test_workers_listen_on_their_own_reuseport_sockets(tmp_path):
     """Several workers: one listening socket each (SO_REUSEPORT), so the kernel spreads connections."""
     import shutil
