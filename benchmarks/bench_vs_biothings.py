@@ -229,6 +229,11 @@ def misses(ratio, cratio, o):
     return out
 
 
+def cores_used(row):
+    """Server CPU over the run, in cores (100% = one core busy)."""
+    return row["cpu_pct"] / 100 if row.get("cpu_pct") else None
+
+
 def report(args, info, ours, bt, rss, scaling):
     lines = []
     w = lines.append
@@ -274,19 +279,25 @@ def report(args, info, ours, bt, rss, scaling):
         one, two, rss2 = scaling
         w(f"#### Scaling: ours, `--processes 1` (CPU {args.server_cpu}) vs `--processes 2` (CPUs 0,1)")
         w("")
-        w("| case | 1 process req/s | 2 processes req/s | speed-up | 1 proc p99 ms | 2 procs p99 ms "
+        w("| case | 1 process req/s | 2 processes req/s | speed-up | server cores used 1 / 2 "
+          "| req/s per server core 1 / 2 | per-core efficiency | 1 proc p99 ms | 2 procs p99 ms "
           "| CPU ms/req 1 / 2 |")
-        w("|---|---:|---:|---:|---:|---:|---:|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for case in one:
             a, c = one[case], two.get(case)
             if c is None:
                 continue
-            w(f"| {case} | {a['rps']:.0f} | {c['rps']:.0f} | {c['rps'] / a['rps']:.2f}x | {a['p99_ms']:.1f} "
+            per_core = [row["rps"] * 100 / row["cpu_pct"] if row.get("cpu_pct") else None for row in (a, c)]
+            efficiency = per_core[1] / per_core[0] if None not in per_core else None
+            w(f"| {case} | {a['rps']:.0f} | {c['rps']:.0f} | {c['rps'] / a['rps']:.2f}x "
+              f"| {fmt(cores_used(a), '.2f')} / {fmt(cores_used(c), '.2f')} "
+              f"| {fmt(per_core[0])} / {fmt(per_core[1])} | {fmt(efficiency, '.2f')} | {a['p99_ms']:.1f} "
               f"| {c['p99_ms']:.1f} | {fmt(a['cpu_ms'], '.3f')} / {fmt(c['cpu_ms'], '.3f')} |")
         w("")
         w("With 2 processes the workers share the two cores with wrk and the ES stub (this machine has "
-          f"{info['machine']['nproc']} cores), so the speed-up is bounded well below 2x by the load "
-          "generator itself; the 1-process server has a core of its own.")
+          f"{info['machine']['nproc']} cores), so they get less than 2 cores (server cores used) and the "
+          "speed-up is bounded by that; the 1-process server has a core of its own. Scaling is read per core the "
+          "servers used: req/s per server core with 2 processes over that with 1 (1.00 = linear).")
         if rss2:
             w("")
             w("RSS of the 2 workers after each round (MB): "
