@@ -176,9 +176,9 @@ def tune_gc(threshold):
 
     The objects of the requests in flight (parsed engine answers) come and go by
     the thousands; at Python's 700 they set off a young collection every few
-    requests, each scanning and promoting that live data: about 4% of the CPU of
-    a 20-id batch. Past their count, collections come only when garbage
-    accumulates (benchmarks: docs/benchmarks.md).
+    requests, each scanning and promoting that live data (3-4% of the CPU under
+    load). With a threshold above that live set, a collection comes only once
+    garbage piles up (measurements: docs/benchmarks.md).
     """
     if threshold > 0:
         _, middle, old = gc.get_threshold()
