@@ -287,10 +287,11 @@ def report(args, info, ours, bt, rss, scaling):
             a, c = one[case], two.get(case)
             if c is None:
                 continue
-            per_core = [row["rps"] * 100 / row["cpu_pct"] if row.get("cpu_pct") else None for row in (a, c)]
+            cores = [cores_used(a), cores_used(c)]
+            per_core = [row["rps"] / used if used else None for row, used in zip((a, c), cores)]
             efficiency = per_core[1] / per_core[0] if None not in per_core else None
             w(f"| {case} | {a['rps']:.0f} | {c['rps']:.0f} | {c['rps'] / a['rps']:.2f}x "
-              f"| {fmt(cores_used(a), '.2f')} / {fmt(cores_used(c), '.2f')} "
+              f"| {fmt(cores[0], '.2f')} / {fmt(cores[1], '.2f')} "
               f"| {fmt(per_core[0])} / {fmt(per_core[1])} | {fmt(efficiency, '.2f')} | {a['p99_ms']:.1f} "
               f"| {c['p99_ms']:.1f} | {fmt(a['cpu_ms'], '.3f')} / {fmt(c['cpu_ms'], '.3f')} |")
         w("")

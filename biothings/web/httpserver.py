@@ -406,26 +406,27 @@ class Exchange(httputil.HTTPConnection):
         if server.xheaders:
             self.context = forwarded_context(protocol.context, self.headers, server.trusted_downstream)
         self.delegate = server.application.start_request(protocol, self)
-        length = self.headers.get("Content-Length")
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = None
-        else:
-            size = None
         try:
             self.delegate.headers_received(self.start_line, self.headers)
         except Exception:
             app_log.error("Uncaught exception", exc_info=True)
             protocol.close()
             return
-        if size is not None and size > self.max_body_size and not self.finished and not self.read_done:
+        # the limit as the application left it (RequestGuard raises it to drain a refused body)
+        if not self.finished and not self.read_done and self.declared_length() > self.max_body_size:
             protocol.stop_reading(400, "Content-Length too long")
             return
         if (not self.read_done and not self.finished and not protocol.closing
                 and self.headers.get("Expect", "").lower() == "100-continue"):
             protocol.transport.write(b"HTTP/1.1 100 (Continue)\r\n\r\n")
+
+    def declared_length(self):
+        """The request's Content-Length, or 0 when absent (an invalid one llhttp has refused)."""
+        length = self.headers.get("Content-Length")
+        try:
+            return int(length) if length is not None else 0
+        except ValueError:
+            return 0
 
     def dispatch_data(self, chunk):
         if self.finished:
