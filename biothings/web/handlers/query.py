@@ -1,6 +1,21 @@
 """Handlers running the builder -> backend -> transform pipeline."""
 
+import asyncio
+
 from biothings.web.handlers.base import APIError, BaseAPIHandler
+
+
+async def give_loop_a_turn():
+    """Let the event loop poll its sockets before the pipeline's next CPU-heavy step.
+
+    One loop iteration runs the ready step of every request in flight before it
+    polls again, and a request whose engine answer lands just after a poll waits
+    out that whole iteration. Steps cut at the pipeline's seams (build | engine
+    call | transform | serialize and write) make iterations short, so that wait,
+    the latency tail under load, is short too (docs/benchmarks.md: the 20-id batch
+    at 32 connections, p99 -19% for about 3% more CPU).
+    """
+    await asyncio.sleep(0)
 
 
 class BaseESRequestHandler(BaseAPIHandler):
@@ -62,10 +77,12 @@ class ESRequestHandler(BaseESRequestHandler):
             raise APIError(403, "raw is disabled on this API.", keyword="raw")
         if self.check_not_modified():  # If-None-Match: the client has this answer
             return
+        await give_loop_a_turn()
         res = await backend.execute(query, options)
         res = self.pre_transform_hook(options, res)
         res = transform.transform(res, options)
         res = self.pre_finish_hook(options, res)
+        await give_loop_a_turn()
         return self.finish_result(res)
 
     def write_error(self, status_code, **kwargs):
