@@ -70,8 +70,8 @@ def analyse(rows, window, connections, start=None):
     windows = {}
     for end, duration in rows:
         windows.setdefault(int((end - start) / window), []).append(duration)
-    # the last window is cut short by the end of the run
-    windows.pop(max(windows), None)
+    if len(windows) > 1:  # the last window is cut short by the end of the run
+        windows.pop(max(windows))
     stats = []
     for values in windows.values():
         values.sort()

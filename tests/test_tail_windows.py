@@ -28,7 +28,7 @@ def test_reads_json_access_lines_in_the_time_range(tmp_path):
 def test_tail_in_slow_windows_is_attributed_to_them():
     # 20 windows of 100 ms: 15 fast ones (40 requests of 10 ms), 5 slow ones (10 requests
     # of 40 ms); inside every window all requests take the same time
-    rows, t = [], 0.0
+    rows = []
     for w in range(21):  # the 21st window is dropped as cut short
         slow = w % 4 == 0
         n, duration = (10, 0.040) if slow else (40, 0.010)
