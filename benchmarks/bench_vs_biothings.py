@@ -165,6 +165,33 @@ def machine():
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release()}
 
 
+def start_stub(args, out, procs, extra_env=None):
+    """The ES stub on ``args.aux_cpu``, answering; and the environment that points servers at it."""
+    stub_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "BIOTHINGS_"))}
+    env["BENCH_ES_HOST"] = f"http://127.0.0.1:{stub_port}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
+    stub = Proc("es_stub", [sys.executable, os.path.join(args.bench_dir, "es_stub.py"),
+                            "--port", str(stub_port), "--index", "mygene_test"],
+                args.aux_cpu, out, env, out)
+    procs.append(stub)
+    # the servers read the index mapping and _meta at start-up: the stub must answer first
+    wait_http(f"http://127.0.0.1:{stub_port}/", stub)
+    return stub, env
+
+
+def start_server(args, name, processes, cpus, env, out, procs):
+    """Our server (``index.py`` with ``bench_config.py``) on ``cpus``, answering: (Proc, base url)."""
+    port = free_port()
+    p = Proc(name, [args.python, os.path.join(ROOT, "index.py"),
+                    f"--conf={os.path.join(HERE, 'bench_config.py')}", f"--port={port}",
+                    "--address=127.0.0.1", f"--processes={processes}"], cpus, ROOT, env, out)
+    procs.append(p)
+    wait_http(f"http://127.0.0.1:{port}/v1/metadata", p)
+    return p, f"http://127.0.0.1:{port}"
+
+
 def run_matrix(args, base_url, server_pid, stub_pid, results_dir, cases, label):
     env = dict(os.environ)
     env.update(ENDPOINTS=" ".join(cases), DURATION=args.duration, WARMUP=args.warmup,
@@ -348,27 +375,8 @@ def main():
 
     procs = []
     try:
-        stub_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "BIOTHINGS_"))}
-        env["BENCH_ES_HOST"] = f"http://127.0.0.1:{stub_port}"
-        env["PYTHONUNBUFFERED"] = "1"
-        stub = Proc("es_stub", [sys.executable, os.path.join(args.bench_dir, "es_stub.py"),
-                                "--port", str(stub_port), "--index", "mygene_test"],
-                    args.aux_cpu, out, env, out)
-        procs.append(stub)
-        # the servers read the index mapping and _meta at start-up: the stub must answer first
-        wait_http(f"http://127.0.0.1:{stub_port}/", stub)
-
-        def start_ours(name, processes, cpus):
-            port = free_port()
-            p = Proc(name, [args.python, os.path.join(ROOT, "index.py"),
-                            f"--conf={os.path.join(HERE, 'bench_config.py')}", f"--port={port}",
-                            "--address=127.0.0.1", f"--processes={processes}"], cpus, ROOT, env, out)
-            procs.append(p)
-            wait_http(f"http://127.0.0.1:{port}/v1/metadata", p)
-            return p, f"http://127.0.0.1:{port}"
-
-        ours, ours_url = start_ours("ours", 1, args.server_cpu)
+        stub, env = start_stub(args, out, procs)
+        ours, ours_url = start_server(args, "ours", 1, args.server_cpu, env, out, procs)
         bt = bt_url = None
         if not args.skip_biothings:
             bt_python = ensure_bt_venv(args.bt_venv, args.bt_spec)
@@ -403,7 +411,7 @@ def main():
         scaling = None
         scases = args.scaling_cases.split()
         if scases:
-            two, two_url = start_ours("ours_2proc", 2, "0,1")
+            two, two_url = start_server(args, "ours_2proc", 2, "0,1", env, out, procs)
             one_runs, two_runs, rss2 = [], [], []
             for r in range(1, args.rounds + 1):
                 one_runs.append(run_matrix(args, ours_url, ours.pid, stub.pid,

@@ -3,8 +3,8 @@
 
     python benchmarks/tail_windows.py [--case query_post] [--duration 20s] [--window 0.1]
 
-Runs one wrk case (``$BENCH_DIR/wrk/<lua>``, default the 20-id batch) against our
-server on one core, as ``bench_vs_biothings.py`` does, with the JSON access log on
+Runs one case of ``$BENCH_DIR/run_bench.sh`` (default the 20-id batch) against our
+server on one core, started as ``bench_vs_biothings.py`` starts it, with the JSON access log on
 (``ACCESS_LOG_LEVEL=INFO``: one line per request, about a tenth of the CPU of a fast
 request, so throughput here is a little lower than in the benchmark). Then it cuts
 the run into windows of ``--window`` seconds by finishing time and reports:
@@ -26,15 +26,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 
-from bench_vs_biothings import HERE, ROOT, Proc, default_bench_dir, free_port, log, wait_http
-
-LUA = {"annotation": "get.lua", "query": "get.lua", "query_post": "post_query.lua", "metadata": "get.lua"}
-PATHS = {"annotation": "/v1/gene/1017", "query": "/v1/query?q=cdk2", "query_post": "/v1/query",
-         "metadata": "/v1/metadata"}
+from bench_vs_biothings import CASES, HERE, default_bench_dir, log, run_matrix, start_server, start_stub
 
 
 def percentile(sorted_values, fraction):
@@ -102,13 +97,15 @@ def analyse(rows, window, connections, start=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--case", default="query_post", choices=sorted(LUA))
+    ap.add_argument("--case", default="query_post", choices=CASES)
     ap.add_argument("--duration", default="20s")
     ap.add_argument("--window", type=float, default=0.1, help="window length in seconds")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--aux-cpu", default="1", help="CPU list for the ES stub and wrk")
     ap.add_argument("--bench-dir", default=default_bench_dir())
+    ap.add_argument("--python", default=sys.executable, help="interpreter for our server")
     ap.add_argument("--out", default=None, help="logs dir [benchmarks/results/tail-<timestamp>]")
     args = ap.parse_args()
     if not args.bench_dir:
@@ -118,46 +115,29 @@ def main():
     out = os.path.abspath(args.out or os.path.join(
         HERE, "results", "tail-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
+    # run_matrix's settings: no waiting for quiet, the warm-up is a run of its own (below)
+    args.warmup, args.quiet_wait, args.quiet_max_pct = "0", 0, 15
 
     procs = []
     try:
-        stub_port, port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "BIOTHINGS_"))}
-        env.update(BENCH_ES_HOST=f"http://127.0.0.1:{stub_port}", PYTHONUNBUFFERED="1",
-                   ACCESS_LOG_LEVEL="INFO", ACCESS_LOG_FORMAT="json")
-        stub = Proc("es_stub", [sys.executable, os.path.join(args.bench_dir, "es_stub.py"),
-                                "--port", str(stub_port), "--index", "mygene_test"], args.aux_cpu, out, env, out)
-        procs.append(stub)
-        wait_http(f"http://127.0.0.1:{stub_port}/", stub)
-        server = Proc("ours", [sys.executable, os.path.join(ROOT, "index.py"),
-                               f"--conf={os.path.join(HERE, 'bench_config.py')}", f"--port={port}",
-                               "--address=127.0.0.1", "--processes=1"], args.server_cpu, ROOT, env, out)
-        procs.append(server)
-        wait_http(f"http://127.0.0.1:{port}/v1/metadata", server)
-
-        url = f"http://127.0.0.1:{port}{PATHS[args.case]}"
-        wrk = ["taskset", "-c", args.aux_cpu, "wrk", "-t2", f"-c{args.conns}", "--latency",
-               "-s", os.path.join(args.bench_dir, "wrk", LUA[args.case])]
-        wrk_env = dict(env, WRK_LUA_DIR=os.path.join(args.bench_dir, "wrk"))
+        stub, env = start_stub(args, out, procs, {"ACCESS_LOG_LEVEL": "INFO", "ACCESS_LOG_FORMAT": "json"})
+        server, url = start_server(args, "ours", 1, args.server_cpu, env, out, procs)
         log(f"warm-up, then {args.duration} of {args.case} at {args.conns} connections")
-        subprocess.run(wrk + ["-d3s", url], env=wrk_env, check=True, stdout=subprocess.DEVNULL)
+        warmup = argparse.Namespace(**{**vars(args), "duration": "3s"})
+        run_matrix(warmup, url, server.pid, stub.pid, os.path.join(out, "warmup"), [args.case], "warm-up")
         since = time.time()
-        run = subprocess.run(wrk + [f"-d{args.duration}", url], env=wrk_env, check=True,
-                             capture_output=True, text=True)
+        row = run_matrix(args, url, server.pid, stub.pid, os.path.join(out, "run"), [args.case],
+                         "measured")[args.case]
         until = time.time()
-        with open(os.path.join(out, "wrk.txt"), "w") as f:
-            f.write(run.stdout)
     finally:
         for p in reversed(procs):
             p.stop()
 
-    wrk_lines = [" ".join(line.split()) for line in run.stdout.splitlines()
-                 if line.strip().startswith(("50%", "99%", "Requests/sec"))]
     rows = read_access_log(os.path.join(out, "ours.log"), since, until)
     if len(rows) < 100:
         sys.exit(f"only {len(rows)} requests in the access log ({out}/ours.log)")
     print(f"{args.case}, {args.conns} connections, {args.duration}, one process on CPU {args.server_cpu}")
-    print("wrk: " + ", ".join(wrk_lines))
+    print(f"wrk: {row['rps']:.0f} req/s, p50 {row['p50_us'] / 1000:.1f} ms, p99 {row['p99_us'] / 1000:.1f} ms")
     for line in analyse(rows, args.window, args.conns, since):
         print(line)
 
