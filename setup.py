@@ -33,6 +33,8 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6",
             "noida-db>=0.2.3",
+            # an in-memory OpenSearch 3 imitation (a Go binary in the wheel), the second loopback engine
+            "osmem-server>=0.1.6",
             "PyJWT[crypto]>=2.8",
             "schemathesis>=4,<5",
             "openapi-spec-validator>=0.7",

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests import data
-from tests.servers import APIServer, NoidaElasticsearch
+from tests.servers import APIServer, NoidaElasticsearch, OsmemOpenSearch
 
 REAL_ES = os.environ.get("BIOTHINGS_TEST_ES_HOST", "")
 BACKENDS = ["embedded", "elasticsearch"]
@@ -83,6 +83,14 @@ def load_es_index(url, name, docs=None, mapping=None, meta=None):
     helpers.bulk(client, actions, chunk_size=500, refresh="wait_for")
     client.indices.refresh(index=name)
     return client
+
+
+@pytest.fixture(scope="session")
+def os_url(tmp_path_factory):
+    """URL of osmem-server, an OpenSearch imitation started for the session."""
+    server = OsmemOpenSearch(str(tmp_path_factory.mktemp("os"))).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

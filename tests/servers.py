@@ -4,6 +4,7 @@ Kept out of conftest so benchmarks and scripts can start the same servers.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,52 @@ class NoidaElasticsearch:
             pass
         _signal_group(self.process.pid, signal.SIGKILL)  # whatever is left of the group
         self.process.wait()
+        self.process = None
+        self.log.close()
+
+
+class OsmemOpenSearch:
+    """osmem-server (an in-memory OpenSearch 3 imitation from PyPI, a Go binary) on loopback."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.url = None
+        self.process = None
+
+    def start(self, timeout=30.0):
+        from osmem_server import resolve_binary
+        self.log = open(os.path.join(self.data_dir, "osmem.log"), "wb")
+        # --parent-pid: it exits with the test process even if stop() never runs
+        self.process = subprocess.Popen(
+            [resolve_binary(), "--addr", "127.0.0.1:0", "--no-ja", "--no-stdin-watch",
+             "--parent-pid", str(os.getpid())],
+            stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, start_new_session=True)
+        ready = {}
+
+        def read_ready_line():  # its first JSON line on stdout names the URL
+            for line in self.process.stdout:
+                if line.startswith(b"{") and b'"url"' in line:
+                    ready.update(json.loads(line))
+                    return
+        reader = threading.Thread(target=read_ready_line, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if "url" not in ready:
+            self.stop()
+            raise RuntimeError("osmem-server did not start: " + open(self.log.name, errors="replace").read())
+        self.url = ready["url"]
+        wait_http(self.url + "/")
+        return self
+
+    def stop(self):
+        if self.process is None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait()
         self.process = None
         self.log.close()
 
