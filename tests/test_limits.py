@@ -147,3 +147,11 @@ def test_malformed_http_is_refused_quietly(api):
         answer = sock.recv(1000)
     assert answer.startswith(b"HTTP/1.1 400")
     assert api.get("/v1/gene/1017").json()["symbol"] == data.BY_ID["1017"]["symbol"]
+
+
+def test_an_integer_past_64_bits_is_a_json_400(api):
+    """The error names the number as text: JSON answers carry 64-bit integers at most."""
+    body = error_of(api.get("/v1/query", params={"q": "cdk2", "size": "9" * 25}), 400)
+    assert body["keyword"] == "size" and body["max"] == 1000 and body["num"] == "9" * 25
+    body = error_of(api.get("/v1/query", params={"q": "cdk2", "from": "-" + "9" * 25}), 400)
+    assert body["keyword"] == "from" and body["num"] == "-" + "9" * 25

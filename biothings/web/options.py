@@ -88,6 +88,8 @@ class Option:
         self.spec = spec
 
     def error(self, used, reason, **extra):
+        if not -2 ** 63 <= extra.get("num", 0) < 2 ** 63:  # JSON answers carry 64-bit integers
+            extra["num"] = str(extra["num"])
         return OptionError(reason, keyword=self.name, alias=used, **extra)
 
     def convert(self, value, used, from_text):
