@@ -2,6 +2,7 @@
 
 import pytest
 
+from biothings.web import watchdog
 from biothings.web.options import Options
 from biothings.web.pipeline import ESResultTransform
 from biothings.web.settings import BiothingWebSettings
@@ -26,6 +27,17 @@ def test_dotfield_keeps_falsy_values(transform):
                                             "l": [{"x": 1}, {"x": 0}]}), Options(dotfield=True))
     assert doc == {"_id": "1", "_score": 1.0, "a.zero": 0, "a.no": False, "a.empty": "", "a.none": None,
                    "l.x": [1, 0]}
+
+
+def test_allow_null_always_list_dotfield_on_a_list_of_objects(transform):
+    """The reproduction of the request that looped forever (a two-item accession.translation)."""
+    source = {"accession": {"translation": [{"rna": "NM_1", "protein": "NP_1"}, {"rna": "NM_2", "protein": "NP_2"}]}}
+    field = "accession.translation.__test__"
+    with watchdog.limit(5):
+        doc = transform.transform_hit(hit("1017", source), Options(dotfield=True, allow_null=[field],
+                                                                   always_list=[field]))
+    assert doc == {"_id": "1017", "_score": 1.0, "accession.translation.rna": ["NM_1", "NM_2"],
+                   "accession.translation.protein": ["NP_1", "NP_2"], field: []}
 
 
 def test_traverse(transform):
@@ -74,3 +86,60 @@ def test_end_of_scroll(transform):
     from biothings.web.pipeline import EndOfScroll
     with pytest.raises(EndOfScroll):
         transform.transform(response(), Options(scroll_id="x"))
+
+
+# ---------------------------------------------------------------- property: every answer is a finite tree
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from biothings.web import formats  # noqa: E402
+from biothings.web.pipeline import BadRequest  # noqa: E402
+
+_KEYS = st.sampled_from(["a", "b", "c", "__test__"])
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from(["", "x", "y"]))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(_KEYS, inner, max_size=3)),
+                       max_leaves=25)
+_PATHS = st.lists(_KEYS, min_size=1, max_size=3).map(".".join)
+_EXPRESSIONS = st.sampled_from(["@", "[0]", "{a: @, b: @}", "[?@]", "length(@)", "[*].a", "a", "{x: @}|[x, x]"])
+_JMESPATH = st.tuples(st.one_of(st.just(""), _PATHS), _EXPRESSIONS).map("|".join)
+_OPTIONS = st.fixed_dictionaries({}, optional={
+    "dotfield": st.booleans(),
+    "allow_null": st.lists(_PATHS, max_size=3),
+    "always_list": st.lists(_PATHS, max_size=3),
+    "jmespath": _JMESPATH,
+    "jmespath_exclude_empty": st.booleans(),
+    "_sorted": st.booleans(),
+    "format": st.sampled_from(["json", "yaml", "msgpack", "html"]),
+})
+
+
+def assert_tree(value, seen):
+    """No list or dict appears twice (nor inside itself)."""
+    if isinstance(value, (dict, list)):
+        assert id(value) not in seen, "a container appears twice in the answer"
+        seen.add(id(value))
+        for child in value.values() if isinstance(value, dict) else value:
+            assert_tree(child, seen)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.dictionaries(_KEYS, _VALUES, max_size=4), hits=st.integers(1, 3), options=_OPTIONS)
+def test_every_answer_is_a_finite_tree(transform, source, hits, options):
+    """Random documents x random document options: the transform ends (well inside a
+    second: a loop is interrupted by the watchdog and fails the test), and the answer,
+    in every format, is a tree."""
+    import copy
+    response = {"hits": {"total": {"value": hits}, "max_score": 1.0,
+                         "hits": [hit(str(n), copy.deepcopy(source)) for n in range(hits)]}}
+    opts = Options(options)
+    try:
+        with watchdog.limit(5):
+            result = transform.transform(response, opts)
+            body, _ = formats.serialize(result, opts.format or "json", opts.get("_sorted", True))
+    except BadRequest as exc:  # a jmespath the documents cannot take: a 400, with a reason
+        assert exc.reason and exc.body.get("keyword") == "jmespath"
+        return
+    assert_tree(result, set())
+    assert body

@@ -228,6 +228,7 @@ DESCRIPTIONS = {
     "always_list": "Dotted fields always answered as a list.",
     "allow_null": "Dotted fields always present (null when absent).",
     "jmespath": "`parent.path|expression`: transform that node of each hit.",
+    "jmespath_exclude_empty": "Drop the hits (and list items) whose jmespath result is empty.",
     "format": "Answer format.",
     "raw": "The engine's raw answer.",
     "rawquery": "The engine query that would run, without running it.",

@@ -1,12 +1,13 @@
 """Base handlers: settings access, options, formats, CORS, caching, JSON errors."""
 
+import contextlib
 import logging
 
 import orjson
 import tornado.web
 import yaml
 
-from biothings.web import caching, formats
+from biothings.web import caching, formats, watchdog
 from biothings.web.accesslog import request_id as _request_id
 from biothings.web.engines.errors import EngineError, EngineUnavailable
 from biothings.web.options import OptionError
@@ -16,13 +17,14 @@ logger = logging.getLogger("biothings.web.handlers")
 
 
 class APIError(tornado.web.HTTPError):
-    """An HTTP error with the extra keys of the contract's JSON body."""
+    """An HTTP error with the extra keys of the contract's JSON body; logged at ``log_level``."""
 
-    def __init__(self, code, reason, headers=None, **body):
+    def __init__(self, code, reason, headers=None, log_level=logging.WARNING, **body):
         super().__init__(code, reason=None, log_message=reason if code >= 500 else None)
         self.error = reason
         self.body = body
         self.headers = headers or {}
+        self.log_level = log_level
 
 
 def as_api_error(exc):
@@ -103,8 +105,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
         if isinstance(value, APIError):
-            logger.warning("%s %s -> %s: %s [request %s]", self.request.method, self.request.uri,
-                           value.status_code, value.error, self.request_id)
+            logger.log(value.log_level, "%s %s -> %s: %s [request %s]", self.request.method, self.request.uri,
+                       value.status_code, value.error, self.request_id)
             return
         logger.error("%s %s failed [request %s]", self.request.method, self.request.uri,
                      self.request_id, exc_info=(typ, value, tb))
@@ -142,17 +144,27 @@ class NotFoundHandler(BaseHandler):
 
 
 class BaseAPIHandler(BaseHandler):
-    """Parses declared options, serializes answers in the requested format."""
+    """Parses declared options, serializes answers in the requested format.
+
+    Custom handlers subclass it (``APP_LIST`` routes): ``self.finish(a_dict)`` answers
+    in the requested ``format`` with the API's ``Cache-Control``. The max-age of a
+    route's successful GET answers: its route argument ``cache`` (``{"cache": 999}`` in
+    ``APP_LIST``), else the class attribute ``cache``, else
+    ``CACHE_MAX_AGE_BY_HANDLER[name]``, else ``CACHE_MAX_AGE`` (0: no header).
+    """
 
     # the settings key of the declared options: f"{kwargs_name.upper()}_KWARGS"
     kwargs_name = None
+    # max-age (seconds) of this handler's successful GET answers; None: the settings'
+    cache = None
 
-    def initialize(self, web_settings=None, biothing_type=None, **kwargs):
+    def initialize(self, web_settings=None, biothing_type=None, cache=None, **kwargs):
         super().initialize(web_settings, biothing_type, **kwargs)
         self.args = None
         self.format = "json"
         self.cacheable = True
         self._etag = False  # not computed yet
+        self.route_cache = cache
 
     # answers derive from the index build: ETag from build + request (caching.py)
     use_etag = True
@@ -205,21 +217,58 @@ class BaseAPIHandler(BaseHandler):
 
     # ---------------------------------------------------------- output
     def cache_max_age(self):
+        """Seconds a successful GET answer may be cached (see the class docstring)."""
+        if self.route_cache is not None:
+            return self.route_cache
+        if self.cache is not None:
+            return self.cache
         per_handler = self.web_settings.CACHE_MAX_AGE_BY_HANDLER or {}
         return per_handler.get(self.name, self.web_settings.CACHE_MAX_AGE)
 
-    def finish_result(self, data, title=None):
-        """Serialize ``data`` in the requested format and finish."""
+    @contextlib.contextmanager
+    def shaping_budget(self):
+        """Shape an answer (transform, hooks, serialization) within ``TRANSFORM_TIMEOUT``:
+        past it the work is interrupted and the request answered 503, so the worker
+        goes on serving the others."""
+        seconds = self.web_settings.TRANSFORM_TIMEOUT
+        try:
+            with watchdog.limit(seconds):
+                yield
+        except watchdog.BudgetExceeded:
+            raise APIError(503, f"Preparing this answer took longer than {seconds} s and was abandoned: "
+                                f"ask for fewer hits or fields.", log_level=logging.ERROR) from None
+
+    def serialize(self, data, title=None):
+        """``(body, content type)`` of ``data`` in the requested format, within the shaping budget."""
         sort_keys = bool(self.args.get("_sorted", True)) if self.args else False
         html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()} \
             if self.format == "html" else {}
-        body, content_type = formats.serialize(data, self.format, sort_keys, **html_args)
+        with self.shaping_budget():
+            return formats.serialize(data, self.format, sort_keys, **html_args)
+
+    def finish_result(self, data, title=None):
+        """Serialize ``data`` in the requested format and finish."""
+        body, content_type = self.serialize(data, title)
         self.set_header("Content-Type", content_type)
-        if self.request.method in ("GET", "HEAD") and self.cacheable and self.get_status() == 200:
+        self.finish(body)
+
+    def write(self, chunk):
+        """A dict or list is serialized in the requested format (what ``finish(a_dict)``
+        of a custom handler gets); bytes and str are written as they are."""
+        if isinstance(chunk, (dict, list)):
+            chunk, content_type = self.serialize(chunk)
+            self.set_header("Content-Type", content_type)
+        return super().write(chunk)
+
+    def finish(self, chunk=None):
+        """Successful GET/HEAD answers get the route's ``Cache-Control`` unless the handler
+        set one (or made the answer uncacheable)."""
+        if (self.cacheable and self.get_status() == 200 and self.request.method in ("GET", "HEAD")
+                and "Cache-Control" not in self._headers):
             max_age = self.cache_max_age()
             if max_age:
                 self.set_header("Cache-Control", f"max-age={max_age}, public")
-        self.finish(body)
+        return super().finish(chunk)
 
     def _json_url(self):
         arguments = [(key, value) for key, values in self._decoded(self.request.query_arguments).items()

@@ -79,9 +79,10 @@ class ESRequestHandler(BaseESRequestHandler):
             return
         await give_loop_a_turn()
         res = await backend.execute(query, options)
-        res = self.pre_transform_hook(options, res)
-        res = transform.transform(res, options)
-        res = self.pre_finish_hook(options, res)
+        with self.shaping_budget():  # no request holds the worker (TRANSFORM_TIMEOUT)
+            res = self.pre_transform_hook(options, res)
+            res = transform.transform(res, options)
+            res = self.pre_finish_hook(options, res)
         await give_loop_a_turn()
         return self.finish_result(res)
 

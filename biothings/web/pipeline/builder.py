@@ -24,6 +24,9 @@ _LEADING_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)[*?]\S')
 _LEADING_REGEX_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)/\.')
 # what a field name (sort, facets, scopes) may look like: no DSL, no scripts
 _FIELD_NAME = re.compile(r"[\w@-][\w.@-]*")
+# scopes may also be wildcard patterns of field names (``*``, ``accession.*``), as in
+# Elasticsearch's multi_match ``fields``
+_SCOPE_NAME = re.compile(r"[\w@*-][\w.@*-]*")
 # terms of a batch: scalars only (a JSON object would be handed to the engine as DSL)
 _SCALARS = (str, int, float, bool)
 
@@ -219,11 +222,15 @@ class ESQueryBuilder:
         return self.web_settings.metadata.has_field(name)
 
     def build_match(self, term, scopes, options):
-        """Match ``term`` in any of ``scopes`` (a field name or a list of them)."""
+        """Match ``term`` in any of ``scopes`` (field names or wildcard patterns of them):
+        a ``multi_match`` with operator AND, as BioThings builds it. Only ``_id``: an ``ids``
+        query, where BioThings sends a ``multi_match`` over ``_id``; Elasticsearch runs both as
+        the same term query on ``_id``, and ``ids`` also works on engines that do not search
+        ``_id`` through ``multi_match`` (noida-db)."""
         fields = [scopes] if isinstance(scopes, str) else list(scopes)
         for field in fields:
-            if not isinstance(field, str) or not _FIELD_NAME.fullmatch(field):
-                check_field_name(field, "scopes")
+            if not isinstance(field, str) or not _SCOPE_NAME.fullmatch(field) or field == "_script":
+                raise BadRequest(f"Invalid field name {str(field)[:100]!r} in 'scopes'.", keyword="scopes")
         if fields == ["_id"]:
             return {"ids": {"values": [str(term)]}}
         clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}

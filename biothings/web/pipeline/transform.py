@@ -5,6 +5,12 @@ document option applies in a fixed order: licenses, jmespath, allow_null,
 always_list, dotfield. (``_sorted`` is the serializer's job: orjson sorts
 keys natively, far cheaper than rebuilding every dict.) Every step works on the fresh objects of
 the engine answer; nothing cached is ever mutated.
+
+Every answer is a tree: no container appears twice in it, none contains itself.
+Steps that place a value at several spots place a new one at each (``allow_null``),
+and results that may share parts (a jmespath expression such as ``{a: @, b: @}``)
+are copied out within a node budget (``detach``). A shared container would be
+serialized once per place it appears, and an in-place step could loop forever on it.
 """
 
 import functools
@@ -16,9 +22,16 @@ from biothings.web.pipeline.builder import MISSING_SUFFIX
 from biothings.web.pipeline.errors import BadRequest, EndOfScroll
 
 
-@functools.lru_cache(maxsize=256)
-def _compile_jmespath(text):
+def _compile_jmespath(text, max_length):
     """``"parent.path|expression"`` -> ``(["parent", "path"], compiled)``."""
+    if len(text) > max_length:
+        raise BadRequest(f"jmespath too long: {len(text)} characters, the maximum is {max_length}.",
+                         keyword="jmespath", max=max_length, num=len(text))
+    return _compile_jmespath_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_jmespath_text(text):
     path, bar, expression = text.partition("|")
     if not bar:
         raise BadRequest("jmespath must look like 'parent.path|expression'.", keyword="jmespath")
@@ -27,6 +40,45 @@ def _compile_jmespath(text):
     except JMESPathError as exc:
         raise BadRequest(f"Invalid jmespath expression: {exc}", keyword="jmespath") from None
     return [part for part in path.split(".") if part], compiled
+
+
+def _json_type(value):
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def detach(value, budget, keyword="jmespath"):
+    """A copy of ``value`` in which no list or dict appears twice (a tree), refused past
+    ``budget`` nodes: a result whose parts repeat (``{a: @, b: @}`` chained) doubles at each
+    step while sharing its parts, so it looks small until it is written out."""
+    left = [budget]
+
+    def copy(node):
+        left[0] -= 1
+        if left[0] < 0:
+            raise BadRequest(f"The jmespath result is too large: more than {budget} values per hit.",
+                             keyword=keyword, max=budget)
+        if isinstance(node, dict):
+            return {key: copy(item) for key, item in node.items()}
+        if isinstance(node, list):
+            return [copy(item) for item in node]
+        return node
+
+    return copy(value)
+
+
+def _containers(parent, keys):
+    """What the dotted path ``keys`` leads to below ``parent``: dicts, and lists as a whole
+    (a list met at the end of the path is one container, so items can be removed from it)."""
+    current = [parent]
+    for key in keys:
+        found = []
+        for node in current:
+            for item in node if isinstance(node, list) else (node,):
+                if isinstance(item, dict) and key in item:
+                    found.append(item[key])
+        current = found
+    return current
 
 
 def _nodes(parent, keys):
@@ -72,11 +124,14 @@ class ESResultTransform:
             total = total.get("value")
         if options.scroll_id and not hits.get("hits"):
             raise EndOfScroll()
+        transform_hit = self.transform_hit
         result = {
             "took": response.get("took", 0),
             "total": total or 0,
             "max_score": hits.get("max_score"),
-            "hits": [self.transform_hit(hit, options) for hit in hits.get("hits") or ()],
+            # None: dropped by jmespath_exclude_empty (total still counts it, as BioThings does)
+            "hits": [doc for doc in (transform_hit(hit, options) for hit in hits.get("hits") or ())
+                     if doc is not None],
         }
         if response.get("aggregations"):
             result["facets"] = self.transform_aggs(response["aggregations"], total or 0)
@@ -104,11 +159,13 @@ class ESResultTransform:
             max_total = max(max_total, total)
             if size is not None and total > size:
                 over += 1
-            if not hits.get("hits"):
+            docs = [doc for doc in (transform_hit(hit, options) for hit in hits.get("hits") or ())
+                    if doc is not None]
+            if not docs:
                 out.append({**template, **miss_template})
                 continue
-            for hit in hits["hits"]:
-                out.append({**template, **hit_template, **transform_hit(hit, options)})
+            for doc in docs:
+                out.append({**template, **hit_template, **doc})
         if options.with_total:
             result = {"max_total": max_total, "hits": out}
             if over:
@@ -119,7 +176,8 @@ class ESResultTransform:
 
     # ---------------------------------------------------------- documents
     def transform_hit(self, hit, options):
-        """An engine hit -> the API document, with every document option applied."""
+        """An engine hit -> the API document, with every document option applied;
+        ``None`` when ``jmespath_exclude_empty`` leaves nothing of it."""
         get = options.get  # not attribute reads: see ESQueryBuilder.apply_extras
         doc = {"_id": hit["_id"]}
         if get("annotation_single"):
@@ -139,14 +197,16 @@ class ESResultTransform:
         self.apply_licenses(doc)
         jmespath_text = get("jmespath")
         if jmespath_text:
-            self.option_jmespath(doc, jmespath_text)
+            doc = self.option_jmespath(doc, jmespath_text, bool(get("jmespath_exclude_empty")))
+            if doc is None:
+                return None
         allow_null, always_list = get("allow_null"), get("always_list")
         if allow_null:
             self.option_allow_null(doc, allow_null, always_list or ())
         if always_list:
             self.option_always_list(doc, always_list)
         if get("dotfield"):
-            doc = self.option_dotfield(doc)
+            doc = self.option_dotfield(doc, always_list or ())
         return doc
 
     def apply_licenses(self, doc):
@@ -156,28 +216,42 @@ class ESResultTransform:
                 if isinstance(node, dict):
                     node["_license"] = url
 
-    @staticmethod
-    def option_jmespath(doc, text):
-        keys, compiled = _compile_jmespath(text)
+    def option_jmespath(self, doc, text, exclude_empty=False):
+        """``parent.path|expression``: replace the node at ``parent.path`` of each parent
+        (every item of a list on the way) by the expression's result on it; an empty
+        path works on the whole document. Returns the document, or ``None`` when
+        ``exclude_empty`` and no parent is left with a non-empty result (list items whose
+        result is empty are removed from their list, as BioThings does; empty means
+        falsy there: null, [], {}, "", 0, false)."""
+        keys, compiled = _compile_jmespath(text, self.web_settings.JMESPATH_MAX_LENGTH)
+        budget = self.web_settings.JMESPATH_MAX_VALUES
         try:
             if not keys:
-                result = compiled.search(doc)
-                if isinstance(result, dict):
-                    doc.clear()
-                    doc.update(result)
-                return
-            for parent in _nodes(doc, keys[:-1]):
-                if isinstance(parent, dict) and keys[-1] in parent:
-                    parent[keys[-1]] = compiled.search(parent[keys[-1]])
+                result = detach(compiled.search(doc), budget)
+                if not isinstance(result, dict):
+                    raise BadRequest("jmespath on the whole document ('|expression') must give an object, "
+                                     f"not {_json_type(result)}.", keyword="jmespath")
+                return None if exclude_empty and not result else result
+            target = keys[-1]
+            kept = False
+            for container in _containers(doc, keys[:-1]):
+                for parent in container if isinstance(container, list) else (container,):
+                    if isinstance(parent, dict) and target in parent:
+                        parent[target] = value = detach(compiled.search(parent[target]), budget)
+                        kept = kept or bool(value)
+                if exclude_empty and isinstance(container, list):
+                    container[:] = [item for item in container
+                                    if not isinstance(item, dict) or item.get(target)]
         except JMESPathError as exc:  # e.g. a function given the wrong type of value
             raise BadRequest(f"jmespath expression failed: {str(exc)[:200]}", keyword="jmespath") from None
+        return None if exclude_empty and not kept else doc
 
     @staticmethod
     def option_allow_null(doc, fields, always_list=()):
-        """Make each dotted field exist: ``None``, or ``[]`` if also always_list."""
+        """Make each dotted field exist: ``None``, or a new ``[]`` if also always_list."""
         for field in fields:
             keys = str(field).split(".")
-            empty = [] if field in always_list else None
+            as_list = field in always_list
             parents = [doc]
             for key in keys[:-1]:
                 children = []
@@ -190,8 +264,10 @@ class ESResultTransform:
                     elif isinstance(child, dict):
                         children.append(child)
                 parents = children
+            last = keys[-1]
             for parent in parents:
-                parent.setdefault(keys[-1], empty)
+                if last not in parent:
+                    parent[last] = [] if as_list else None  # one list per parent: never shared
 
     @staticmethod
     def option_always_list(doc, fields):
@@ -207,19 +283,26 @@ class ESResultTransform:
                         parent[keys[-1]] = [value]
 
     @classmethod
-    def option_dotfield(cls, doc):
-        """Flatten to ``a.b.c`` keys; values met at one path merge into a list.
-        Falsy values (``0``, ``False``, ``""``) are kept."""
-        flat = {}
+    def option_dotfield(cls, doc, always_list=()):
+        """Flatten to ``a.b.c`` keys. The values met at one path (through lists) become a
+        new list without the nulls and empty objects or lists, as BioThings does (so an
+        ``allow_null`` field over a list of objects is ``[]``); a path met once keeps its
+        value, in a list when it is in ``always_list``. Falsy scalars (``0``, ``False``,
+        ``""``) are kept."""
+        groups = {}
         for path, value in cls.traverse(doc, leaf_node=True):
-            if path in flat:
-                existing = flat[path]
-                if isinstance(existing, list):
-                    existing.append(value)
-                else:
-                    flat[path] = [existing, value]
+            group = groups.get(path)
+            if group is None:
+                groups[path] = [value]
             else:
-                flat[path] = value
+                group.append(value)
+        flat = {}
+        for path, values in groups.items():
+            if len(values) == 1 and path not in always_list:
+                flat[path] = values[0]
+            else:
+                flat[path] = [value for value in values
+                              if value is not None and not (isinstance(value, (list, dict)) and not value)]
         return flat
 
     @staticmethod

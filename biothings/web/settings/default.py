@@ -90,6 +90,17 @@ MAX_QUERY_LENGTH = 10000
 # Deepest page reachable with from + size (Elasticsearch's max_result_window).
 MAX_RESULT_WINDOW = 10000
 
+# ---------------------------------------------------------------- answer shaping
+# Seconds the shaping of one answer (transform, hooks, serialization) may take on
+# the event loop; past it the work is interrupted and the client gets a JSON 503
+# (logged with its request id), so no request can hold a worker. 0: no limit.
+TRANSFORM_TIMEOUT = 5.0
+# Longest jmespath parameter (characters); longer: 400.
+JMESPATH_MAX_LENGTH = 2000
+# Most values (objects, lists and scalars) a jmespath result may have per hit;
+# more: 400. Results whose parts repeat (`{a: @, b: @}`) count every copy.
+JMESPATH_MAX_VALUES = 100000
+
 # ---------------------------------------------------------------- HTTP
 # Cache-Control max-age of successful GET responses; 0 disables the header.
 CACHE_MAX_AGE = 604800
@@ -103,6 +114,9 @@ ACCESS_CONTROL_ALLOW_HEADERS = "Content-Type, Depth, User-Agent, X-File-Size, X-
 MAX_BODY_SIZE = 10 * 1024 * 1024
 # Longest request URI (path and query string), in characters (more: a JSON 414).
 MAX_URL_LENGTH = 16384
+# /status also fetches this document: {"id": "1017", "index": "genes"} (index:
+# the first type's when absent); 503 naming it when it cannot be fetched. {}: off.
+STATUS_CHECK = {}
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL = 300
 # ETag on successful GET/HEAD answers, derived from the index build (the
@@ -167,6 +181,7 @@ COMMON_KWARGS = {
     "always_list": {"type": list, "default": None, "max": 1000},
     "allow_null": {"type": list, "default": None, "max": 1000},
     "jmespath": {"type": str, "default": None},
+    "jmespath_exclude_empty": {"type": bool, "default": False},
     "format": {"type": str, "default": "json", "enum": ["json", "yaml", "html", "msgpack"]},
     "raw": {"type": bool, "default": False},
     "rawquery": {"type": bool, "default": False},

@@ -1,0 +1,39 @@
+"""A BioThings-style app with custom routes: handlers subclassing the public ``BaseAPIHandler``.
+
+Routes (beside the default ones of the demo config):
+
+- ``/hello``: class attribute ``cache = 100``, answers ``self.finish(dict)``;
+- ``/hello/route``: the same class, route argument ``{"cache": 999}`` (wins over the class);
+- ``/v1/count``: no cache setting (the API's ``CACHE_MAX_AGE``), reads the engine
+  through the settings, and honours ``format`` through declared options.
+"""
+
+from biothings.web.handlers import BaseAPIHandler
+from biothings.web.settings.default import APP_LIST as DEFAULT_APP_LIST
+
+
+class HelloHandler(BaseAPIHandler):
+    name = "hello"
+    cache = 100
+
+    def get(self):
+        self.finish({"hello": "world", "type": self.biothing_type})
+
+
+class CountHandler(BaseAPIHandler):
+    name = "count"
+    kwargs_name = "count"
+
+    async def get(self):
+        self.parse_options()
+        total = await self.web_settings.engine.count(self.web_settings.index(None))
+        self.finish({"count": total})
+
+
+APP_LIST = [
+    (r"/hello", HelloHandler),
+    (r"/hello/route", HelloHandler, {"cache": 999}),
+    (r"/{pre}/{ver}/count", CountHandler),
+    *DEFAULT_APP_LIST,
+]
+COUNT_KWARGS = {"GET": {"format": {"type": str, "default": "json", "enum": ["json", "yaml"]}}}

@@ -1,0 +1,65 @@
+"""The watchdog cuts Python work that outlives its budget, and only inside the armed block."""
+
+import random
+import threading
+import time
+
+import pytest
+
+from biothings.web.watchdog import BudgetExceeded, Watchdog, limit
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_loop_that_never_ends_is_interrupted():
+    with pytest.raises(BudgetExceeded):
+        with limit(0.2):
+            while True:
+                pass
+
+
+def test_no_budget_means_no_interruption():
+    for unlimited in (0, None, -1):
+        with limit(unlimited):
+            spin(0.01)
+
+
+def test_blocks_in_other_threads_are_interrupted_and_the_thread_goes_on():
+    outcome = []
+
+    def work():
+        try:
+            with limit(0.1):
+                while True:
+                    pass
+        except BudgetExceeded:
+            outcome.append("interrupted")
+        with limit(5):
+            outcome.append(sum(range(1000)))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(10)
+    assert outcome == ["interrupted", 499500]
+
+
+def test_an_interruption_never_lands_outside_its_block():
+    """Blocks ending just before, at and after their deadline: each BudgetExceeded is raised
+    by its with statement; none reaches the code after it; nothing stays armed."""
+    watchdog = Watchdog(resolution=0.0005)
+    rng = random.Random(7)
+    interrupted = finished = 0
+    for _ in range(400):
+        try:
+            with watchdog.limit(0.002):
+                spin(rng.random() * 0.004)
+            finished += 1
+        except BudgetExceeded:
+            interrupted += 1
+        spin(0.0005)  # a stray exception would land here and fail the test
+    assert interrupted and finished
+    assert not watchdog._armed
