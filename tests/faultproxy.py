@@ -8,9 +8,13 @@ thread and forwards every request to ``upstream``, unless a fault is switched on
 - ``"slow"``: wait ``proxy.delay`` seconds, then forward (timeouts, hangs);
 - ``"status"``: answer ``proxy.status`` (429, 503, ...) with an Elasticsearch error body;
 - ``"msearch_fail"``: forward, but replace the ``proxy.fail_index``-th answer of
-  each ``_msearch`` with a failure of status ``proxy.status`` (one bad sub-query).
+  each ``_msearch`` with a failure of status ``proxy.status`` (one bad sub-query);
+- ``"timed_out"``: forward, but mark each search answer ``"timed_out": true`` (the
+  partial results Elasticsearch gives when a search's ``timeout`` passes).
 
-``proxy.requests`` counts what reached the proxy, per path.
+``proxy.requests`` counts what reached the proxy, per path; ``proxy.bodies`` keeps the
+last request body per path; ``proxy.abandoned`` counts requests whose client closed
+the connection before the answer.
 """
 
 import asyncio
@@ -34,6 +38,7 @@ class _ProxyHandler(tornado.web.RequestHandler):
     async def _any(self):
         proxy = self.proxy
         proxy.requests[self.request.path] += 1
+        proxy.bodies[self.request.path] = self.request.body
         mode = proxy.mode
         if mode == "down":
             self.request.connection.stream.close()
@@ -63,6 +68,11 @@ class _ProxyHandler(tornado.web.RequestHandler):
                     "error": {"type": "es_rejected_execution_exception", "reason": "injected sub-query failure"},
                     "status": proxy.status}
             body = orjson.dumps(answer)
+        if mode == "timed_out" and response.code == 200:
+            answer = orjson.loads(body)
+            for search in answer.get("responses") or [answer]:
+                search["timed_out"] = True
+            body = orjson.dumps(answer)
         self.set_status(response.code)
         for key, value in response.headers.get_all():
             if key.lower() not in _HOP_HEADERS:
@@ -72,6 +82,9 @@ class _ProxyHandler(tornado.web.RequestHandler):
         self.finish()
 
     get = post = put = delete = head = _any
+
+    def on_connection_close(self):
+        self.proxy.abandoned += 1
 
 
 class FaultProxy(LoopbackServer):
@@ -85,6 +98,8 @@ class FaultProxy(LoopbackServer):
         self.status = 503
         self.fail_index = 0
         self.requests = collections.Counter()
+        self.bodies = {}
+        self.abandoned = 0
 
     def set(self, mode, **attributes):
         self.mode = mode

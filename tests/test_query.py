@@ -257,9 +257,9 @@ def test_pipeline_gives_the_loop_a_turn_at_its_seams(serve):
             queue_marker()
             return res
 
-        def finish_result(self, res):
+        async def finish_answer(self, res):
             events.append("writing")
-            return super().finish_result(res)
+            return await super().finish_answer(res)
 
     client = serve("embedded", ES_QUERY_BACKEND=RecordingBackend,
                    APP_LIST=[(r"/{pre}/{ver}/query/?", RecordingHandler)] + APP_LIST)

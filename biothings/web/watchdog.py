@@ -59,6 +59,11 @@ class Armed:
         self.deadline = None
         self.fired = False
 
+    def expire(self):
+        """End the budget now: the watchdog interrupts the block at its next look
+        (a cancelled request's work, see ``engines.embedded.lanes``)."""
+        self.deadline = 0.0
+
     def __enter__(self):
         self.thread_id = threading.get_ident()
         self.deadline = time.monotonic() + self.seconds

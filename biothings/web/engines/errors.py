@@ -40,3 +40,21 @@ class EngineUnavailable(EngineError):
     def __init__(self, reason="Search engine unavailable.", retry_after=10, **details):
         super().__init__(reason, **details)
         self.retry_after = retry_after
+
+
+class SearchTimeout(EngineUnavailable):
+    """The request's engine work ran past its time budget (``SEARCH_TIMEOUT``) and was abandoned."""
+
+    def __init__(self, seconds, **details):
+        super().__init__(f"The search took longer than {seconds:g} s (SEARCH_TIMEOUT) and was abandoned: "
+                         f"narrow the query, or retry later.", retry_after=max(1, int(seconds)), **details)
+        self.seconds = seconds
+
+
+class SearchCancelled(EngineError):
+    """The client went away: the engine work was abandoned and nothing is answered."""
+
+    status = 499  # nginx's "client closed request": only ever seen in logs and metrics
+
+    def __init__(self, reason="The client closed the connection before the answer.", **details):
+        super().__init__(reason, **details)

@@ -1,7 +1,10 @@
 """Base handlers: settings access, options, formats, CORS, caching, JSON errors."""
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import time
 
 import orjson
 import tornado.web
@@ -14,6 +17,18 @@ from biothings.web.options import OptionError
 from biothings.web.pipeline.errors import PipelineError
 
 logger = logging.getLogger("biothings.web.handlers")
+
+# answers with this many entries (hits) or more are shaped in a thread, off the event loop
+OFF_LOOP_ENTRIES = 64
+_shaping_pool = None
+
+
+def shaping_pool():
+    """The threads that shape large answers (made on first use, in the serving process)."""
+    global _shaping_pool
+    if _shaping_pool is None:
+        _shaping_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer-shaping")
+    return _shaping_pool
 
 
 class APIError(tornado.web.HTTPError):
@@ -165,6 +180,7 @@ class BaseAPIHandler(BaseHandler):
         self.cacheable = True
         self._etag = False  # not computed yet
         self.route_cache = cache
+        self.shaping_deadline = None  # set when the shaping of the answer starts
 
     # answers derive from the index build: ETag from build + request (caching.py)
     use_etag = True
@@ -227,12 +243,14 @@ class BaseAPIHandler(BaseHandler):
 
     @contextlib.contextmanager
     def shaping_budget(self):
-        """Shape an answer (transform, hooks, serialization) within ``TRANSFORM_TIMEOUT``:
-        past it the work is interrupted and the request answered 503, so the worker
-        goes on serving the others."""
+        """Shape an answer (transform, hooks, serialization) within ``TRANSFORM_TIMEOUT``,
+        counted from the first step: past it the work is interrupted and the request
+        answered 503, so the worker goes on serving the others."""
         seconds = self.web_settings.TRANSFORM_TIMEOUT
+        if seconds and self.shaping_deadline is None:
+            self.shaping_deadline = time.monotonic() + seconds
         try:
-            with watchdog.limit(seconds):
+            with watchdog.limit(max(self.shaping_deadline - time.monotonic(), 0.001) if seconds else 0):
                 yield
         except watchdog.BudgetExceeded:
             raise APIError(503, f"Preparing this answer took longer than {seconds} s and was abandoned: "
@@ -244,7 +262,23 @@ class BaseAPIHandler(BaseHandler):
         html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()} \
             if self.format == "html" else {}
         with self.shaping_budget():
-            return formats.serialize(data, self.format, sort_keys, **html_args)
+            return formats.serialize(data, self.format, sort_keys, self.web_settings.MAX_ANSWER_BYTES,
+                                     **html_args)
+
+    async def off_loop(self, large, func, *args):
+        """``func(*args)``, in a shaping thread when ``large``: the event loop serves the
+        other requests meanwhile (``func`` arms its own shaping budget)."""
+        if not large:
+            return func(*args)
+        return await asyncio.get_running_loop().run_in_executor(shaping_pool(), func, *args)
+
+    async def finish_answer(self, data, title=None):
+        """``finish_result``, serialized off the event loop when the answer is large or in a
+        format slower than JSON (YAML, HTML, msgpack)."""
+        large = self.format != "json" or formats.entries(data) >= OFF_LOOP_ENTRIES
+        body, content_type = await self.off_loop(large, self.serialize, data, title)
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
 
     def finish_result(self, data, title=None):
         """Serialize ``data`` in the requested format and finish."""

@@ -2,7 +2,8 @@
 
 import asyncio
 
-from biothings.web.handlers.base import APIError, BaseAPIHandler
+from biothings.web.engines.errors import SearchCancelled, SearchTimeout
+from biothings.web.handlers.base import OFF_LOOP_ENTRIES, APIError, BaseAPIHandler
 
 
 async def give_loop_a_turn():
@@ -16,6 +17,14 @@ async def give_loop_a_turn():
     at 32 connections, p99 -19% for about 3% more CPU).
     """
     await asyncio.sleep(0)
+
+
+def hit_count(res):
+    """Hits in an engine answer (a search response, or a batch's list of them)."""
+    if isinstance(res, list):
+        return sum(len(response["hits"]["hits"]) for response in res if "hits" in response)
+    hits = res.get("hits") if isinstance(res, dict) else None
+    return len(hits.get("hits") or ()) if isinstance(hits, dict) else 0
 
 
 class BaseESRequestHandler(BaseAPIHandler):
@@ -39,6 +48,44 @@ class BaseESRequestHandler(BaseAPIHandler):
 
 class ESRequestHandler(BaseESRequestHandler):
     """The pipeline with hooks: subclass and override the ``*_hook`` methods."""
+
+    engine_call = None  # the engine's work for this request, while it runs
+    abandoned = None  # why it was cancelled: a SearchTimeout or a SearchCancelled
+    client_gone = False  # the client closed the connection
+
+    async def call_engine(self, backend, query, options):
+        """``backend.execute(query, options)``, abandoned past ``SEARCH_TIMEOUT`` (a 503) or
+        when the client goes (nothing is answered). Abandoning cancels the call: the
+        embedded engine stops the search, the Elasticsearch client closes its
+        connection, which makes Elasticsearch cancel the search."""
+        if self.client_gone:
+            raise SearchCancelled()
+        loop = asyncio.get_running_loop()
+        call = self.engine_call = loop.create_task(backend.execute(query, options))
+        seconds = self.web_settings.SEARCH_TIMEOUT
+        timer = loop.call_later(seconds, self.abandon_engine_call, SearchTimeout, seconds) if seconds else None
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if self.abandoned is None:
+                raise  # this request itself was cancelled
+            raise self.abandoned from None
+        finally:
+            self.engine_call = None
+            if timer is not None:
+                timer.cancel()
+
+    def abandon_engine_call(self, error, *args):
+        """Cancel the engine call; the request fails with ``error(*args)``."""
+        call = self.engine_call
+        if call is not None and not call.done():
+            self.abandoned = error(*args)
+            call.cancel()
+
+    def on_connection_close(self):
+        super().on_connection_close()
+        self.client_gone = True
+        self.abandon_engine_call(SearchCancelled)
 
     def pre_query_builder_hook(self, options):
         """Adjust options before the query is built; returns them."""
@@ -78,13 +125,19 @@ class ESRequestHandler(BaseESRequestHandler):
         if self.check_not_modified():  # If-None-Match: the client has this answer
             return
         await give_loop_a_turn()
-        res = await backend.execute(query, options)
+        res = await self.call_engine(backend, query, options)
         with self.shaping_budget():  # no request holds the worker (TRANSFORM_TIMEOUT)
             res = self.pre_transform_hook(options, res)
-            res = transform.transform(res, options)
+        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self.transformed, transform, res, options)
+        with self.shaping_budget():
             res = self.pre_finish_hook(options, res)
         await give_loop_a_turn()
-        return self.finish_result(res)
+        return await self.finish_answer(res)
+
+    def transformed(self, transform, res, options):
+        """The transform's answer, within the shaping budget."""
+        with self.shaping_budget():
+            return transform.transform(res, options)
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -107,6 +107,7 @@ class ESQueryBuilder:
             query = self.build_userquery(options.userquery, q, options)
         else:
             query = self.build_string_query(q, options)
+        self.check_answer_hits(1, options)
         return self.apply_extras({"query": query}, options)
 
     def build_string_query(self, q, options):
@@ -170,6 +171,7 @@ class ESQueryBuilder:
     def build_batch(self, terms, options):
         """One search body per term. The extras hang on the options alone, so a
         batch works them out once (``options.batch_extras``), not once per term."""
+        self.check_answer_hits(len(terms), options)
         options.batch_extras = self.extras(options)
         try:
             return [self.build_term(term, options) for term in terms]
@@ -238,6 +240,19 @@ class ESQueryBuilder:
         if analyzer:
             clause["analyzer"] = analyzer
         return {"multi_match": clause}
+
+    def check_answer_hits(self, searches, options):
+        """Refuse a request asking for more than ``MAX_ANSWER_HITS`` hits: ``size`` per
+        search, ``searches`` of them. Annotation batches give no size (an id may match up to
+        ``ANNOTATION_MAX_MATCH`` documents): their answers are counted by the backend."""
+        size = options.get("size")
+        limit = self.web_settings.MAX_ANSWER_HITS
+        if size is None or not limit or options.get("fetch_all"):
+            return
+        if searches * size > limit:
+            raise BadRequest(f"The request asks for up to {searches * size} hits ({searches} x size {size}), "
+                             f"the maximum is {limit} (MAX_ANSWER_HITS): ask for fewer terms or a smaller size.",
+                             keyword="size", max=limit, num=searches * size)
 
     # ---------------------------------------------------------- extras
     def apply_extras(self, body, options):

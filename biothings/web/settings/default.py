@@ -101,6 +101,19 @@ JMESPATH_MAX_LENGTH = 2000
 # more: 400. Results whose parts repeat (`{a: @, b: @}`) count every copy.
 JMESPATH_MAX_VALUES = 100000
 
+# ---------------------------------------------------------------- request budgets
+# Seconds the engine work of one request (searches, aggregations, sorting) may
+# take, on every engine: past it the work is abandoned (Elasticsearch gets it as
+# each search's "timeout" too) and the client gets a JSON 503 with Retry-After.
+# Work for a client that has gone is abandoned as well. 0: no limit.
+SEARCH_TIMEOUT = 10.0
+# Most hits one request may ask for: size times the number of terms of a batch
+# (checked before searching), and most hits one answer may hold (annotation
+# batches: an id can match several documents). More: 400 naming it, with max and num.
+MAX_ANSWER_HITS = 10000
+# Largest answer, in bytes as serialized; larger: 400 naming it, with max.
+MAX_ANSWER_BYTES = 50 * 1024 * 1024
+
 # ---------------------------------------------------------------- HTTP
 # Cache-Control max-age of successful GET responses; 0 disables the header.
 CACHE_MAX_AGE = 604800

@@ -3,26 +3,53 @@
 Supported: ``terms`` (with nested aggregations), ``missing``, ``stats``, ``min``,
 ``max``, ``avg``, ``sum``, ``value_count``, ``cardinality``. Bucket counts are
 per document (the index keeps each distinct value once per document). Buckets
-are ordered by count descending, then key ascending; ties at the ``size``
-boundary are resolved exactly by asking tantivy for more buckets when needed.
+are ordered by count descending, then key ascending.
+
+Collection is breadth first, as Elasticsearch does for terms of many values: one
+tantivy call counts every bucket of a level (exact counts, exact ties, no retry),
+the ``size`` best are kept, and only those are searched for their sub-aggregations.
+Asking tantivy for the whole tree at once would build every combination of values
+of every level (a facet ``a(b(c))`` over thousands of terms: millions of buckets)
+before keeping a few. Buckets kept are counted as they are collected, against
+``max_buckets`` (Elasticsearch's ``search.max_buckets``): past it, a 400.
 """
 
+import tantivy
+
 from biothings.web.engines.errors import QueryError
-from biothings.web.engines.embedded.query import FIELDS, ID, TEXT_FIELD_REASON
+from biothings.web.engines.embedded.lanes import checkpoint
+from biothings.web.engines.embedded.query import ID, MUST, TEXT_FIELD_REASON
 
 METRICS = {"stats", "min", "max", "avg", "sum", "value_count", "cardinality"}
 ALL_BUCKETS = 1 << 30
-FIELDS_AGG = "__fields__"
+# Elasticsearch's default search.max_buckets
+MAX_BUCKETS = 65536
+
+Q = tantivy.Query
+
+
+class BucketBudget:
+    """Buckets kept so far by one search, refused past ``limit``."""
+
+    def __init__(self, limit=MAX_BUCKETS):
+        self.limit = limit
+        self.count = 0
+
+    def add(self, count):
+        self.count += count
+        if self.limit and self.count > self.limit:
+            raise QueryError(f"Trying to create too many buckets. Must be less than or equal to: [{self.limit}] "
+                             f"but this number of buckets was exceeded: [{self.count}]. This limit can be set by "
+                             f"changing the [search.max_buckets] cluster level setting.")
 
 
 class AggPlan:
-    """One level of aggregations: ES names -> specs, and what tantivy is asked."""
+    """One level of aggregations: ES names -> specs, collected breadth first (``collect``)."""
 
-    def __init__(self, aggs, layout, factor=1, top=False):
+    def __init__(self, aggs, layout):
         if not isinstance(aggs, dict):
             raise QueryError("[aggs] must be an object")
         self.layout = layout
-        self.top = top
         self.items = []        # (name, kind, field, spec, child plan)
         self.missing = []      # (name, field name)
         for name, spec in aggs.items():
@@ -53,90 +80,58 @@ class AggPlan:
                 field = None
             if sub and kind != "terms":
                 raise QueryError(f"Aggregator [{name}] of type [{kind}] cannot accept sub-aggregations")
-            child = AggPlan(sub, layout, factor) if sub else None
+            child = AggPlan(sub, layout) if sub else None
             self.items.append((name, kind, field, dict(body), child))
-        self.factor = factor
-
-    def set_factor(self, factor):
-        self.factor = factor
-        for _name, _kind, _field, _body, child in self.items:
-            if child is not None:
-                child.set_factor(factor)
-
-    def requested(self, size):
-        if self.factor >= 64:
-            return ALL_BUCKETS
-        return (size * 2 + 10) * self.factor
 
     def tantivy(self):
-        """The tantivy aggregation request for this level."""
+        """The tantivy aggregation request of this level alone: every bucket of each terms
+        aggregation (sub-aggregations are collected per kept bucket, see ``collect``)."""
         out = {}
-        for name, kind, field, body, child in self.items:
+        for name, kind, field, body, _child in self.items:
             if field is None:
                 continue
             if kind == "terms":
-                size = int(body.get("size", 10))
-                request = {"field": field.tname, "size": self.requested(size),
-                           "segment_size": ALL_BUCKETS}
+                request = {"field": field.tname, "size": ALL_BUCKETS, "segment_size": ALL_BUCKETS}
                 if "min_doc_count" in body:
                     request["min_doc_count"] = int(body["min_doc_count"])
-                order = body.get("order")
-                if isinstance(order, dict) and "_key" in order:
-                    request["order"] = {"_key": order["_key"]}
-                spec = {"terms": request}
-                sub = child.tantivy() if child is not None else {}
-                if sub:
-                    spec["aggs"] = sub
-                out[name] = spec
+                out[name] = {"terms": request}
             else:
                 out[name] = {kind: {"field": field.tname}}
-        if self.missing and not self.top:
-            out[FIELDS_AGG] = {"terms": {"field": FIELDS, "size": ALL_BUCKETS, "segment_size": ALL_BUCKETS}}
         return out
 
-    def convert(self, result, doc_count, missing_counts=None):
-        """Tantivy's result for this level -> ES aggregations. Returns (aggs, complete)."""
-        result = result or {}
+    def collect(self, searcher, compiler, query, doc_count, buckets):
+        """The ES aggregations of this level over the documents matching ``query``
+        (``doc_count`` of them, None: not counted yet); ``buckets`` counts the kept ones."""
+        checkpoint()
+        request = self.tantivy()
+        result = searcher.aggregate(query, request) if request else {}
         out = {}
-        complete = True
         for name, kind, field, body, child in self.items:
             raw = result.get(name) or {}
             if kind == "terms":
-                size = int(body.get("size", 10))
-                converted, ok = self._terms(raw, field, body, size, child)
-                complete = complete and ok
-                out[name] = converted
+                out[name] = self._terms(raw, field, body, child, searcher, compiler, query, buckets)
             else:
                 out[name] = self._metric(kind, raw, field)
-        if self.missing:
-            if self.top:
-                for name, field_name in self.missing:
-                    out[name] = {"doc_count": missing_counts[name]}
-            else:
-                present = {b["key"]: b["doc_count"] for b in (result.get(FIELDS_AGG) or {}).get("buckets", [])}
-                for name, field_name in self.missing:
-                    out[name] = {"doc_count": doc_count - present.get(field_name, 0)}
-        return out, complete
+        for name, field_name in self.missing:
+            checkpoint()
+            if doc_count is None:
+                doc_count = _count(searcher, query)
+            exists = compiler.exists(field_name) if field_name else Q.empty_query()
+            out[name] = {"doc_count": doc_count - _count(searcher, Q.boolean_query([(MUST, query), (MUST, exists)]))}
+        return out
 
-    def _terms(self, raw, field, body, size, child):
+    def _terms(self, raw, field, body, child, searcher, compiler, query, buckets):
         if field is None:
-            return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": []}, True
-        buckets = list(raw.get("buckets") or [])
-        other = int(raw.get("sum_other_doc_count") or 0)
-        complete = True
+            return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": []}
+        size = int(body.get("size", 10))
+        found = list(raw.get("buckets") or [])
         order = body.get("order")
-        by_key = isinstance(order, dict) and "_key" in order
-        if by_key:
-            reverse = str(order["_key"]).lower() == "desc"
-            buckets.sort(key=lambda b: b["key"], reverse=reverse)
+        if isinstance(order, dict) and "_key" in order:
+            found.sort(key=lambda b: b["key"], reverse=str(order["_key"]).lower() == "desc")
         else:
-            buckets.sort(key=lambda b: (-b["doc_count"], b["key"]))
-            requested = self.requested(size)
-            if (requested != ALL_BUCKETS and len(buckets) >= requested and other > 0
-                    and size <= len(buckets) and buckets[size - 1]["doc_count"] == buckets[-1]["doc_count"]):
-                complete = False  # a tie group may continue beyond what tantivy returned
-        kept, dropped = buckets[:size], buckets[size:]
-        other += sum(b["doc_count"] for b in dropped)
+            found.sort(key=lambda b: (-b["doc_count"], b["key"]))
+        kept, dropped = found[:size], found[size:]
+        buckets.add(len(kept))
         out_buckets = []
         for bucket in kept:
             key = bucket["key"]
@@ -148,12 +143,11 @@ class AggPlan:
                 entry["key"] = 1 if truth else 0
                 entry["key_as_string"] = "true" if truth else "false"
             if child is not None:
-                sub, ok = child.convert(bucket, bucket["doc_count"])
-                complete = complete and ok
-                entry.update(sub)
+                within = Q.boolean_query([(MUST, query), (MUST, _bucket_query(compiler, field, key))])
+                entry.update(child.collect(searcher, compiler, within, bucket["doc_count"], buckets))
             out_buckets.append(entry)
-        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other,
-                "buckets": out_buckets}, complete
+        other = int(raw.get("sum_other_doc_count") or 0) + sum(b["doc_count"] for b in dropped)
+        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": out_buckets}
 
     @staticmethod
     def _metric(kind, raw, field):
@@ -173,3 +167,24 @@ class AggPlan:
         if field is None or not raw:
             return {"value": None if kind != "sum" else 0.0}
         return {"value": raw.get("value")}
+
+
+def _count(searcher, query):
+    return searcher.search(query, 1, count=True).count
+
+
+def _bucket_query(compiler, field, key):
+    """The documents of one bucket: the field holds ``key`` (a value as tantivy indexed it)."""
+    schema = compiler.schema
+    if field.kind == "keyword":
+        return Q.term_query(schema, field.tname, str(key))
+    if field.kind == "bool":
+        value = key in (1, True, "true")
+        kind = tantivy.FieldType.Boolean
+    elif field.kind == "int":
+        value, kind = int(key), tantivy.FieldType.Integer
+    else:
+        value, kind = float(key), tantivy.FieldType.Float
+    if field.indexed:
+        return Q.term_query(schema, field.tname, value)
+    return Q.range_query(schema, field.tname, kind, value, value, True, True)

@@ -1,8 +1,6 @@
 """``EmbeddedEngine``: the Elasticsearch-shaped engine over local tantivy indexes."""
 
-import asyncio
 import base64
-import concurrent.futures
 import hashlib
 import hmac
 import importlib.metadata
@@ -16,9 +14,11 @@ import orjson
 import tantivy
 
 from biothings.web.engines.base import Engine
-from biothings.web.engines.errors import EngineError, IndexNotFound, QueryError, ScrollError
+from biothings.web.engines.errors import (EngineError, IndexNotFound, QueryError, ScrollError, SearchCancelled,
+                                          SearchTimeout)
 from biothings.web.engines.embedded import store
-from biothings.web.engines.embedded.aggs import AggPlan
+from biothings.web.engines.embedded.aggs import MAX_BUCKETS, AggPlan, BucketBudget
+from biothings.web.engines.embedded.lanes import Lane, checkpoint
 from biothings.web.engines.embedded.query import ID, MUST, Compiler, TEXT_FIELD_REASON
 from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
 from biothings.web.engines.embedded.source import SourceFilter
@@ -28,6 +28,8 @@ Q = tantivy.Query
 MAX_RESULT_WINDOW = 10000
 MAX_SCROLL_SIZE = 10000
 RECHECK_SECONDS = 1.0
+# documents read between two checks of the search's budget
+CHECK_EVERY_HITS = 64
 OPEN_VERSIONS_PER_INDEX = 3
 
 try:
@@ -81,7 +83,7 @@ class IndexHandle:
             return self.opened
 
 
-def _duration_seconds(text):
+def _duration_seconds(text, setting="scroll"):
     if text is None:
         return 60.0
     if isinstance(text, (int, float)):
@@ -95,7 +97,7 @@ def _duration_seconds(text):
                 return float(number) * units[unit]
             except ValueError:
                 break
-    raise QueryError(f"failed to parse setting [scroll] with value [{text}] as a time value")
+    raise QueryError(f"failed to parse setting [{setting}] with value [{text}] as a time value")
 
 
 SCROLL_KEY_FILE = ".scroll-key"
@@ -164,17 +166,23 @@ class SortKey:
 class EmbeddedEngine(Engine):
     """Elasticsearch-shaped search over tantivy indexes in ``data_dir/<index name>``.
 
-    Searches run in a thread pool (tantivy releases the GIL). Indexes open lazily,
-    read-only; a rebuilt index (``current`` symlink swapped by the loader) is
-    noticed within a second. Several processes can serve one ``data_dir``.
+    Searches run in threads (tantivy releases the GIL), in two lanes: id lookups
+    apart from the other searches, so they never queue behind expensive ones
+    (``lanes``). Each search stops at its body's ``timeout`` (Elasticsearch's
+    per-search timeout: here a ``SearchTimeout``, 503) or when the coroutine
+    awaiting it is cancelled. Indexes open lazily, read-only; a rebuilt index
+    (``current`` symlink swapped by the loader) is noticed within a second.
+    Several processes can serve one ``data_dir``.
     """
 
     name = "embedded"
 
-    def __init__(self, data_dir, max_workers=None):
+    def __init__(self, data_dir, max_workers=None, lookup_workers=2, max_buckets=MAX_BUCKETS):
         self.data_dir = os.path.abspath(data_dir)
+        self.max_buckets = max_buckets  # buckets one search may return (search.max_buckets)
         self.max_workers = max_workers or max(2, (os.cpu_count() or 1) * 2)
-        self._executor = None
+        self.searches = Lane("search", self.max_workers)
+        self.lookups = Lane("lookup", lookup_workers)
         self._handles = {}
         self._versions = {}  # (name, version) -> OpenedIndex, few per index
         self._lock = threading.Lock()
@@ -187,17 +195,6 @@ class EmbeddedEngine(Engine):
         if self._scroll_key is None:
             self._scroll_key = load_scroll_key(self.data_dir)
         return self._scroll_key
-
-    @property
-    def executor(self):
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix="embedded-search")
-        return self._executor
-
-    async def _run(self, func, *args):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, func, *args)
 
     def _check_name(self, name):
         if not name or "/" in name or name.startswith(".") or name in ("versions", "current"):
@@ -250,24 +247,32 @@ class EmbeddedEngine(Engine):
     # ------------------------------------------------------------------ API
 
     async def search(self, index, body, scroll=None):
-        return await self._run(self.search_sync, index, body, scroll)
+        if scroll is not None:
+            self.scroll_key  # noqa: B018 - made before the job, which a cancellation may cut anywhere
+        lane = self.lookups if scroll is None and _is_lookup(body) else self.searches
+        return await lane.run(_timeout_of(body), self.search_sync, index, body, scroll)
 
     async def msearch(self, index, bodies):
-        # one thread-pool job: splitting a batch over threads is slower (GIL hand-offs)
-        return await self._run(self.msearch_sync, index, list(bodies))
+        # one job: splitting a batch over threads is slower (GIL hand-offs)
+        bodies = list(bodies)
+        searches = [body[1] if isinstance(body, tuple) and len(body) == 2 else body for body in bodies]
+        lane = self.lookups if all(map(_is_lookup, searches)) else self.searches
+        timeouts = [seconds for seconds in map(_timeout_of, searches) if seconds is not None]
+        return await lane.run(min(timeouts, default=None), self.msearch_sync, index, bodies)
 
     async def scroll(self, scroll_id, scroll="1m"):
-        return await self._run(self.scroll_sync, scroll_id, scroll)
+        self.scroll_key  # noqa: B018
+        return await self.searches.run(None, self.scroll_sync, scroll_id, scroll)
 
     async def get_mapping(self, index):
-        return await self._run(self.get_mapping_sync, index)
+        return await self.lookups.run(None, self.get_mapping_sync, index)
 
     async def count(self, index):
         response = await self.search(index, {"size": 0, "track_total_hits": True})
         return response["hits"]["total"]["value"]
 
     async def health(self):
-        names = await self._run(self.indices)
+        names = await self.lookups.run(None, self.indices)
         return {
             "cluster_name": "embedded", "status": "green", "timed_out": False,
             "number_of_nodes": 1, "number_of_data_nodes": 1,
@@ -287,9 +292,8 @@ class EmbeddedEngine(Engine):
         }
 
     async def close(self):
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+        self.searches.close()
+        self.lookups.close()
         self._handles.clear()
         self._versions.clear()
 
@@ -316,13 +320,19 @@ class EmbeddedEngine(Engine):
             if doc_id is not None and isinstance(target, str) and "," not in target:
                 lookups.setdefault(target, []).append((position, doc_id, body))
                 continue
+            checkpoint()
             try:
                 results[position] = self.search_sync(target, body)
+            except (SearchTimeout, SearchCancelled):
+                raise  # the whole request is over, not this body
             except EngineError as exc:
                 results[position] = error_entry(exc)
         for target, items in lookups.items():
+            checkpoint()
             try:
                 answers = id_lookups(self.handle(target).current(), items)
+            except (SearchTimeout, SearchCancelled):
+                raise
             except EngineError as exc:
                 answers = [(position, error_entry(exc)) for position, _id, _body in items]
             for position, answer in answers:
@@ -346,7 +356,7 @@ class EmbeddedEngine(Engine):
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
             response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
-            response = execute(self.handle(names[0]).current(), body)
+            response = execute(self.handle(names[0]).current(), body, max_buckets=self.max_buckets)
         else:
             response = self._search_many(names, body)
         response["took"] = int((time.perf_counter() - started) * 1000)
@@ -380,7 +390,10 @@ class EmbeddedEngine(Engine):
         offset = _int(body.get("from", 0), "from")
         size = _int(body.get("size", 10), "size")
         partial = dict(body, **{"from": 0, "size": offset + size})
-        responses = [execute(self.handle(name).current(), partial) for name in names]
+        responses = []
+        for name in names:
+            checkpoint()
+            responses.append(execute(self.handle(name).current(), partial))
         hits = [hit for r in responses for hit in r["hits"]["hits"]]
         if body.get("sort") and any("sort" in h for h in hits):
             keys = parse_sort(body.get("sort"), None)
@@ -403,10 +416,32 @@ class EmbeddedEngine(Engine):
         }
 
 
+# keys of a body that only looks documents up by id (``timeout``: the request's budget)
+_LOOKUP_KEYS = frozenset({"query", "size", "from", "_source", "version", "track_total_hits", "timeout"})
+
+
+def _is_lookup(body):
+    """Whether ``body`` only looks documents up by ``_id``: cheap, run in the lookup lane."""
+    if not isinstance(body, dict) or not _LOOKUP_KEYS.issuperset(body):
+        return False
+    query = body.get("query")
+    if isinstance(query, dict) and len(query) == 1 and isinstance(query.get("ids"), dict):
+        return True
+    return _plain_id_lookup(body) is not None
+
+
+def _timeout_of(body):
+    """Seconds of the body's ``timeout`` (an Elasticsearch time value), None without one."""
+    timeout = body.get("timeout") if isinstance(body, dict) else None
+    if timeout is None:
+        return None
+    seconds = _duration_seconds(timeout, "timeout")
+    return seconds if seconds > 0 else None
+
+
 def _plain_id_lookup(body):
     """The id when ``body`` only looks up one ``_id`` (the batch annotation/query case)."""
-    if not isinstance(body, dict) or set(body) - {"query", "size", "from", "_source", "version",
-                                                  "track_total_hits"}:
+    if not isinstance(body, dict) or not _LOOKUP_KEYS.issuperset(body):
         return None
     if body.get("from", 0) != 0 or not isinstance(body.get("size", 10), int) or body.get("size", 10) < 1:
         return None
@@ -554,7 +589,7 @@ def _addr_key(address):
     return (address.segment_ord, address.doc)
 
 
-def execute(opened, body, offset=None, size=None, window=True):
+def execute(opened, body, offset=None, size=None, window=True, max_buckets=MAX_BUCKETS):
     """Run one search body against one opened index version (synchronously)."""
     searcher = opened.searcher
     compiler = Compiler(opened.layout, opened.schema, searcher)
@@ -575,6 +610,7 @@ def execute(opened, body, offset=None, size=None, window=True):
                          f"for a more efficient way to request large data sets.")
     source_filter = SourceFilter.parse(body.get("_source"))
     keys = parse_sort(body.get("sort"), opened.layout)
+    checkpoint()
     try:
         if compiler.random is not None:
             total, ranked = _random_hits(searcher, hits_query, offset, size, compiler.random)
@@ -590,12 +626,15 @@ def execute(opened, body, offset=None, size=None, window=True):
             if offset == 0 and ranked:
                 max_score = ranked[0][0]
             else:
+                checkpoint()
                 top = searcher.search(hits_query, 1, count=False).hits
                 max_score = top[0][0] if top else None
         hits = []
         explain = bool(body.get("explain"))
         version = bool(body.get("version"))
-        for score, address, sort_values in ranked:
+        for position, (score, address, sort_values) in enumerate(ranked):
+            if not position % CHECK_EVERY_HITS:
+                checkpoint()
             doc = searcher.doc(address)
             hit = {"_index": opened.name, "_id": doc.get_first("_id"),
                    "_score": None if sorted_by_fields else score}
@@ -616,7 +655,8 @@ def execute(opened, body, offset=None, size=None, window=True):
         }
         aggs = body.get("aggs", body.get("aggregations"))
         if aggs:
-            response["aggregations"] = _aggregate(opened, compiler, query, aggs)
+            checkpoint()
+            response["aggregations"] = _aggregate(opened, compiler, query, aggs, max_buckets)
     except ValueError as exc:  # tantivy refused something the compiler let through
         raise QueryError(f"search failed: {exc}")
     return response
@@ -634,6 +674,7 @@ def _count(searcher, query):
 
 def _random_hits(searcher, query, offset, size, options):
     total = _count(searcher, query)
+    checkpoint()
     seed = options.get("seed")
     rng = random.Random(seed) if seed is not None else random.Random(os.urandom(16))
     want = min(total, offset + size)
@@ -666,6 +707,7 @@ def _column_values(searcher, query, key, total):
 
 def _sorted_hits(searcher, query, keys, offset, size):
     total = _count(searcher, query)
+    checkpoint()
     if not total or not size or offset >= total:
         return total, []
     want = offset + size
@@ -682,6 +724,7 @@ def _sorted_hits(searcher, query, keys, offset, size):
     addresses.sort(key=_addr_key)
     columns = []
     for key in keys:
+        checkpoint()
         if key.kind == "score":
             columns.append({_addr_key(a): s for s, a in scored})
         elif key.kind == "doc":
@@ -727,24 +770,6 @@ def _es_explanation(node):
     return out
 
 
-def _aggregate(opened, compiler, query, aggs):
-    plan = AggPlan(aggs, opened.layout, top=True)
-    searcher = opened.searcher
-    missing_counts = {}
-    if plan.missing:
-        total = None
-        for name, field_name in plan.missing:
-            exists = compiler.exists(field_name) if field_name else Q.empty_query()
-            with_field = _count(searcher, Q.boolean_query([(MUST, query), (MUST, exists)]))
-            if total is None:
-                total = _count(searcher, query)
-            missing_counts[name] = total - with_field
-    factor = 1
-    while True:
-        plan.set_factor(factor)
-        request = plan.tantivy()
-        result = searcher.aggregate(query, request) if request else {}
-        converted, complete = plan.convert(result, None, missing_counts)
-        if complete or factor >= 64:
-            return converted
-        factor *= 8
+def _aggregate(opened, compiler, query, aggs, max_buckets):
+    plan = AggPlan(aggs, opened.layout)
+    return plan.collect(opened.searcher, compiler, query, None, BucketBudget(max_buckets))
