@@ -47,6 +47,8 @@ class BiothingsApplication(tornado.web.Application):
         self.biothings = web_settings
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
+        from biothings.web.memory import MemoryReturn
+        self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0)
 
     def start_request(self, server_conn, request_conn):
         from biothings.web.limits import RequestGuard
@@ -62,6 +64,8 @@ class BiothingsApplication(tornado.web.Application):
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
+        from biothings.web.memory import tune_allocator
+        tune_allocator()
         for settings in self.biothings.all_settings():
             if self.metrics is not None:
                 self.metrics.instrument_engine(settings.engine)

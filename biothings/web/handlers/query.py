@@ -50,7 +50,7 @@ class ESRequestHandler(BaseESRequestHandler):
     """The pipeline with hooks: subclass and override the ``*_hook`` methods."""
 
     engine_call = None  # the engine's work for this request, while it runs
-    abandoned = None  # why it was cancelled: a SearchTimeout or a SearchCancelled
+    abandoned = None  # why it was cancelled: (SearchTimeout or SearchCancelled, its arguments)
     client_gone = False  # the client closed the connection
 
     async def call_engine(self, backend, query, options):
@@ -69,17 +69,21 @@ class ESRequestHandler(BaseESRequestHandler):
         except asyncio.CancelledError:
             if self.abandoned is None:
                 raise  # this request itself was cancelled
-            raise self.abandoned from None
         finally:
             self.engine_call = None
             if timer is not None:
                 timer.cancel()
+        error, arguments = self.abandoned
+        memory = getattr(self.application, "memory", None)
+        if memory is not None:
+            memory.abandoned()
+        raise error(*arguments) from None  # bound to no name: no cycle keeps this frame alive
 
-    def abandon_engine_call(self, error, *args):
-        """Cancel the engine call; the request fails with ``error(*args)``."""
+    def abandon_engine_call(self, error, *arguments):
+        """Cancel the engine call; the request fails with ``error(*arguments)``."""
         call = self.engine_call
         if call is not None and not call.done():
-            self.abandoned = error(*args)
+            self.abandoned = (error, arguments)
             call.cancel()
 
     def on_connection_close(self):

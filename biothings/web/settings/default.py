@@ -113,6 +113,10 @@ SEARCH_TIMEOUT = 10.0
 MAX_ANSWER_HITS = 10000
 # Largest answer, in bytes as serialized; larger: 400 naming it, with max.
 MAX_ANSWER_BYTES = 50 * 1024 * 1024
+# After answers of this many bytes in all (or an abandoned search), the process
+# gives the memory it freed back to the system (glibc's malloc_trim, from a
+# thread, once no request is in flight, at most every 10 s). 0: never.
+MEMORY_TRIM_BYTES = 64 * 1024 * 1024
 
 # ---------------------------------------------------------------- HTTP
 # Cache-Control max-age of successful GET responses; 0 disables the header.

@@ -114,8 +114,10 @@ class Lane:
                     job.check()  # cancelled before the watchdog knew of it
                     return func(*args)
             except watchdog.BudgetExceeded:
-                job.check()
-                raise SearchTimeout(job.seconds) from None
+                pass  # cut in a Python loop: past the deadline, or cancelled
+            # raised outside the except block: not chained to the interruption, whose frames
+            # (the abandoned work's lists of matches) can go at once
+            raise SearchCancelled() if job.cancelled else SearchTimeout(job.seconds)
         finally:
             job.armed = None
             _local.job = None

@@ -1,0 +1,106 @@
+"""Memory given back to the system after large answers (glibc; elsewhere nothing happens).
+
+A large answer (thousands of hits) allocates and frees hundreds of megabytes in a
+second. glibc keeps what was freed inside its heaps: by default it even raises its
+mmap threshold once a large block is freed (up to 32 MB), after which large blocks
+come from the heap too and stay there. So the process keeps its peak size for good.
+
+- ``tune_allocator()`` (start-up): large blocks (answer buffers, lists of hits) are
+  mapped on their own and unmapped when freed, and the free top of a heap is given
+  back past 128 KiB: glibc's defaults before it adapts them.
+- ``MemoryReturn``: after answers of ``MEMORY_TRIM_BYTES`` bytes in all (or a search
+  abandoned halfway), ``malloc_trim`` gives the free pages inside the heaps back,
+  from a thread, once no request is in flight (or ``MAX_WAIT`` seconds later under
+  continuous load), at most every ``MIN_INTERVAL`` seconds: a trim holds the heap
+  locks for up to ~100 ms on a heap of hundreds of megabytes.
+
+Python's own allocator keeps an arena (1 MiB) while one object in it lives, which
+no trim can return; ``PYTHONMALLOC=malloc`` makes every object a glibc block, so
+the heap returns to its baseline, for ~14% more CPU per request (docs/limits.md).
+"""
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+import time
+
+logger = logging.getLogger("biothings.web.memory")
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+ALLOCATOR_THRESHOLD = 128 * 1024
+MIN_INTERVAL = 10.0
+MAX_WAIT = 30.0
+
+
+def _glibc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+_libc = _glibc()
+
+
+def tune_allocator(threshold=ALLOCATOR_THRESHOLD):
+    """Fixed mmap and trim thresholds (see the module docstring); False off glibc."""
+    if _libc is None:
+        return False
+    return bool(_libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(_libc.mallopt(M_TRIM_THRESHOLD, threshold))
+
+
+def trim():
+    """Give the free pages of every heap back to the system; True if some were."""
+    return bool(_libc.malloc_trim(0)) if _libc is not None else False
+
+
+class MemoryReturn:
+    """Counts the bytes of answers written; trims the heaps after enough of them."""
+
+    def __init__(self, application, threshold):
+        self.application = application
+        self.threshold = threshold
+        self.pending = 0  # answer bytes written since the last trim
+        self.since = None  # when pending first passed the threshold
+        self.last = 0.0
+        self.trims = 0
+        self.running = False
+        self._timer = None
+
+    def answered(self, size):
+        """An answer of ``size`` bytes was written (a large number for an abandoned search)."""
+        if not self.threshold or _libc is None:
+            return
+        self.pending += size
+        if self.pending >= self.threshold and self._timer is None and not self.running:
+            import tornado.ioloop
+            self.since = self.since or time.monotonic()
+            self._timer = tornado.ioloop.IOLoop.current().call_later(1.0, self._maybe_trim)
+
+    def abandoned(self):
+        """A search was abandoned halfway: what it had built is free now."""
+        self.answered(self.threshold)
+
+    def _maybe_trim(self):
+        self._timer = None
+        now = time.monotonic()
+        idle = self.application.inflight <= 0
+        if (idle or now - self.since >= MAX_WAIT) and now - self.last >= MIN_INTERVAL:
+            self.running = True
+            self.pending, self.since, self.last = 0, None, now
+            threading.Thread(target=self._trim, name="biothings-memory-trim", daemon=True).start()
+        else:
+            import tornado.ioloop
+            self._timer = tornado.ioloop.IOLoop.current().call_later(1.0, self._maybe_trim)
+
+    def _trim(self):
+        started = time.perf_counter()
+        try:
+            trim()
+        finally:
+            self.trims += 1
+            self.running = False
+        logger.debug("heaps trimmed in %.1f ms", (time.perf_counter() - started) * 1000)
