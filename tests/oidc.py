@@ -1,9 +1,11 @@
 """A tiny OpenID Connect provider for tests: discovery, JWKS, introspection.
 
 Signs RS256 tokens with a key generated here; ``provider.token(**claims)``.
-``provider.down = True`` makes every endpoint answer 503.
+``provider.down = True`` makes every endpoint answer 503; ``provider.delay``
+seconds pass before introspection answers; ``provider.introspections`` counts them.
 """
 
+import asyncio
 import base64
 import time
 
@@ -50,7 +52,9 @@ class _Keys(_Handler):
 
 
 class _Introspect(_Handler):
-    def post(self):
+    async def post(self):
+        self.provider.introspections += 1
+        await asyncio.sleep(self.provider.delay)
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if self.request.headers.get("Authorization") != expected:
             self.set_status(401)
@@ -67,6 +71,8 @@ class OIDCProvider(LoopbackServer):
         self.kid = "key-1"
         self.down = False
         self.calls = 0
+        self.introspections = 0
+        self.delay = 0.0
         self.opaque = {}  # opaque token -> introspection claims
 
     def token(self, key=None, kid=None, **claims):

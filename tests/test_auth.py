@@ -136,7 +136,7 @@ def test_provider_down_is_503_not_401(oidc_api, provider):
 
 def test_provider_unreachable_is_503(serve):
     client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_PROVIDER_TIMEOUT=2,
-                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
+                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}", AUTH_OIDC_AUDIENCE="biothings")
     response = client.get("/v1/gene/1017", headers=bearer("a.b.c"))
     assert response.status_code == 503 and response.json()["code"] == 503
     assert response.headers["Retry-After"].isdigit()
@@ -144,5 +144,87 @@ def test_provider_unreachable_is_503(serve):
 
 def test_static_tokens_need_no_provider(serve):
     client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS=["local"],
-                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
+                   AUTH_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}", AUTH_OIDC_AUDIENCE="biothings")
     assert client.get("/v1/gene/1017", headers=bearer("local")).status_code == 200
+
+
+# ---------------------------------------------------------------- no client can make the API hammer its provider
+
+def test_a_provider_without_an_audience_stops_the_start(request):
+    from biothings.web.auth import AuthConfigurationError
+    from tests.conftest import make_settings
+    for provider in ({"AUTH_OIDC_ISSUER": "http://127.0.0.1:1"}, {"AUTH_INTROSPECTION_URL": "http://127.0.0.1:1/i"}):
+        settings = make_settings("embedded", request, AUTH_REQUIRED_ROUTES=["query"], **provider)
+        with pytest.raises(AuthConfigurationError, match="AUTH_OIDC_AUDIENCE"):
+            settings.get_app()
+        # near misses: an audience, or no provider at all, or no protected route
+        make_settings("embedded", request, AUTH_REQUIRED_ROUTES=["query"], AUTH_OIDC_AUDIENCE="api", **provider).get_app()
+        make_settings("embedded", request, AUTH_REQUIRED_ROUTES=["query"], AUTH_STATIC_TOKENS=["t"]).get_app()
+
+
+@pytest.fixture
+def introspecting(serve, provider):
+    """An API checking opaque tokens at the provider's introspection endpoint only."""
+    provider.down, provider.delay = False, 0.0
+
+    def start(**overrides):
+        return serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_INTROSPECTION_URL=provider.url + "/introspect",
+                     AUTH_OIDC_AUDIENCE="biothings", AUTH_INTROSPECTION_CLIENT_ID=CLIENT_ID,
+                     AUTH_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET, **overrides)
+    yield start
+    provider.delay = 0.0
+
+
+def test_introspection_answers_are_cached_active_or_not(introspecting, provider):
+    client = introspecting()
+    provider.opaque["cached-good"] = {"sub": "bob", "aud": "biothings", "exp": int(time.time()) + 60}
+    provider.opaque["cached-elsewhere"] = {"sub": "bob", "aud": "another-api"}
+    before = provider.introspections
+    for _ in range(5):
+        assert client.get("/v1/gene/1017", headers=bearer("cached-good")).status_code == 200
+        assert_401(client.get("/v1/gene/1017", headers=bearer("cached-unknown")))
+        assert "audience" in assert_401(client.get("/v1/gene/1017", headers=bearer("cached-elsewhere")))["error"]
+    assert provider.introspections - before == 3
+
+
+def test_an_expired_introspected_token_is_not_reused(introspecting, provider):
+    client = introspecting(AUTH_LEEWAY=0)
+    provider.opaque["short-lived"] = {"sub": "bob", "aud": "biothings", "exp": int(time.time()) + 1}
+    assert client.get("/v1/gene/1017", headers=bearer("short-lived")).status_code == 200
+    time.sleep(2.1)
+    assert "expired" in assert_401(client.get("/v1/gene/1017", headers=bearer("short-lived")))["error"].lower()
+
+
+def test_concurrent_checks_of_one_token_share_one_call(introspecting, provider):
+    from concurrent.futures import ThreadPoolExecutor
+    client = introspecting()
+    provider.opaque["popular"] = {"sub": "bob", "aud": "biothings"}
+    provider.delay = 0.5
+    before = provider.introspections
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: client.get("/v1/gene/1017", headers=bearer("popular")).status_code,
+                                 range(8)))
+    assert statuses == [200] * 8
+    assert provider.introspections - before == 1
+
+
+def test_calls_to_the_provider_are_capped(introspecting, provider):
+    client = introspecting(AUTH_PROVIDER_CALLS_PER_SECOND=0.05)  # one call per 20 s
+    before = provider.introspections
+    assert_401(client.get("/v1/gene/1017", headers=bearer("random-1")))  # the one call
+    for number in range(2, 6):  # every other unknown token: no call, the client retries later
+        response = client.get("/v1/gene/1017", headers=bearer(f"random-{number}"))
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert provider.introspections - before == 1
+    assert_401(client.get("/v1/gene/1017", headers=bearer("random-1")))  # cached: no call needed
+
+
+def test_metrics_behind_a_token(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["metrics"], AUTH_STATIC_TOKENS=["scraper"])
+    assert_401(client.get("/metrics"))
+    assert_401(client.get("/metrics", headers=bearer("scrape")))
+    response = client.get("/metrics", headers=bearer("scraper"))
+    assert response.status_code == 200 and "biothings_http_requests_total" in response.text
+    assert client.get("/v1/gene/1017").status_code == 200  # the API stays public
+    public = serve("embedded", AUTH_REQUIRED_ROUTES=["query"], AUTH_STATIC_TOKENS=["scraper"])
+    assert public.get("/metrics").status_code == 200

@@ -242,3 +242,14 @@ def test_metrics_sum_over_worker_processes(tmp_path):
         assert stop(process) == 0
     output = process.stdout.read().decode()
     assert "Traceback" not in output, output
+
+
+def test_metrics_on_an_address_of_their_own(serve):
+    from tests.servers import free_port
+    port = free_port()
+    client = serve("embedded", METRICS_ADDRESS=f"127.0.0.1:{port}")
+    assert client.get("/v1/gene/1017").status_code == 200
+    assert client.get("/metrics").status_code == 404  # not on the API's port
+    scraper = type(client)(f"http://127.0.0.1:{port}", client.backend)
+    samples = scrape(scraper)
+    assert samples[("biothings_http_requests_total", labels(route=ANNOTATION_ROUTE, method="GET", status="200"))] == 1

@@ -33,12 +33,13 @@ class BiothingsApplication(tornado.web.Application):
 
     def __init__(self, web_settings, handlers, **settings):
         self.metrics = None
+        self.metrics_server = None
         metrics_path = web_settings.get("METRICS_PATH")
         if metrics_path:
-            from biothings.web.metrics import Metrics, MetricsHandler
+            from biothings.web.metrics import Metrics, metrics_rules
             self.metrics = Metrics()
-            handlers = [(metrics_path, MetricsHandler, {"web_settings": web_settings, "route": metrics_path})] \
-                + list(handlers)
+            if not web_settings.get("METRICS_ADDRESS"):  # else on its own address (startup)
+                handlers = metrics_rules(web_settings) + list(handlers)
         settings.setdefault("log_function", make_log_function(web_settings, self.metrics))
         settings.setdefault("default_handler_class", NotFoundHandler)
         settings.setdefault("default_handler_args", {"web_settings": web_settings})
@@ -66,6 +67,9 @@ class BiothingsApplication(tornado.web.Application):
         """Load metadata now and keep it fresh in the background."""
         from biothings.web.memory import tune_allocator
         tune_allocator()
+        if self.metrics is not None and self.biothings.get("METRICS_ADDRESS") and self.metrics_server is None:
+            from biothings.web.metrics import serve_metrics
+            self.metrics_server = serve_metrics(self, self.biothings.METRICS_ADDRESS)
         for settings in self.biothings.all_settings():
             if self.metrics is not None:
                 self.metrics.instrument_engine(settings.engine)
@@ -78,6 +82,9 @@ class BiothingsApplication(tornado.web.Application):
 
     async def shutdown(self):
         """Stop background work and close engine clients."""
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
         for refresher in self._refreshers:
             refresher.stop()
         self._refreshers.clear()

@@ -15,9 +15,19 @@ Routes listed in ``AUTH_REQUIRED_ROUTES`` (handler names such as ``query``,
 Answers: ``401`` with ``WWW-Authenticate: Bearer`` for a missing or bad token;
 ``503`` with ``Retry-After`` when the identity provider cannot be reached (the
 token may well be good: the client should retry, not log in again).
+
+Every token is checked for this API's audience (``AUTH_OIDC_AUDIENCE``, required
+when a provider validates tokens: otherwise a token minted for any other client
+of the same issuer would do). No client can make the API hammer its provider:
+introspection answers, active or not, are cached (``AUTH_INTROSPECTION_CACHE_SECONDS``),
+concurrent checks of one token share one call, and the calls to the provider are
+capped (``AUTH_PROVIDER_CALLS_PER_SECOND``; past it a 503, not a call).
 """
 
+import asyncio
 import base64
+import collections
+import hashlib
 import hmac
 import logging
 import time
@@ -32,10 +42,47 @@ logger = logging.getLogger("biothings.web.auth")
 
 # A JWKS lacking a token's key is fetched again at most this often (seconds).
 _MIN_REFETCH_INTERVAL = 10
+# Introspection answers kept at most (the oldest go first).
+INTROSPECTION_CACHE_SIZE = 10000
 
 
 class ProviderUnavailable(Exception):
     """The identity provider did not answer usably."""
+
+
+class AuthConfigurationError(ValueError):
+    """The authentication settings would accept tokens they should not: a start-up error."""
+
+
+def check_settings(web_settings):
+    """Refuse settings under which a provider validates tokens for no audience in particular."""
+    if ((web_settings.get("AUTH_OIDC_ISSUER") or web_settings.get("AUTH_INTROSPECTION_URL"))
+            and not web_settings.get("AUTH_OIDC_AUDIENCE")):
+        raise AuthConfigurationError(
+            "AUTH_OIDC_AUDIENCE is empty while AUTH_OIDC_ISSUER (or AUTH_INTROSPECTION_URL) is set: tokens the "
+            "provider minted for any of its other clients would be accepted. Set AUTH_OIDC_AUDIENCE to this "
+            "API's audience (its client id or resource name at the provider).")
+
+
+class CallBudget:
+    """A token bucket: at most ``rate`` calls a second (bursts of ``max(1, rate)``)."""
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self):
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def _unauthorized(web_settings, reason, error="invalid_token"):
@@ -63,8 +110,12 @@ class Authenticator:
         self.timeout = float(web_settings.get("AUTH_PROVIDER_TIMEOUT") or 5)
         self.cache_seconds = float(web_settings.get("AUTH_JWKS_CACHE_SECONDS") or 300)
         self.leeway = float(web_settings.get("AUTH_LEEWAY") or 0)
+        self.introspection_seconds = float(web_settings.get("AUTH_INTROSPECTION_CACHE_SECONDS") or 0)
+        self.provider_calls = CallBudget(web_settings.get("AUTH_PROVIDER_CALLS_PER_SECOND") or 0)
         self._discovery = None  # (document, fetched at)
         self._keys = None  # ({kid: PyJWK}, fetched at)
+        self._introspected = collections.OrderedDict()  # sha256(token) -> (claims or reason refused, until)
+        self._flights = {}  # key -> future of the provider call under way
 
     # ---------------------------------------------------------- entry point
     async def authenticate(self, authorization):
@@ -112,11 +163,49 @@ class Authenticator:
         # opaque token, or a key the JWKS does not have: ask the provider
         endpoint = await self._introspection_endpoint()
         if endpoint:
-            return await self._introspect(endpoint, token)
+            return await self._introspected_claims(endpoint, token)
         raise _unauthorized(settings, "Invalid token.")
+
+    async def _single_flight(self, key, call):
+        """``await call()``, shared by every caller asking for ``key`` while it runs."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = asyncio.ensure_future(call())
+            flight.add_done_callback(lambda _done: self._flights.pop(key, None))
+        return await asyncio.shield(flight)
+
+    async def _introspected_claims(self, endpoint, token):
+        """The claims of an opaque token, from the cache or from one introspection call."""
+        key = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        cached = self._introspected.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            claims = cached[0]
+        else:
+            claims = await self._single_flight(key, lambda: self._introspect_and_cache(key, endpoint, token))
+        if isinstance(claims, str):
+            raise _unauthorized(self.web_settings, claims)
+        return claims
+
+    async def _introspect_and_cache(self, key, endpoint, token):
+        try:
+            claims = await self._introspect(endpoint, token)
+        except APIError as refused:  # inactive, expired, another audience: cached too
+            claims = refused.error
+        until = time.monotonic() + self.introspection_seconds
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, (int, float)):  # never trusted past its expiry
+            until = min(until, time.monotonic() + exp + self.leeway - time.time())
+        if self.introspection_seconds > 0:
+            self._introspected[key] = (claims, until)
+            self._introspected.move_to_end(key)
+            while len(self._introspected) > INTROSPECTION_CACHE_SIZE:
+                self._introspected.popitem(last=False)
+        return claims
 
     # ---------------------------------------------------------- provider calls
     async def _fetch_json(self, url, **kwargs):
+        if not self.provider_calls.take():
+            raise ProviderUnavailable(f"{url}: more than AUTH_PROVIDER_CALLS_PER_SECOND calls")
         request = tornado.httpclient.HTTPRequest(url, connect_timeout=self.timeout, request_timeout=self.timeout,
                                                  **kwargs)
         try:
@@ -134,6 +223,10 @@ class Authenticator:
         now = time.monotonic()
         if self._discovery is not None and now - self._discovery[1] < self.cache_seconds:
             return self._discovery[0]
+        return await self._single_flight("discovery", self._fetch_discovery)
+
+    async def _fetch_discovery(self):
+        now = time.monotonic()
         code, document = await self._fetch_json(self.issuer + "/.well-known/openid-configuration")
         if code != 200 or not isinstance(document, dict):
             raise ProviderUnavailable(f"discovery document: HTTP {code}")
@@ -147,24 +240,30 @@ class Authenticator:
         stale = keys is None or now - keys[1] >= self.cache_seconds
         unknown = keys is not None and kid not in keys[0] and now - keys[1] >= _MIN_REFETCH_INTERVAL
         if stale or unknown:
-            jwks_uri = self.web_settings.get("AUTH_OIDC_JWKS_URL") or (await self._discovery_document()).get("jwks_uri")
-            if not jwks_uri:
-                raise ProviderUnavailable("the discovery document names no jwks_uri")
-            code, document = await self._fetch_json(jwks_uri)
-            if code != 200 or not isinstance(document, dict):
-                raise ProviderUnavailable(f"JWKS: HTTP {code}")
-            found = {}
-            for entry in document.get("keys") or []:
-                try:
-                    key = jwt.PyJWK(entry)
-                except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
-                    continue  # a key type we cannot use
-                found[entry.get("kid")] = key
-            keys = self._keys = (found, now)
+            keys = await self._single_flight("jwks", self._fetch_keys)
         key = keys[0].get(kid)
         if key is None and kid is None and len(keys[0]) == 1:
             key = next(iter(keys[0].values()))
         return key
+
+    async def _fetch_keys(self):
+        import jwt
+        now = time.monotonic()
+        jwks_uri = self.web_settings.get("AUTH_OIDC_JWKS_URL") or (await self._discovery_document()).get("jwks_uri")
+        if not jwks_uri:
+            raise ProviderUnavailable("the discovery document names no jwks_uri")
+        code, document = await self._fetch_json(jwks_uri)
+        if code != 200 or not isinstance(document, dict):
+            raise ProviderUnavailable(f"JWKS: HTTP {code}")
+        found = {}
+        for entry in document.get("keys") or []:
+            try:
+                key = jwt.PyJWK(entry)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+                continue  # a key type we cannot use
+            found[entry.get("kid")] = key
+        self._keys = (found, now)
+        return self._keys
 
     async def _introspection_endpoint(self):
         configured = self.web_settings.get("AUTH_INTROSPECTION_URL")
@@ -202,6 +301,7 @@ def authenticator(web_settings):
     """The ``Authenticator`` of an API, made once."""
     found = web_settings.__dict__.get("_authenticator")
     if found is None:
+        check_settings(web_settings)
         found = web_settings.__dict__["_authenticator"] = Authenticator(web_settings)
     return found
 
@@ -231,7 +331,9 @@ class AuthRequiredMixin:
 
 
 def protect(web_settings, handler_class):
-    """``handler_class``, or a subclass needing a token when the settings say so."""
+    """``handler_class``, or a subclass needing a token when the settings say so
+    (settings that would accept foreign tokens stop the start here)."""
     if not requires_auth(web_settings, handler_class):
         return handler_class
+    authenticator(web_settings)
     return type(handler_class.__name__, (AuthRequiredMixin, handler_class), {"__module__": handler_class.__module__})

@@ -11,6 +11,11 @@
 handler class for requests matching no rule: label values stay few whatever
 paths clients send.
 
+Who can read them: anyone who reaches the API, unless ``METRICS_ADDRESS`` serves
+them on an address of their own (``127.0.0.1:9100``: reachable by a local scraper,
+not from the internet; the API's port then answers 404 there), or
+``AUTH_REQUIRED_ROUTES`` names ``metrics`` (or ``*``): a bearer token is needed.
+
 Several processes (``--processes N``): ``index.py`` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before forking (unless it is
 set already), every worker writes its values there, and any worker's
@@ -20,6 +25,7 @@ mode; the in-flight gauge sums the live workers).
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 
@@ -159,6 +165,31 @@ class MetricsHandler(BaseHandler):
 
     def compute_etag(self):
         return None
+
+
+def metrics_rules(web_settings):
+    """The tornado rule serving ``METRICS_PATH`` (behind a token when AUTH_REQUIRED_ROUTES says so)."""
+    from biothings.web.auth import protect
+    path = web_settings.METRICS_PATH
+    return [(path, protect(web_settings, MetricsHandler), {"web_settings": web_settings, "route": path})]
+
+
+def serve_metrics(application, address):
+    """Serve ``application``'s metrics on ``address`` (``host:port``), apart from the API:
+    a tornado server of its own (several worker processes share the port)."""
+    import tornado.httpserver
+    import tornado.netutil
+    import tornado.web
+    from biothings.web.accesslog import make_log_function
+    host, _, port = str(address).rpartition(":")
+    host = host.strip("[]")  # [::1]:9100
+    web_settings = application.biothings
+    app = tornado.web.Application(metrics_rules(web_settings),
+                                  log_function=make_log_function(web_settings, application.metrics))
+    app.metrics = application.metrics
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets(tornado.netutil.bind_sockets(int(port), host or None, reuse_port=hasattr(socket, "SO_REUSEPORT")))
+    return server
 
 
 def raise_not_found():

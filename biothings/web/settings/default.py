@@ -145,6 +145,11 @@ ETAG = True
 # Prometheus metrics (requests, latency, engine calls, in-flight) served at
 # this path of the application; empty: no metrics collected or served.
 METRICS_PATH = "/metrics"
+# "host:port" serving METRICS_PATH apart from the API (e.g. "127.0.0.1:9100",
+# reachable by the scraper only; the API's own port then answers 404 there).
+# Empty: served on the API's port, to anyone unless AUTH_REQUIRED_ROUTES names
+# "metrics" (a bearer token is then needed).
+METRICS_ADDRESS = ""
 # Access log of every request (logger "biothings.access"): "text" (one
 # human-readable line), "json" (one JSON object a line: time, method, path,
 # status, duration_ms, request_id, remote_ip, user_agent, ...) or "off".
@@ -168,7 +173,9 @@ AUTH_STATIC_TOKENS = []
 # OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
 # {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
 AUTH_OIDC_ISSUER = ""
-# Required "aud" claim of tokens ("" skips the audience check).
+# Required "aud" claim of tokens: this API's name at the provider. Required when
+# AUTH_OIDC_ISSUER or AUTH_INTROSPECTION_URL is set (empty: a start-up error, since
+# tokens minted for the provider's other clients would be accepted).
 AUTH_OIDC_AUDIENCE = ""
 # JWT signature algorithms accepted (never "none" or HMAC with a public key).
 AUTH_OIDC_ALGORITHMS = ["RS256", "ES256", "PS256"]
@@ -187,6 +194,12 @@ AUTH_JWKS_CACHE_SECONDS = 300
 AUTH_PROVIDER_TIMEOUT = 5
 # Seconds of clock skew tolerated on "exp" and "nbf".
 AUTH_LEEWAY = 30
+# Seconds an introspection answer is reused, active (never past the token's
+# "exp") or not: a token sent again in that time costs no call. 0: no cache.
+AUTH_INTROSPECTION_CACHE_SECONDS = 60
+# Most calls a second to the identity provider (introspection, keys, discovery),
+# whatever tokens clients send; past it: 503 with Retry-After. 0: no cap.
+AUTH_PROVIDER_CALLS_PER_SECOND = 10.0
 
 # ---------------------------------------------------------------- options
 # Every request parameter, declared once: type, default, aliases, max, enum.
