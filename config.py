@@ -28,6 +28,7 @@ ALLOW_RANDOM_QUERY = True
 ALLOW_NESTED_AGGS = True
 
 # An app-declared option: ?species=human,mouse (names or taxids) filters by taxid.
+APP_SETTINGS = ["SPECIES_TAXIDS"]  # a setting of this app's own (see settings/default.py)
 SPECIES_TAXIDS = {"human": 9606, "mouse": 10090, "rat": 10116, "fruitfly": 7227, "zebrafish": 7955}
 _SPECIES = {"type": list, "default": None, "max": 10, "description": "Species names or NCBI taxids."}
 QUERY_KWARGS = {

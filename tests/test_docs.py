@@ -20,7 +20,7 @@ def hooks():
 
 
 def public_settings():
-    return [name for name in vars(default) if name.isupper() and not name.startswith("_")]
+    return list(default.settings())
 
 
 def test_mkdocs_build_strict(tmp_path):

@@ -20,7 +20,7 @@ def prepare_embedded_data(web_settings):
     ``python index.py`` on a fresh machine has data to serve.
     """
     for settings in web_settings.all_settings():
-        if settings.ES_HOST:
+        if settings.es_hosts:
             continue
         from biothings.web.engines.embedded import ensure_index
         data_dir = os.path.abspath(settings.EMBEDDED_DATA_DIR)

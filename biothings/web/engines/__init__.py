@@ -5,11 +5,10 @@ import os
 
 def create_engine(web_settings):
     """The engine named by the settings: Elasticsearch when ES_HOST is set."""
-    if web_settings.ES_HOST:
+    if web_settings.es_hosts:
         from biothings.web.engines.elasticsearch import ElasticsearchEngine
-        hosts = [host.strip() for host in str(web_settings.ES_HOST).split(",") if host.strip()]
         return ElasticsearchEngine(
-            hosts,
+            web_settings.es_hosts,
             connections=web_settings.ES_CONNECTIONS,
             timeout=web_settings.ES_REQUEST_TIMEOUT,
             **(web_settings.ES_ARGS or {}),

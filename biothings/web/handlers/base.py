@@ -211,7 +211,7 @@ class BaseAPIHandler(BaseHandler):
             form=self._decoded(self.request.body_arguments),
             json_body=json_body,
         )
-        self.format = self.args.get("format") or "json"
+        self.format = dict.get(self.args, "format") or "json"
         self.args.biothing_type = self.biothing_type
         return self.args
 
@@ -240,7 +240,7 @@ class BaseAPIHandler(BaseHandler):
 
     def serialize(self, data, title=None):
         """``(body, content type)`` of ``data`` in the requested format, within the shaping budget."""
-        sort_keys = bool(self.args.get("_sorted", True)) if self.args else False
+        sort_keys = bool(dict.get(self.args, "_sorted", True)) if self.args else False
         html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()} \
             if self.format == "html" else {}
         with self.shaping_budget():

@@ -178,7 +178,7 @@ class ESQueryBuilder:
 
     def build_term(self, term, options):
         """One batch term (POST query or annotation) -> its search body."""
-        scopes = options.get("scopes")
+        scopes = dict.get(options, "scopes")
         if isinstance(term, list):
             if not scopes or len(term) != len(scopes):
                 raise BadRequest(
@@ -191,7 +191,7 @@ class ESQueryBuilder:
         else:
             query = self.build_id_match(check_term(term, "q"), options)
         body = {"query": query}
-        if options.get("annotation"):
+        if dict.get(options, "annotation"):
             body["version"] = True
         return self.apply_extras(body, options)
 
@@ -234,7 +234,7 @@ class ESQueryBuilder:
         if fields == ["_id"]:
             return {"ids": {"values": [str(term)]}}
         clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}
-        analyzer = options.get("analyzer")
+        analyzer = dict.get(options, "analyzer")
         if analyzer:
             clause["analyzer"] = analyzer
         return {"multi_match": clause}
@@ -248,7 +248,7 @@ class ESQueryBuilder:
         """
         extras = options.batch_extras
         body.update(self.extras(options) if extras is None else extras)
-        filter_text = options.get("filter")
+        filter_text = dict.get(options, "filter")
         if filter_text:
             body["query"] = {"bool": {"must": [body["query"]], "filter": [
                 {"query_string": {"query": filter_text, "default_operator": "AND", "lenient": True}}]}}
@@ -258,7 +258,7 @@ class ESQueryBuilder:
         """The body keys the options ask for: paging, sort, source filtering, facets,
         post_filter, explain (checks the filter too, so a bad one fails a batch once)."""
         settings = self.web_settings
-        get = options.get  # one dict.get per read, whatever the name
+        get = dict.get.__get__(options)  # one dict.get per read, whatever the name (even "get")
         extras = {}
         if get("fetch_all"):
             extras["size"] = settings.ES_SCROLL_SIZE

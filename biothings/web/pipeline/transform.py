@@ -178,7 +178,7 @@ class ESResultTransform:
     def transform_hit(self, hit, options):
         """An engine hit -> the API document, with every document option applied;
         ``None`` when ``jmespath_exclude_empty`` leaves nothing of it."""
-        get = options.get  # not attribute reads: see ESQueryBuilder.apply_extras
+        get = dict.get.__get__(options)  # not attribute reads: see ESQueryBuilder.extras
         doc = {"_id": hit["_id"]}
         if get("annotation_single"):
             if "_version" in hit:

@@ -4,18 +4,30 @@ A config module overrides any of these by defining the same name; the
 environment overrides both (``ES_HOST=http://es:9200``, ``ALLOW_RANDOM_QUERY=1``,
 ``ES_INDICES='{"gene": "genes"}'``): values are parsed to the type of the
 default (str, int, float, bool, or list/dict as JSON).
+
+Settings are checked when an API starts: a name that is not one of these (a typo
+such as ``ES_QUERY_BUILDR``) is an error with a did-you-mean, unless the config lists
+it in ``APP_SETTINGS`` (settings of its own) or it names option declarations
+(``*_KWARGS``); a value of another type than its default's (or the annotation's,
+where more than one type is accepted) is an error naming the expected type.
+
+Reading a dict or list default from this module gives a new copy each time, so a
+config may write ``QUERY_KWARGS["GET"]["species"] = {...}`` after importing it:
+only that config's API changes.
 """
+
+import os
 
 # ---------------------------------------------------------------- engine
 # Elasticsearch URL(s), comma separated. Empty: the embedded engine serves
 # the indexes found in EMBEDDED_DATA_DIR.
-ES_HOST = ""
+ES_HOST: str | list = ""
 # Extra keyword arguments for ``AsyncElasticsearch`` (api_key, basic_auth, ...).
 ES_ARGS = {}
 # biothing type -> index (or alias) name. The first type is the default.
 ES_INDICES = {"doc": "biothings"}
 # Seconds before a request to the engine is abandoned (answered with 503).
-ES_REQUEST_TIMEOUT = 10
+ES_REQUEST_TIMEOUT: float = 10
 # HTTP connections kept per Elasticsearch node (the client's default of 10
 # queues requests under load).
 ES_CONNECTIONS = 64
@@ -23,8 +35,9 @@ ES_CONNECTIONS = 64
 ES_SCROLL_SIZE = 1000
 # fetch_all: how long a scroll context lives between two pages.
 ES_SCROLL_TIME = "1m"
-# Where the embedded engine keeps its indexes.
-EMBEDDED_DATA_DIR = ".biothings_data"
+# Where the embedded engine keeps its indexes (a relative path is relative to the
+# config file's folder, not to the working directory).
+EMBEDDED_DATA_DIR: str | os.PathLike = ".biothings_data"
 # index name -> {"documents": path, "mapping": path, "metadata": path}: built
 # into the embedded engine at start-up when the index is absent.
 EMBEDDED_DATA_FILES = {}
@@ -56,6 +69,9 @@ APP_LIST = [
 ]
 
 # ---------------------------------------------------------------- API
+# Names of settings of the app's own (read by its builder or handlers), e.g.
+# ["SPECIES_TAXIDS"]: any other name this file does not define is an error.
+APP_SETTINGS = []
 # Shown on the front page and in the OpenAPI document.
 API_NAME = "BioThings API"
 # One line about the API (front page, OpenAPI document).
@@ -118,7 +134,7 @@ MAX_URL_LENGTH = 16384
 # the first type's when absent); 503 naming it when it cannot be fetched. {}: off.
 STATUS_CHECK = {}
 # Seconds between background refreshes of /metadata and field lists.
-METADATA_REFRESH_INTERVAL = 300
+METADATA_REFRESH_INTERVAL: float = 300
 # ETag on successful GET/HEAD answers, derived from the index build (the
 # _meta of the type's index: build_version, build_date, ...) and the request;
 # If-None-Match with it answers 304 without running the query.
@@ -136,18 +152,18 @@ ACCESS_LOG_FORMAT = "text"
 # slow requests), INFO (every request: about 30 us of CPU each, 7-12% of a fast
 # request; nginx in front usually logs them already, /metrics counts them all)
 # or ERROR (5xx only).
-ACCESS_LOG_LEVEL = "WARNING"
+ACCESS_LOG_LEVEL: str | int = "WARNING"
 # A successful request slower than this many milliseconds is logged at
 # WARNING (0: never).
-ACCESS_LOG_SLOW_MS = 1000
+ACCESS_LOG_SLOW_MS: float = 1000
 
 # ---------------------------------------------------------------- authentication
 # Off by default. Handler names whose requests need "Authorization: Bearer <token>"
 # (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
 # Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
-AUTH_REQUIRED_ROUTES = []
+AUTH_REQUIRED_ROUTES: list | str = []
 # Tokens accepted as they are: a list, or {token: subject}.
-AUTH_STATIC_TOKENS = []
+AUTH_STATIC_TOKENS: list | dict | str = []
 # OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
 # {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
 AUTH_OIDC_ISSUER = ""
@@ -165,15 +181,17 @@ AUTH_INTROSPECTION_CLIENT_ID = ""
 # This API's client secret at the introspection endpoint.
 AUTH_INTROSPECTION_CLIENT_SECRET = ""
 # Seconds the discovery document and keys are cached.
-AUTH_JWKS_CACHE_SECONDS = 300
+AUTH_JWKS_CACHE_SECONDS: float = 300
 # Seconds before a call to the identity provider counts as failed (a 503).
-AUTH_PROVIDER_TIMEOUT = 5
+AUTH_PROVIDER_TIMEOUT: float = 5
 # Seconds of clock skew tolerated on "exp" and "nbf".
-AUTH_LEEWAY = 30
+AUTH_LEEWAY: float = 30
 
 # ---------------------------------------------------------------- options
-# Every request parameter, declared once: type, default, aliases, max, enum.
-# Apps extend these (e.g. QUERY_KWARGS["GET"]["species"] = {...}).
+# Every request parameter, declared once: type (str, int, float, bool or list),
+# default, alias, max, min, enum, required, description. Apps extend these
+# (e.g. QUERY_KWARGS["GET"]["species"] = {...}: a copy, see the top of this file)
+# and declare options of their own handlers as NAME_KWARGS.
 COMMON_KWARGS = {
     "fields": {"type": list, "default": None, "alias": ["field", "_source"], "max": 1000},
     "dotfield": {"type": bool, "default": False},
@@ -242,14 +260,49 @@ STATUS_KWARGS["HEAD"] = STATUS_KWARGS["GET"]
 
 # ---------------------------------------------------------------- pipeline
 # Classes (or dotted names) of the pipeline stages; subclass to customise.
-ES_QUERY_BUILDER = "biothings.web.pipeline.ESQueryBuilder"
+ES_QUERY_BUILDER: str | type = "biothings.web.pipeline.ESQueryBuilder"
 # Runs the built query on the engine.
-ES_QUERY_BACKEND = "biothings.web.pipeline.ESQueryBackend"
+ES_QUERY_BACKEND: str | type = "biothings.web.pipeline.ESQueryBackend"
 # Turns engine answers into API answers.
-ES_RESULT_TRANSFORM = "biothings.web.pipeline.ESResultTransform"
+ES_RESULT_TRANSFORM: str | type = "biothings.web.pipeline.ESResultTransform"
 
 # ---------------------------------------------------------------- logging
 # Level of the "biothings" loggers (DEBUG, INFO, WARNING, ...).
-LOGGING_LEVEL = "INFO"
+LOGGING_LEVEL: str | int = "INFO"
 # Parameters of /{ver}/spec (the OpenAPI document).
 SPEC_KWARGS = {"GET": {"format": COMMON_KWARGS["format"], "_sorted": {"type": bool, "default": False}}}
+
+
+# ---------------------------------------------------------------- (not settings)
+# A dict or list default is handed out as a new deep copy at every read (see the top
+# of this file): the module keeps them out of its namespace, behind __getattr__.
+import copy as _copy  # noqa: E402
+
+_MUTABLE = {_name: _value for _name, _value in list(globals().items())
+            if _name.isupper() and not _name.startswith("_") and isinstance(_value, (dict, list))}
+for _name in _MUTABLE:
+    del globals()[_name]
+
+
+def __getattr__(name):
+    if name in _MUTABLE:
+        return _copy.deepcopy(_MUTABLE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_MUTABLE))
+
+
+def settings():
+    """Every default setting, ``{name: value}``, dicts and lists as new copies."""
+    found = {name: value for name, value in globals().items() if name.isupper() and not name.startswith("_")}
+    found.update(_copy.deepcopy(_MUTABLE))
+    return found
+
+
+def types():
+    """The types each setting accepts: its annotation's, else its default's (an int
+    setting annotated float accepts both)."""
+    declared = {name: getattr(hint, "__args__", (hint,)) for name, hint in __annotations__.items()}
+    return {name: declared.get(name, (type(value),)) for name, value in settings().items()}
