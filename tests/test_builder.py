@@ -30,7 +30,7 @@ QS = {"default_operator": "AND", "lenient": True}
 
 def test_query_string(builder):
     assert builder.build("cdk2", options()) == {
-        "query": {"query_string": {"query": "cdk2", **QS}}, "size": 10}
+        "query": {"query_string": {"query": "cdk2", **QS}}, "size": 10, "track_total_hits": True}
 
 
 def test_specials(builder):
@@ -77,9 +77,9 @@ def test_batch_terms(builder):
     bodies = builder.build(["CDK2", 1017], options(scopes=["symbol", "alias"]))
     assert bodies == [
         {"query": {"multi_match": {"query": "CDK2", "fields": ["symbol", "alias"], "operator": "and",
-                                   "lenient": True}}, "size": 10},
+                                   "lenient": True}}, "size": 10, "track_total_hits": True},
         {"query": {"multi_match": {"query": 1017, "fields": ["symbol", "alias"], "operator": "and",
-                                   "lenient": True}}, "size": 10},
+                                   "lenient": True}}, "size": 10, "track_total_hits": True},
     ]
 
 
