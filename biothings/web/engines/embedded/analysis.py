@@ -24,7 +24,7 @@ analysed differently from Elasticsearch.
 
 Known differences, kept small: tokens longer than 255 characters are not split
 (Lucene cuts them at ``max_token_length``), and lowercasing follows Rust's rules
-(Greek final sigma, dotted capital I) where Java's per-character rule differs.
+where Java's per-character rule differs (``İ`` becomes ``i`` and a combining dot).
 """
 
 import tantivy
