@@ -429,10 +429,7 @@ class Compiler:
         if field.kind not in ("text", "keyword"):
             return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
         self.count_clause()
-        try:
-            return constant(Q.regex_query(self.schema, field.tname, pattern))
-        except ValueError as exc:
-            raise QueryError(f"invalid or too complex regular expression: {exc}")
+        return constant(self.layout.automaton(self.schema, field.tname, pattern))
 
     def regexp(self, field, pattern, lenient=False, case_insensitive=False):
         """Lucene regular expression syntax on one field (not normalised, as in ES)."""
@@ -571,11 +568,7 @@ class Compiler:
         pattern = string_range_regex(lower, include_lower, upper, include_upper)
         if pattern is None:
             return none()
-        try:
-            query = Q.regex_query(self.schema, field.tname, pattern)
-        except ValueError:
-            raise QueryError(f"range bounds on [{field.name}] are too long to compile")
-        return constant(query)
+        return constant(self.layout.automaton(self.schema, field.tname, pattern))
 
     def _set(self, field, values):
         if not values:

@@ -20,9 +20,11 @@ Elasticsearch does.
 """
 
 import math
+import threading
 
 import tantivy
 
+from biothings.web.engines.errors import QueryError
 from biothings.web.engines.embedded.analysis import Analysis, AnalysisError, tokenizer_name
 
 INT_TYPES = {"integer", "long", "short", "byte", "unsigned_long", "token_count"}
@@ -35,6 +37,8 @@ OBJECT_TYPES = {"object", "nested"}
 SORTABLE_KINDS = ("keyword", "int", "float", "bool")
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+# compiled regex queries kept per opened index (wildcards, regexes, term ranges)
+AUTOMATA = 512
 
 
 def kind_of(es_type):
@@ -119,6 +123,8 @@ class Layout:
         # per keyword field: [documents with it, sum of their distinct values] (scoring)
         self.stats = {name: list(pair) for name, pair in (stats or {}).items()}
         self._terms = {}  # tantivy field -> its term list (fuzzy expansion), per opened index
+        self._automata = {}  # (tantivy field, regex) -> compiled regex query, the newest AUTOMATA
+        self._automata_lock = threading.Lock()
         self.searchable = [f for f in fields if f.kind and f.indexed]
         self.by_source = {}
         for field in fields:
@@ -180,6 +186,23 @@ class Layout:
         """Average distinct values of a keyword field per document having it (1 if unknown)."""
         pair = self.stats.get(name)
         return pair[1] / pair[0] if pair and pair[0] else 1.0
+
+    def automaton(self, schema, tname, pattern):
+        """tantivy's regex query of ``pattern`` on a field, compiled once per opened index
+        (compiling holds the GIL: a pattern many requests use is built once, not per request).
+        ValueError (a QueryError upstream) for a pattern tantivy refuses (over 1,000 states)."""
+        key = (tname, pattern)
+        query = self._automata.get(key)
+        if query is None:
+            try:
+                query = tantivy.Query.regex_query(schema, tname, pattern)
+            except ValueError as exc:
+                raise QueryError(f"invalid or too complex regular expression: {exc}") from None
+            with self._automata_lock:
+                if len(self._automata) >= AUTOMATA:
+                    self._automata.pop(next(iter(self._automata)), None)
+                self._automata[key] = query
+        return query
 
     def terms(self, searcher, tname):
         """Every term of a field (tantivy's dictionary, read once per opened index)."""
