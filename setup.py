@@ -15,7 +15,8 @@ setup(
         "msgpack>=1.0",
         "jmespath>=1.0",
         "tantivy>=0.24",
-        "luqum>=1.0",
+        # fuzzy expansion: optimal string alignment distance over a field's terms
+        "rapidfuzz>=3.0",
         "tqdm>=4.60",
         # HTTP/1.1 answer parsing of the Elasticsearch client node (engines/http_node.py)
         "httptools>=0.6",

@@ -116,7 +116,7 @@ def test_scopes_accept_wildcard_patterns(api):
 def test_annotation_rawquery(api):
     """BioThings shows a multi_match over _id; ours is the ids query it runs as (docs/contract.md)."""
     assert api.get("/v1/gene/1017", params={"rawquery": 1}).json() == {
-        "query": {"ids": {"values": ["1017"]}}, "version": True, "size": 1000}
+        "query": {"ids": {"values": ["1017"]}}, "version": True, "size": 1000, "track_total_hits": True}
     assert api.get("/v1/gene/symbol:CDK2", params={"rawquery": 1}).json()["query"] == {
         "multi_match": {"query": "CDK2", "fields": ["symbol"], "operator": "and", "lenient": True}}
 

@@ -63,6 +63,7 @@ class MetadataCache:
         self.types = {}
         self._licenses = ()
         self._field_names = frozenset()
+        self._field_types = {}
         self._refreshing = None
         self.last_error = None
 
@@ -73,6 +74,10 @@ class MetadataCache:
 
     def has_field(self, name):
         return name in self._field_names
+
+    def field_types(self):
+        """``{dotted field name: Elasticsearch type}`` over every type's mapping."""
+        return self._field_types
 
     def licenses(self):
         """``[(path keys, url)]`` for every source with a license URL."""
@@ -114,9 +119,12 @@ class MetadataCache:
         return ok
 
     def _rebuild_derived(self):
-        names, licenses = set(), {}
+        names, licenses, types = set(), {}, {}
         for metadata in self.types.values():
             names.update(metadata.fields)
+            for name, info in metadata.fields.items():
+                if isinstance(info, dict) and info.get("type"):
+                    types[name] = info["type"]
             for source, info in (metadata.meta.get("src") or {}).items():
                 if isinstance(info, dict):
                     url = info.get("license_url_short") or info.get("license_url")
@@ -126,6 +134,7 @@ class MetadataCache:
             if alias in licenses:
                 licenses[path] = licenses[alias]
         self._field_names = frozenset(names)
+        self._field_types = types
         # only sources that are paths of the documents can carry a license
         self._licenses = tuple((source.split("."), url) for source, url in licenses.items()
                                if source in self._field_names)

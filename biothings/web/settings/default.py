@@ -117,6 +117,23 @@ JMESPATH_MAX_LENGTH = 2000
 # more: 400. Results whose parts repeat (`{a: @, b: @}`) count every copy.
 JMESPATH_MAX_VALUES = 100000
 
+# ---------------------------------------------------------------- query strings
+# Expensive queries, as Elasticsearch's search.allow_expensive_queries: regular
+# expressions (/.../), leading wildcards (*abc), ranges over text fields and more
+# than MAX_FUZZY_TERMS fuzzy terms (abc~) in one query string. Off: such a query
+# (q, filter, post_filter, a userquery template) is a 400 naming this setting.
+ALLOW_EXPENSIVE_QUERIES = False
+# Fuzzy terms (abc~) one query string may hold while expensive queries are off.
+MAX_FUZZY_TERMS = 5
+# Most terms, phrases, ranges and wildcards one query string may hold
+# (Elasticsearch's max_clause_count); more: 400.
+MAX_QUERY_CLAUSES = 1024
+# Deepest nesting of parentheses in a query string; deeper: 400.
+MAX_QUERY_DEPTH = 30
+# Longest regular expression (/.../) in characters (Elasticsearch's
+# index.max_regex_length); longer: 400.
+MAX_REGEX_LENGTH = 1000
+
 # ---------------------------------------------------------------- HTTP
 # Cache-Control max-age of successful GET responses; 0 disables the header.
 CACHE_MAX_AGE = 604800

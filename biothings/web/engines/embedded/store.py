@@ -31,7 +31,7 @@ import time
 import orjson
 import tantivy
 
-from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
+from biothings.web.engines.embedded.schema import Layout
 
 CURRENT = "current"
 VERSIONS = "versions"
@@ -87,7 +87,10 @@ class IndexBuilder:
     """Writes one new version of an index; ``commit`` makes it current.
 
     ``add(doc)`` raises ``ValueError`` for a document the mapping cannot take
-    (nothing of it is indexed); ``abort`` throws the version away.
+    (nothing of it is indexed); ``abort`` throws the version away. ``mapping`` may
+    carry the index ``settings`` (``{"settings": {"analysis": ...}, "mappings": ...}``);
+    an analyzer the engine cannot honour raises ``AnalysisError`` (a ``ValueError``)
+    before anything is written.
     """
 
     def __init__(self, data_dir, name, mapping, meta=None, heap_size=512_000_000, num_threads=1):
@@ -96,15 +99,20 @@ class IndexBuilder:
         self.data_dir = os.path.abspath(data_dir)
         self.name = name
         mapping = mapping or {}
-        self.properties = mapping.get("properties", {}) if "properties" in mapping else mapping
+        # index settings (custom analyzers) may ride beside the mapping: {"settings", "mappings"}
+        self.settings = mapping.get("settings") or {}
+        if isinstance(mapping.get("mappings"), dict):
+            mapping = dict(mapping["mappings"], _meta=mapping["mappings"].get("_meta", mapping.get("_meta")))
+        self.properties = mapping.get("properties", {}) if "properties" in mapping else {
+            k: v for k, v in mapping.items() if k not in ("settings", "_meta")}
         self.meta = dict(meta or mapping.get("_meta") or {})
-        self.layout = Layout.from_mapping({"properties": self.properties})
+        self.layout = Layout.from_mapping({"properties": self.properties}, self.settings)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.version = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
         self.path = version_path(self.data_dir, name, self.version)
         os.makedirs(self.path)
         self.index = tantivy.Index(self.layout.schema, path=self.path, reuse=False)
-        self.index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
+        self.layout.register(self.index)
         self.writer = self.index.writer(heap_size=heap_size, num_threads=num_threads)
         self.seen = set()
         self.count = 0
@@ -122,6 +130,7 @@ class IndexBuilder:
         doc_id = str(doc_id)
         source_bytes = orjson.dumps(source)
         row = self.layout.row(doc_id, source, source_bytes)
+        self.layout.count(row)
         document = tantivy.Document.from_dict(row, self.layout.schema)
         if doc_id in self.seen:
             self.writer.delete_documents_by_term("_id", doc_id)
