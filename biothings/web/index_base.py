@@ -50,6 +50,7 @@ def main(app_settings=None, use_curl=False):
     from biothings.web import accesslog
     accesslog.configure(web_settings)
     prepare_embedded_data(web_settings)
+    check_clusters(web_settings)
 
     processes = options.processes
     if options.debug or options.autoreload:
@@ -78,6 +79,17 @@ def main(app_settings=None, use_curl=False):
     if options.autoreload:
         settings["autoreload"] = True
     run(serve(web_settings, sockets, settings), options.loop)
+
+
+def check_clusters(web_settings):
+    """Exit with one line if a cluster of the config cannot be served (an unsupported
+    version, or its client extra not installed), before any worker starts."""
+    from biothings.web import engines
+    from biothings.web.engines.clusters import ClusterError
+    try:
+        engines.check_clusters(web_settings)
+    except ClusterError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def run(main_coroutine, loop="auto"):
