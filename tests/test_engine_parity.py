@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import REAL_ES
+from tests.conftest import NOIDA
 
 from biothings.web.engines.elasticsearch import ElasticsearchEngine
 from biothings.web.engines.embedded import EmbeddedEngine
@@ -22,7 +22,7 @@ ALL = 5000  # more than the demo's 1,965 documents: every match comes back
 
 def noida_gap(reason):
     """A case noida-db answers wrongly: strict xfail there, must pass on a real cluster."""
-    return pytest.mark.xfail(not REAL_ES, strict=True, reason=f"noida-db gap: {reason}")
+    return pytest.mark.xfail(NOIDA, strict=True, reason=f"noida-db gap: {reason}")
 
 
 def qs(text, **extra):
