@@ -167,6 +167,11 @@ def cluster_url(backend, request):
     return request.getfixturevalue("os_url" if backend == "opensearch" else "es_url")
 
 
+def cluster_index(backend, request):
+    """The name of the demo index on the cluster behind a cluster backend."""
+    return request.getfixturevalue("os_index" if backend == "opensearch" else "es_index")
+
+
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory):
     from biothings.web.engines.embedded import ensure_index
@@ -183,8 +188,7 @@ def make_settings(backend, request, **overrides):
         values = dict(ES_HOST="", EMBEDDED_DATA_DIR=directory, EMBEDDED_DATA_FILES={},
                       ES_INDICES={"gene": "genes"})
     else:
-        index = request.getfixturevalue("os_index" if backend == "opensearch" else "es_index")
-        values = dict(ES_HOST=cluster_url(backend, request), ES_INDICES={"gene": index})
+        values = dict(ES_HOST=cluster_url(backend, request), ES_INDICES={"gene": cluster_index(backend, request)})
     values.update(overrides)
     return BiothingWebSettings("config", **values)
 

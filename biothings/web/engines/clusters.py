@@ -18,6 +18,7 @@ naming the version found and what to install.
 
 import asyncio
 import base64
+import http.client
 import importlib
 import logging
 import ssl
@@ -185,7 +186,7 @@ def read_cluster(hosts, client_args=None, timeout=10):
                 logger.warning("%s: GET / answered %d", plain, exc.code)
                 continue
             raise ClusterError(f"{plain}: GET / answered {exc.code} {exc.reason} (check ES_HOST and ES_ARGS)") from None
-        except (OSError, ValueError) as exc:  # refused, unreachable, timed out, TLS failure
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS
             logger.warning("%s: GET / failed: %s", plain, getattr(exc, "reason", exc))
             continue
         try:
