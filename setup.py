@@ -25,6 +25,8 @@ setup(
         "tantivy>=0.24",
         "luqum>=1.0",
         "tqdm>=4.60",
+        # the CA bundle of the cluster's GET / at start-up, as the clients use it
+        "certifi",
         # HTTP/1.1 answer parsing of the Elasticsearch client node (engines/http_node.py)
         "httptools>=0.6",
         "prometheus_client>=0.17",

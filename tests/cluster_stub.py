@@ -10,7 +10,10 @@ clusters give.
 """
 
 import base64
+import datetime
+import ipaddress
 import re
+import ssl
 
 import orjson
 import tornado.web
@@ -25,8 +28,11 @@ PROPERTIES = {"symbol": {"type": "keyword"}, "name": {"type": "text"}, "taxid": 
 class ClusterStub(LoopbackServer):
     """One cluster version on a loopback port: ``ClusterStub("elasticsearch", "8.15.3")``."""
 
-    def __init__(self, distribution, version, port=None, password=None):
+    def __init__(self, distribution, version, port=None, password=None, certificate=None):
         super().__init__(port)
+        self.certificate = certificate  # (certfile, keyfile): serve https
+        if certificate:
+            self.url = self.url.replace("http://", "https://")
         self.distribution = distribution
         self.version = version
         self.major, self.minor = (int(part) for part in version.split(".")[:2])
@@ -53,6 +59,13 @@ class ClusterStub(LoopbackServer):
                 "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                 "hits": {"total": {"value": 1, "relation": "eq"}, "max_score": 1.0,
                          "hits": [{"_index": "stub_genes_1", "_id": "1017", "_score": 1.0, "_source": GENE}]}}
+
+    def server_options(self):
+        if not self.certificate:
+            return {}
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*self.certificate)
+        return {"ssl_options": context}
 
     def make_app(self):
         return tornado.web.Application([(r"/.*", _StubHandler, {"stub": self})], log_function=lambda handler: None)
@@ -129,3 +142,27 @@ class _StubHandler(tornado.web.RequestHandler):
             self.answer(200, body, self.content_type)
 
     get = post = put = _serve
+
+
+def self_signed_certificate(directory):
+    """``(certfile, keyfile)`` of a certificate for 127.0.0.1 that only itself vouches for."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster stub")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    certfile, keyfile = directory / "stub.crt", directory / "stub.key"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(certfile), str(keyfile)

@@ -13,7 +13,7 @@ import elasticsearch
 import pytest
 
 from biothings.web.settings import BiothingWebSettings
-from tests.cluster_stub import ClusterStub
+from tests.cluster_stub import ClusterStub, self_signed_certificate
 from tests.servers import free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -148,6 +148,20 @@ def test_credentials_of_es_args_reach_get_root(stub, serve, tmp_path):
     # a near miss: the wrong password is one line at start-up, not a traceback
     assert_one_line_error(start_server(tmp_path, cluster.url, ES_ARGS={"basic_auth": ["elastic", "s3cre"]}),
                           f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
+
+
+def test_tls_settings_of_es_args_reach_get_root(stub, serve, tmp_path):
+    certificate = self_signed_certificate(tmp_path)
+    cluster = stub("elasticsearch", "8.15.3", certificate=certificate)
+    settings = stub_settings(cluster.url, ES_ARGS={"ca_certs": certificate[0]})
+    api = serve(config=settings)
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    assert [path for _method, path, _headers in cluster.requests][:1] == ["/"]
+    # without the certificate's CA: one line at start-up, not a cluster chosen for later
+    result = start_server(tmp_path, cluster.url)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {cluster.url}: TLS: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert result.stderr.rstrip().endswith("(check ca_certs, verify_certs in ES_ARGS)")
 
 
 def test_an_answer_without_version_stops_the_start(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import NOIDA
 
-from biothings.web.engines.elasticsearch import ElasticsearchEngine
+from biothings.web.engines.clusters import connect
 from biothings.web.engines.embedded import EmbeddedEngine
 from biothings.web.engines.errors import QueryError
 
@@ -146,7 +146,7 @@ MALFORMED = [
 def engines(embedded_dir, es_url, es_index):
     """(name, engine factory, index) for both engines: each search makes its own client."""
     return [("embedded", lambda: EmbeddedEngine(embedded_dir), "genes"),
-            ("elasticsearch", lambda: ElasticsearchEngine([es_url]), es_index)]
+            ("elasticsearch", lambda: connect([es_url]), es_index)]
 
 
 def search_all(engines, body):

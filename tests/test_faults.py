@@ -1,5 +1,6 @@
 """Engine faults: the API answers 503 with Retry-After, and recovers by itself."""
 
+import elasticsearch
 import pytest
 
 from tests import data
@@ -28,6 +29,8 @@ def test_engine_down_answers_503(serve, dead_es_url):
     assert status.status_code == 503 and status.json()["success"] is False
 
 
+@pytest.mark.skipif(not elasticsearch.__versionstr__.startswith("8."),
+                    reason="noida-db is an Elasticsearch 8: the 9.x client cannot talk to it")
 def test_engine_comes_back(serve, tmp_path):
     es = NoidaElasticsearch(str(tmp_path))
     client = serve("elasticsearch", ES_HOST=es.url, ES_INDICES={"gene": "genes"}, ES_REQUEST_TIMEOUT=2)

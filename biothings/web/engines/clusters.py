@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from typing import NamedTuple
 
+import certifi
 import orjson
 
 from biothings.web.engines.base import Engine
@@ -148,7 +149,8 @@ def _ssl_context(client_args):
     context = client_args.get("ssl_context")
     if context is not None:
         return context
-    context = ssl.create_default_context(cafile=client_args.get("ca_certs"))
+    # the clients' default CA bundle is certifi's (a dependency of each of them)
+    context = ssl.create_default_context(cafile=client_args.get("ca_certs") or certifi.where())
     if client_args.get("verify_certs") is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -187,7 +189,10 @@ def read_cluster(hosts, client_args=None, timeout=10):
                 continue
             raise ClusterError(f"{plain}: GET / answered {exc.code} {exc.reason} (check ES_HOST and ES_ARGS)") from None
         except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS
-            logger.warning("%s: GET / failed: %s", plain, getattr(exc, "reason", exc))
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLError):  # answering, but not as the settings trust
+                raise ClusterError(f"{plain}: TLS: {reason} (check ca_certs, verify_certs in ES_ARGS)") from None
+            logger.warning("%s: GET / failed: %s", plain, reason)
             continue
         try:
             answer = orjson.loads(body)
