@@ -150,6 +150,17 @@ def test_credentials_of_es_args_reach_get_root(stub, serve, tmp_path):
                           f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
 
 
+def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):
+    cluster = stub("elasticsearch", "8.15.3", password="s3cret")
+    with_password = cluster.url.replace("http://", "http://elastic:s3cret@")
+    api = serve(config=stub_settings(with_password))
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    result = start_server(tmp_path, cluster.url.replace("http://", "http://elastic:s3cre@"))
+    assert_one_line_error(result, f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
+    result = start_server(tmp_path, "http://elastic:s3cret@127.0.0.1:92OO")
+    assert_one_line_error(result, "error: 127.0.0.1:92OO: not an http(s) URL with a host and a port number (ES_HOST)")
+
+
 def test_tls_settings_of_es_args_reach_get_root(stub, serve, tmp_path):
     certificate = self_signed_certificate(tmp_path)
     cluster = stub("elasticsearch", "8.15.3", certificate=certificate)

@@ -130,7 +130,8 @@ def _read_bulk(path):
             else:
                 action = (number, *found)
             continue
-        (_line, name, meta), action = action, None
+        _, name, meta = action
+        action = None
         if error:
             yield number, None, error
             continue

@@ -162,7 +162,36 @@ def _ssl_context(client_args):
 def _plain_url(url):
     """``url`` without credentials (they go in a header, never in logs or messages)."""
     parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    try:
+        port = parts.port
+    except ValueError:  # not a number
+        port = -1
+    if not parts.hostname or parts.scheme not in ("http", "https") or port == -1:
+        shown = url.partition("://")[2].rpartition("@")[2] or url  # no credentials in messages
+        raise ClusterError(f"{shown}: not an http(s) URL with a host and a port number (ES_HOST)")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{port}" if port else "")))
+
+
+def _get_root(url, client_args, timeout):
+    """The body of ``GET /`` at ``url``; None when the host does not answer (yet)."""
+    plain = _plain_url(url)
+    request = urllib.request.Request(plain + "/", headers=_request_headers(url, client_args))
+    context = _ssl_context(client_args) if plain.startswith("https://") else None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return response.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:  # starting up, no master yet
+            logger.warning("%s: GET / answered %d", plain, exc.code)
+            return None
+        raise ClusterError(f"{plain}: GET / answered {exc.code} {exc.reason} (check ES_HOST and ES_ARGS)") from None
+    except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):  # answering, but not as the settings trust
+            raise ClusterError(f"{plain}: TLS: {reason} (check ca_certs, verify_certs in ES_ARGS)") from None
+        logger.warning("%s: GET / failed: %s", plain, reason)
+        return None
 
 
 def read_cluster(hosts, client_args=None, timeout=10):
@@ -172,33 +201,21 @@ def read_cluster(hosts, client_args=None, timeout=10):
     (``basic_auth``/``http_auth``, ``api_key``, ``bearer_auth``, ``headers``) and TLS
     settings (``ca_certs``, ``verify_certs``, ``client_cert``, ``ssl_context``) apply
     to this request as well. Raises ``ClusterError`` when a host answers something
-    else than a cluster's 200.
+    else than a cluster's 200, or cannot be trusted.
     """
     client_args = client_args or {}
     for url in host_urls(hosts):
-        root = url.rstrip("/") + "/"
-        plain = _plain_url(url.rstrip("/"))
-        request = urllib.request.Request(_plain_url(root), headers=_request_headers(url, client_args))
-        context = _ssl_context(client_args) if root.startswith("https://") else None
-        try:
-            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-                body = response.read(1 << 20)
-        except urllib.error.HTTPError as exc:
-            if exc.code >= 500:  # starting up, no master yet
-                logger.warning("%s: GET / answered %d", plain, exc.code)
-                continue
-            raise ClusterError(f"{plain}: GET / answered {exc.code} {exc.reason} (check ES_HOST and ES_ARGS)") from None
-        except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.SSLError):  # answering, but not as the settings trust
-                raise ClusterError(f"{plain}: TLS: {reason} (check ca_certs, verify_certs in ES_ARGS)") from None
-            logger.warning("%s: GET / failed: %s", plain, reason)
+        url = url.rstrip("/")
+        body = _get_root(url, client_args, timeout)
+        if body is None:
             continue
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ClusterError(f"{plain}: GET / did not answer JSON: not Elasticsearch or OpenSearch") from None
-        return Cluster.from_root(answer, plain)
+            answer = None
+        if not isinstance(answer, dict):
+            raise ClusterError(f"{_plain_url(url)}: GET / did not answer JSON: not Elasticsearch or OpenSearch")
+        return Cluster.from_root(answer, _plain_url(url))
     return None
 
 
