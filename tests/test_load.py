@@ -190,31 +190,33 @@ def bulk_lines(lines):
 
 def test_bulk_ndjson_documents(tmp_path):
     lines = [
-        b'{"index": {"_index": "x", "_id": "a"}}', b'{"symbol": "A"}',            # 1-2: index
-        b'{"create": {"_id": "b"}}', b'{"_id": "not-b", "symbol": "B"}',           # 3-4: the action's _id wins
-        b'', b'{"index": {}}', b'{"_id": "c", "symbol": "C"}',                     # 6-7: the document's _id
-        b'{"delete": {"_id": "a"}}',                                               # 8: no document line
-        b'{"update": {"_id": "a"}}', b'{"doc": {"symbol": "A2"}}',                 # 9-10: not a document
-        b'{"index": {"_id": "d"}}',                                                # 11: its document is missing
-        b'{"index": {"_id": "e"}}', b'{"symbol": "E", ',                           # 12-13: broken JSON
-        b'{"symbol": "F"}',                                                        # 14: no action line
-        b'{"index": {}}', b'{"symbol": "G"}',                                      # 15-16: no _id at all
-        b'{"index": {"_id": "h"}}', b'{"symbol": "H"}',                            # 17-18
-        b'{"index": {"_id": "i"}}',                                                # 19: the file ends
+        b'{"index": {"_id": "z"', b'{"symbol": "Z"}',                            # 1-2: a broken action line
+        b'{"index": {"_index": "x", "_id": "a"}}', b'{"symbol": "A"}',            # 3-4: index
+        b'{"create": {"_id": "b"}}', b'{"_id": "not-b", "symbol": "B"}',           # 5-6: the action's _id wins
+        b'', b'{"index": {}}', b'{"_id": "c", "symbol": "C"}',                     # 8-9: the document's _id
+        b'{"delete": {"_id": "a"}}',                                               # 10: no document line
+        b'{"update": {"_id": "a"}}', b'{"doc": {"symbol": "A2"}}',                 # 11-12: not a document
+        b'{"index": {"_id": "d"}}',                                                # 13: its document is missing
+        b'{"index": {"_id": "e"}}', b'{"symbol": "E", ',                           # 14-15: broken JSON
+        b'{"symbol": "F"}',                                                        # 16: no action line
+        b'{"index": {}}', b'{"symbol": "G"}',                                      # 17-18: no _id at all
+        b'{"index": {"_id": "h"}}', b'{"symbol": "H"}',                            # 19-20
+        b'{"index": {"_id": "i"}}',                                                # 21: the file ends
     ]
     path = tmp_path / "bulk.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     from biothings.web.load import read_documents
     read = list(read_documents(str(path)))
     docs = [(number, doc) for number, doc, error in read if error is None]
-    assert docs == [(2, {"symbol": "A", "_id": "a"}), (4, {"_id": "b", "symbol": "B"}),
-                    (7, {"_id": "c", "symbol": "C"}), (18, {"symbol": "H", "_id": "h"})]
+    assert docs == [(4, {"symbol": "A", "_id": "a"}), (6, {"_id": "b", "symbol": "B"}),
+                    (9, {"_id": "c", "symbol": "C"}), (20, {"symbol": "H", "_id": "h"})]
     errors = {number: error for number, _doc, error in read if error is not None}
-    assert sorted(errors) == [8, 10, 11, 13, 14, 16, 19]
-    assert "'delete' is not a document" in errors[8] and "'update' is not a document" in errors[10]
-    assert "without its document line" in errors[11] and "without its document line" in errors[19]
-    assert "invalid JSON" in errors[13] and "expected a bulk action line" in errors[14]
-    assert "no _id" in errors[16]
+    assert sorted(errors) == [1, 2, 10, 12, 13, 15, 16, 18, 21]
+    assert "invalid JSON" in errors[1] and "invalid JSON" in errors[15]
+    assert "expected a bulk action line" in errors[2] and "expected a bulk action line" in errors[16]
+    assert "'delete' is not a document" in errors[10] and "'update' is not a document" in errors[12]
+    assert "without its document line" in errors[13] and "without its document line" in errors[21]
+    assert "no _id" in errors[18]
     assert all(error.startswith(f"line {number}:") for number, error in errors.items())
 
 

@@ -104,10 +104,10 @@ def _bulk_action(value):
 
 
 def _is_bulk(path):
-    """Whether ``path`` is in ``_bulk`` format: its first line is an action line."""
-    for _number, value, _error in _json_lines(path):
-        return _bulk_action(value) is not None
-    return False
+    """Whether ``path`` is in ``_bulk`` format: one of its first two valid lines is an
+    action line (every other line is one; a document never looks like one)."""
+    valid = (value for _number, value, error in _json_lines(path) if error is None)
+    return any(_bulk_action(value) is not None for value, _ in zip(valid, range(2)))
 
 
 def _read_bulk(path):
