@@ -11,9 +11,9 @@ import asyncio
 
 import pytest
 
-from tests.conftest import REAL_ES
+from tests.conftest import NOIDA
 
-from biothings.web.engines.elasticsearch import ElasticsearchEngine
+from biothings.web.engines.clusters import connect
 from biothings.web.engines.embedded import EmbeddedEngine
 from biothings.web.engines.errors import QueryError
 
@@ -22,7 +22,7 @@ ALL = 5000  # more than the demo's 1,965 documents: every match comes back
 
 def noida_gap(reason):
     """A case noida-db answers wrongly: strict xfail there, must pass on a real cluster."""
-    return pytest.mark.xfail(not REAL_ES, strict=True, reason=f"noida-db gap: {reason}")
+    return pytest.mark.xfail(NOIDA, strict=True, reason=f"noida-db gap: {reason}")
 
 
 def qs(text, **extra):
@@ -149,7 +149,7 @@ MALFORMED = [
 def engines(embedded_dir, es_url, es_index):
     """(name, engine factory, index) for both engines: each search makes its own client."""
     return [("embedded", lambda: EmbeddedEngine(embedded_dir), "genes"),
-            ("elasticsearch", lambda: ElasticsearchEngine([es_url]), es_index)]
+            ("elasticsearch", lambda: connect([es_url]), es_index)]
 
 
 def search_all(engines, body):

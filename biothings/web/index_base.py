@@ -43,13 +43,17 @@ def main(app_settings=None, use_curl=False):
         AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
 
     from biothings.web.application import prepare_embedded_data
-    from biothings.web.settings import BiothingWebSettings
+    from biothings.web.settings import BiothingWebSettings, SettingsError
 
-    web_settings = BiothingWebSettings(options.conf)
+    try:
+        web_settings = BiothingWebSettings(options.conf)
+    except SettingsError as exc:  # a config mistake: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
     web_settings.configure_logger(logging.getLogger("biothings"))
     from biothings.web import accesslog
     accesslog.configure(web_settings)
     prepare_embedded_data(web_settings)
+    check_clusters(web_settings)
 
     processes = options.processes
     if options.debug or options.autoreload:
@@ -78,6 +82,17 @@ def main(app_settings=None, use_curl=False):
     if options.autoreload:
         settings["autoreload"] = True
     run(serve(web_settings, sockets, settings), options.loop)
+
+
+def check_clusters(web_settings):
+    """Exit with one line if a cluster of the config cannot be served (an unsupported
+    version, or its client extra not installed), before any worker starts."""
+    from biothings.web import engines
+    from biothings.web.engines.clusters import ClusterError
+    try:
+        engines.check_clusters(web_settings)
+    except ClusterError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def run(main_coroutine, loop="auto"):

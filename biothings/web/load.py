@@ -1,4 +1,4 @@
-"""Load documents into the configured backend: the embedded engine or Elasticsearch.
+"""Load documents into the configured backend: the embedded engine or a cluster.
 
 ::
 
@@ -6,14 +6,18 @@
         [--mapping genes.mapping.json] [--meta genes.meta.json]
         [--on-error skip|abort] [--batch-size 1000] [--quiet]
 
-Input: NDJSON (one JSON object a line) or a JSON array, optionally gzipped
-(``.gz``). Every document needs an ``_id``. A malformed line (bad JSON, not an
+Input: NDJSON (one JSON object a line), ``_bulk`` NDJSON (an action line such as
+``{"index": {"_id": "1017"}}`` before each document, as bulk files and dumps are)
+or a JSON array, optionally gzipped (``.gz``). Every document needs an ``_id``
+(a bulk action's ``_id`` is the document's). A malformed line (bad JSON, not an
 object, no ``_id``, or a value the mapping cannot take) is reported with its line
 number; ``--on-error skip`` (default) skips it and the run ends with a warning
 and exit code 0, ``--on-error abort`` stops with exit code 1 and replaces nothing.
 
-The backend follows the config: ``ES_HOST`` set -> a new concrete index
-``NAME_<timestamp>`` is created with the mapping and ``_meta``, filled with bulk
+The backend follows the config: ``ES_HOST`` set -> the cluster's ``GET /`` picks
+the client (Elasticsearch 7, 8, 9 or OpenSearch, as the server does), a new
+concrete index ``NAME_<timestamp>`` is created with the mapping, the mapping
+file's index settings (``settings``: analysis...) and ``_meta``, filled with bulk
 requests, refreshed, then alias ``NAME`` is switched to it atomically and the
 previous index is deleted; ``ES_HOST`` empty -> an embedded index in
 ``EMBEDDED_DATA_DIR``, swapped in atomically. Without ``--index`` the first
@@ -24,6 +28,7 @@ value of ``ES_INDICES`` is used. Without ``--mapping`` one is inferred (see
 import argparse
 import datetime
 import gzip
+import importlib
 import logging
 import os
 import sys
@@ -72,8 +77,81 @@ def _check(doc):
     return None
 
 
+def _json_lines(path):
+    """``(line_number, value, error)`` for each non-blank line of an NDJSON file."""
+    with _open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            try:
+                yield number, orjson.loads(line), None
+            except orjson.JSONDecodeError as exc:
+                yield number, None, f"line {number}: invalid JSON: {exc}"
+
+
+_BULK_ACTIONS = ("index", "create", "update", "delete")
+
+
+def _bulk_action(value):
+    """``(action, metadata)`` of a ``_bulk`` action line (``{"index": {"_id": "1017"}}``), else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (action, meta), = value.items()
+        if action in _BULK_ACTIONS and isinstance(meta, dict):
+            return action, meta
+    return None
+
+
+def _is_bulk(path):
+    """Whether ``path`` is in ``_bulk`` format: one of its first two valid lines is an
+    action line (every other line is one; a document never looks like one)."""
+    valid = (value for _number, value, error in _json_lines(path) if error is None)
+    return any(_bulk_action(value) is not None for value, _ in zip(valid, range(2)))
+
+
+def _read_bulk(path):
+    """Documents of a ``_bulk`` file: an action line (``index`` or ``create``, whose
+    ``_id`` is the document's), then the document's line. ``_index`` is ignored:
+    the loader's index is the config's (or ``--index``)."""
+    action = None  # (line number, name, metadata) of the action line waiting for its document
+    for number, value, error in _json_lines(path):
+        found = None if error else _bulk_action(value)
+        if found is not None and action is not None:  # the previous action lost its document
+            yield action[0], None, f"line {action[0]}: bulk action without its document line"
+            action = None
+        if action is None:
+            if error:
+                yield number, None, error
+            elif found is None:
+                yield number, None, f"line {number}: expected a bulk action line, got a document"
+            elif found[0] == "delete":  # no document line follows
+                yield number, None, f"line {number}: bulk action 'delete' is not a document"
+            else:
+                action = (number, *found)
+            continue
+        _, name, meta = action
+        action = None
+        if error:
+            yield number, None, error
+            continue
+        if name == "update":
+            yield number, None, f"line {number}: bulk action 'update' is not a document (index or create)"
+            continue
+        if isinstance(value, dict) and meta.get("_id") is not None:
+            value["_id"] = meta["_id"]
+        problem = _check(value)
+        if problem:
+            yield number, None, f"line {number}: {problem}"
+        else:
+            yield number, value, None
+    if action is not None:
+        yield action[0], None, f"line {action[0]}: bulk action without its document line"
+
+
 def read_documents(path):
-    """Yield ``(line_number, doc, error)`` for each document of ``path``.
+    """Yield ``(line_number, doc, error)`` for each document of ``path``: NDJSON, a
+    JSON array, or ``_bulk`` NDJSON (an action line before each document).
 
     ``error`` is None for a good document, else a message starting with the
     line number (for a JSON array: the item number); ``doc`` is then None.
@@ -93,22 +171,15 @@ def read_documents(path):
             else:
                 yield number, doc, None
         return
-    with _open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield number, None, f"line {number}: invalid JSON: {exc}"
-                continue
-            problem = _check(doc)
-            if problem:
-                yield number, None, f"line {number}: {problem}"
-            else:
-                yield number, doc, None
+    if _is_bulk(path):
+        yield from _read_bulk(path)
+        return
+    for number, doc, error in _json_lines(path):
+        problem = error or _check(doc)
+        if problem:
+            yield number, None, problem if error else f"line {number}: {problem}"
+        else:
+            yield number, doc, None
 
 
 def _where(number, path):
@@ -129,7 +200,6 @@ def _settings(config):
         BiothingWebSettings = None
     if BiothingWebSettings is not None:
         return BiothingWebSettings(config)
-    import importlib
     return importlib.import_module(config) if isinstance(config, str) else config
 
 
@@ -151,11 +221,42 @@ def normalize_mapping(mapping):
         return mapping
     if "mappings" in mapping:
         return normalize_mapping(mapping["mappings"])
-    if len(mapping) == 1:
-        (_name, inner), = mapping.items()
-        if isinstance(inner, dict) and ("mappings" in inner or "properties" in inner):
-            return normalize_mapping(inner)
+    inner = _only_index(mapping)
+    if inner is not None:
+        return normalize_mapping(inner)
     return {"properties": mapping}
+
+
+def _only_index(definition):
+    """The inside of ``{"<index name>": {"mappings"|"properties"...}}`` (a get-index answer), else None."""
+    if len(definition) == 1:
+        (_name, inner), = definition.items()
+        if isinstance(inner, dict) and ("mappings" in inner or "properties" in inner):
+            return inner
+    return None
+
+
+# what a cluster reports in an index's settings but refuses in a create-index request
+_REPORTED_SETTINGS = ("uuid", "version", "creation_date", "creation_date_string", "provided_name")
+
+
+def index_settings(definition):
+    """The index settings of a mapping file (``{"mappings", "settings"}`` or a get-index
+    answer): analysis (normalizers, analyzers), shards... as a create-index request takes
+    them (the ``index`` level flattened, settings a cluster only reports left out)."""
+    if not isinstance(definition, dict) or "properties" in definition:
+        return {}
+    settings = definition.get("settings")
+    if settings is None and "mappings" not in definition:
+        inner = _only_index(definition)
+        settings = inner.get("settings") if inner is not None else None
+    if not isinstance(settings, dict):
+        return {}
+    flat = dict(settings.get("index") or {})
+    flat.update((key, value) for key, value in settings.items() if key != "index")
+    for key in _REPORTED_SETTINGS:
+        flat.pop(key, None)
+    return flat
 
 
 def build_meta(meta, total, biothing_type=None):
@@ -239,6 +340,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
         mapping = _read_json_file(mapping)
     if isinstance(meta, (str, os.PathLike)):
         meta = _read_json_file(meta)
+    settings_of_index = index_settings(mapping)
     if mapping is not None:
         mapping = normalize_mapping(mapping)
         if meta is None and mapping.get("_meta"):
@@ -251,7 +353,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
 
     es_host = _setting(settings, "ES_HOST", "")
     if es_host:
-        loader = _ElasticsearchTarget(settings, es_host, index, properties, stream)
+        loader = cluster_target(settings, es_host, index, properties, settings_of_index, stream)
     else:
         data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
         loader = _EmbeddedTarget(os.path.abspath(data_dir), index, properties)
@@ -348,31 +450,63 @@ class _EmbeddedTarget:
             lock.__exit__(None, None, None)
 
 
-class _ElasticsearchTarget:
-    backend = "elasticsearch"
+def cluster_target(settings, host, index, properties, index_settings, stream):
+    """The load target on the cluster ``host`` names, through the client its ``GET /``
+    calls for (see ``biothings.web.engines.clusters``)."""
+    from biothings.web.engines.clusters import ClusterError, client_for, host_urls, read_cluster
+    hosts = host_urls([h.strip() for h in str(host).split(",") if h.strip()])
+    args = dict(_setting(settings, "ES_ARGS", {}) or {})
+    timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
+    try:
+        cluster = read_cluster(hosts, args, timeout)
+        if cluster is None:
+            raise LoadError(f"{', '.join(hosts)}: no answer to GET /")
+        module, client = client_for(cluster)
+    except ClusterError as exc:
+        raise LoadError(str(exc)) from None
+    target = _ElasticsearchTarget if client.module == "elasticsearch" else _ClassicClientTarget
+    helpers = importlib.import_module(f"{client.module}.helpers")
+    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout,
+                    index, properties, index_settings, stream)
+    loader.backend = cluster.distribution  # the summary's "elasticsearch" or "opensearch"
+    return loader
 
-    def __init__(self, settings, host, index, properties, stream):
-        from elasticsearch import Elasticsearch
-        hosts = [h.strip() for h in str(host).split(",") if h.strip()]
-        hosts = [h if "://" in h else f"http://{h}" for h in hosts]
-        args = dict(_setting(settings, "ES_ARGS", {}) or {})
-        args.setdefault("request_timeout", max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60))
-        self.client = Elasticsearch(hosts, **args)
+
+class _ElasticsearchTarget:
+    """Elasticsearch 8/9 through ``elasticsearch``: a new concrete index, bulk loaded,
+    then the alias moved to it in one step. Subclasses adapt the client's calls."""
+
+    backend = "elasticsearch"
+    timeout_argument = "request_timeout"
+
+    def __init__(self, client_class, helpers, hosts, args, timeout, index, properties, index_settings, stream):
+        args.setdefault(self.timeout_argument, timeout)
+        self.client = client_class(hosts, **args)
+        self.helpers = helpers
         self.alias = index
         self.properties = properties
+        self.index_settings = {"number_of_replicas": 0, **index_settings}
         self.stream = stream
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         self.concrete = f"{index}_{stamp}".lower()
         self.created = False
         self.seen = set()
 
+    # the client calls whose signature differs between client families
+    def create_index(self, name, mappings, settings):
+        self.client.indices.create(index=name, mappings=mappings, settings=settings)
+
+    def put_meta(self, name, meta):
+        self.client.indices.put_mapping(index=name, meta=meta)
+
+    def update_aliases(self, actions):
+        self.client.indices.update_aliases(actions=actions)
+
     def begin(self):
-        self.client.indices.create(index=self.concrete, mappings={"properties": self.properties},
-                                   settings={"index": {"number_of_replicas": 0}})
+        self.create_index(self.concrete, {"properties": self.properties}, self.index_settings)
         self.created = True
 
     def add(self, batch):
-        from elasticsearch import helpers
         numbers = []
         actions = []
         for number, doc in batch:
@@ -382,15 +516,15 @@ class _ElasticsearchTarget:
             numbers.append(number)
             actions.append({"_op_type": "index", "_index": self.concrete, "_id": doc_id, "_source": source})
         failed = []
-        results = helpers.streaming_bulk(self.client, actions, chunk_size=len(actions) or 1,
-                                         raise_on_error=False, raise_on_exception=False, max_retries=3)
+        results = self.helpers.streaming_bulk(self.client, actions, chunk_size=len(actions) or 1,
+                                              raise_on_error=False, raise_on_exception=False, max_retries=3)
         for number, (ok, item) in zip(numbers, results):
             if not ok:
                 info = next(iter(item.values()), {}) if isinstance(item, dict) else {}
                 error = info.get("error") if isinstance(info, dict) else item
                 if isinstance(error, dict):
                     error = f"{error.get('type')}: {error.get('reason')}"
-                failed.append((number, f"rejected by Elasticsearch: {error}"))
+                failed.append((number, f"rejected by the cluster: {error}"))
                 self.seen.discard(info.get("_id") if isinstance(info, dict) else None)
         return failed
 
@@ -400,14 +534,14 @@ class _ElasticsearchTarget:
 
     def finish(self, meta):
         client = self.client
-        client.indices.put_mapping(index=self.concrete, meta=meta)
+        self.put_meta(self.concrete, meta)
         client.indices.refresh(index=self.concrete)
         old = []
         if client.indices.exists_alias(name=self.alias):
             old = list(client.indices.get_alias(name=self.alias).keys())
             actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
             actions.append({"add": {"index": self.concrete, "alias": self.alias}})
-            client.indices.update_aliases(actions=actions)
+            self.update_aliases(actions)
         else:
             if client.indices.exists(index=self.alias):
                 # a plain index of that name: it must go before the alias can exist
@@ -428,16 +562,32 @@ class _ElasticsearchTarget:
             self.created = False
 
 
+class _ClassicClientTarget(_ElasticsearchTarget):
+    """Elasticsearch 7 (``elasticsearch7``) and OpenSearch (``opensearch-py``): request bodies as ``body``."""
+
+    timeout_argument = "timeout"
+
+    def create_index(self, name, mappings, settings):
+        self.client.indices.create(index=name, body={"mappings": mappings, "settings": settings})
+
+    def put_meta(self, name, meta):
+        self.client.indices.put_mapping(index=name, body={"_meta": meta})
+
+    def update_aliases(self, actions):
+        self.client.indices.update_aliases(body={"actions": actions})
+
+
 # ---------------------------------------------------------------------- CLI
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m biothings.web.load",
         description="Load NDJSON / JSON documents into the configured backend.")
-    parser.add_argument("file", help="NDJSON or JSON array file (.gz accepted)")
+    parser.add_argument("file", help="NDJSON, bulk NDJSON or JSON array file (.gz accepted)")
     parser.add_argument("--conf", default="config", help="config module name or path (default: config)")
     parser.add_argument("--index", help="index name (default: first value of ES_INDICES)")
-    parser.add_argument("--mapping", help="ES mapping JSON ({\"properties\": ...}); inferred if absent")
+    parser.add_argument("--mapping", help="mapping JSON ({\"properties\": ...}, or {\"mappings\": ..., "
+                                          "\"settings\": ...} with the index settings); inferred if absent")
     parser.add_argument("--meta", help="_meta JSON (build_version, src with licenses, ...)")
     parser.add_argument("--on-error", choices=("skip", "abort"), default="skip",
                         help="malformed document: skip it (default) or abort the load")

@@ -1,10 +1,14 @@
 """The interface between the query pipeline and a search engine.
 
 The builder emits Elasticsearch query DSL as plain dicts; an engine executes it
-and answers Elasticsearch-shaped dicts. Two implementations exist: the real
-Elasticsearch cluster (``engines.elasticsearch``) and the embedded tantivy
-engine (``engines.embedded``). Everything above this layer is engine-blind.
+and answers Elasticsearch-shaped dicts. Implementations: a cluster over HTTP,
+Elasticsearch 8/9 (``engines.elasticsearch``) or Elasticsearch 7/OpenSearch
+(``engines.classic``), chosen from the cluster's ``GET /`` (``engines.clusters``),
+and the embedded tantivy engine (``engines.embedded``). Everything above this
+layer is engine-blind.
 """
+
+from urllib.parse import quote
 
 
 class Engine:
@@ -50,3 +54,20 @@ class Engine:
 
     async def close(self):
         """Release connections, threads and file handles."""
+
+
+class IndexPaths:
+    """Request paths ``/{index}/{endpoint}`` of an engine over HTTP, quoted once each
+    (a request then costs one dictionary look-up)."""
+
+    def __init__(self):
+        self._paths = {}
+
+    def path(self, index, endpoint):
+        if isinstance(index, (list, tuple)):  # before the look-up: lists are not hashable
+            index = ",".join(index)
+        key = (index, endpoint)
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = f"/{quote(str(index), ',*')}/{endpoint}"
+        return path

@@ -2,46 +2,14 @@
 
 import functools
 import logging
-from urllib.parse import quote
 
 import elasticsearch
 import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 
-from biothings.web.engines.base import Engine
-from biothings.web.engines.errors import EngineUnavailable, IndexNotFound, QueryError, ScrollError
-
-# Elasticsearch answers these when it is busy rather than when the query is wrong.
-_OVERLOAD_TYPES = ("es_rejected_execution_exception", "circuit_breaking_exception")
-
-
-def _root_reason(info):
-    """The most useful human reason in an Elasticsearch error body."""
-    if not isinstance(info, dict):
-        return str(info) if info else None
-    error = info.get("error", info)
-    if isinstance(error, str):
-        return error
-    if not isinstance(error, dict):
-        return None
-    for cause in error.get("root_cause") or []:
-        if isinstance(cause, dict) and cause.get("reason"):
-            return cause["reason"]
-    caused = error.get("caused_by")
-    if isinstance(caused, dict) and caused.get("reason"):
-        return caused["reason"]
-    for failure in error.get("failed_shards") or []:
-        reason = (failure.get("reason") or {}).get("reason") if isinstance(failure, dict) else None
-        if reason:
-            return reason
-    return error.get("reason")
-
-
-def _error_type(info):
-    if isinstance(info, dict) and isinstance(info.get("error"), dict):
-        return info["error"].get("type") or ""
-    return ""
+from biothings.web.engines.base import Engine, IndexPaths
+from biothings.web.engines.errors import EngineUnavailable, error_from_answer
 
 
 def translate_error(exc, scrolling=False):
@@ -50,18 +18,7 @@ def translate_error(exc, scrolling=False):
         return EngineUnavailable("Search engine unreachable or timed out.")
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status if exc.meta is not None else 500
-        info = exc.body if isinstance(exc.body, dict) else {}
-        kind = _error_type(info)
-        reason = _root_reason(info) or exc.message or "Search engine error."
-        if status == 429 or kind in _OVERLOAD_TYPES or status in (502, 503, 504):
-            return EngineUnavailable("Search engine overloaded, retry later.")
-        if scrolling and status in (400, 404):
-            return ScrollError("Invalid or expired scroll_id.")
-        if status == 404 and "index_not_found" in kind:
-            return IndexNotFound("Index not found.")
-        if 400 <= status < 500:
-            return QueryError(reason)
-        return EngineUnavailable("Search engine failed.")
+        return error_from_answer(status, exc.body, exc.message, scrolling)
     if isinstance(exc, TransportError):
         return EngineUnavailable("Search engine unreachable.")
     return None
@@ -119,7 +76,8 @@ def _plain_http(host):
 
 
 class ElasticsearchEngine(Engine):
-    """Elasticsearch 8/9 (or a compatible server) over HTTP."""
+    """Elasticsearch 8 and 9 over HTTP, with the ``elasticsearch`` client: 9.x sends
+    ``compatible-with=9`` (Elasticsearch 9 only), 8.x ``compatible-with=8`` (8 and 9)."""
 
     name = "elasticsearch"
 
@@ -136,22 +94,13 @@ class ElasticsearchEngine(Engine):
             es_args.setdefault("serializers", orjson_serializers())
         quiet_transport_logging()
         self.client = elasticsearch.AsyncElasticsearch(hosts, **es_args)
-        self._paths = {}
+        self._index_path = IndexPaths().path
 
     # search and msearch are the request path: they go straight to the client's
     # perform_request (same transport, headers and errors as client.search and
     # client.msearch, without their per-call parameter rewriting)
     _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
     _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
-
-    def _index_path(self, index, endpoint):
-        if isinstance(index, (list, tuple)):  # before the lookup: lists are not hashable
-            index = ",".join(index)
-        key = (index, endpoint)
-        path = self._paths.get(key)
-        if path is None:
-            path = self._paths[key] = f"/{quote(str(index), ',*')}/{endpoint}"
-        return path
 
     @_translated()
     async def search(self, index, body, scroll=None):

@@ -52,7 +52,8 @@ def check_value(name, value, kinds, source):
 
 def parse_es_hosts(value):
     """``ES_HOST`` -> a list of URLs: comma-separated text or a list; ``host:port``
-    means ``http://host:port``. Raises ``SettingsError`` for what cannot be a URL."""
+    means ``http://host:port``. Raises ``SettingsError`` for what cannot be a URL (the
+    message never shows credentials written in the URL)."""
     hosts = value.split(",") if isinstance(value, str) else list(value or [])
     urls = []
     for host in hosts:
@@ -66,11 +67,12 @@ def parse_es_hosts(value):
             text = "http://" + text
         parts = urllib.parse.urlsplit(text)
         try:
-            parts.port  # noqa: B018 - raises for a port that is not a number
-        except ValueError:
-            raise SettingsError(f"ES_HOST: {host!r} has an invalid port") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"ES_HOST: {host!r} is not an http(s) URL such as http://localhost:9200")
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != -1
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
+            shown = text.partition("://")[2].rpartition("@")[2] or text
+            raise SettingsError(f"{shown}: not an http(s) URL with a host and a port number (ES_HOST)")
         urls.append(text.rstrip("/"))
     return urls
 

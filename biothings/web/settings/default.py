@@ -19,16 +19,18 @@ only that config's API changes.
 import os
 
 # ---------------------------------------------------------------- engine
-# Elasticsearch URL(s), comma separated. Empty: the embedded engine serves
+# Elasticsearch (7, 8, 9) or OpenSearch (1-3) URL(s), comma separated; the client
+# is chosen from the cluster's GET / at start-up. Empty: the embedded engine serves
 # the indexes found in EMBEDDED_DATA_DIR.
 ES_HOST: str | list = ""
-# Extra keyword arguments for ``AsyncElasticsearch`` (api_key, basic_auth, ...).
+# Extra keyword arguments of the cluster's client (``AsyncElasticsearch``, or
+# ``AsyncOpenSearch`` for OpenSearch): api_key, basic_auth, ca_certs, ...
 ES_ARGS = {}
 # biothing type -> index (or alias) name. The first type is the default.
 ES_INDICES = {"doc": "biothings"}
 # Seconds before a request to the engine is abandoned (answered with 503).
 ES_REQUEST_TIMEOUT: float = 10
-# HTTP connections kept per Elasticsearch node (the client's default of 10
+# HTTP connections kept per cluster node (the clients' default of 10
 # queues requests under load).
 ES_CONNECTIONS = 64
 # fetch_all: hits per page.
