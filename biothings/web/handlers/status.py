@@ -34,6 +34,3 @@ class StatusHandler(BaseAPIHandler):
                 result["engine"] = {"error": exc.reason}
             result["indices"] = dict(self.web_settings.ES_INDICES)
         self.finish_result(result)
-
-    async def head(self):
-        await self.get()
