@@ -186,9 +186,9 @@ def tune_gc(threshold):
 
 
 def make_server(app, web_settings):
-    """The HTTP server of ``app``: X-Forwarded-*/X-Real-Ip trusted, the body size limit set."""
+    """The HTTP server of ``app``, the body size limit set (the application reads forwarded headers)."""
     from biothings.web.httpserver import HTTPServer
-    return HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
+    return HTTPServer(app, max_body_size=web_settings.MAX_BODY_SIZE)
 
 
 async def graceful_stop(server, app, timeout):

@@ -110,6 +110,14 @@ METADATA_REFRESH_INTERVAL = 300
 # If-None-Match with it answers 304 without running the query.
 ETAG = True
 
+# ---------------------------------------------------------------- HTTP server
+# Direct peers (addresses or networks) whose X-Forwarded-For, X-Real-Ip and
+# X-Forwarded-Proto / X-Scheme headers are trusted for the client's address and
+# scheme (access log, metrics, the OpenAPI document's server URL); from any
+# other peer these headers are ignored. Default: loopback (a proxy on the same
+# machine); [] trusts no one.
+HTTP_TRUSTED_PROXIES = ["127.0.0.0/8", "::1"]
+
 # ---------------------------------------------------------------- observability
 # Prometheus metrics (requests, latency, engine calls, in-flight) served at
 # this path of the application; empty: no metrics collected or served.
