@@ -152,6 +152,28 @@ def test_trickled_head_over_the_limit_is_refused_before_it_ends(tiny):
     assert wire.closed()
 
 
+def test_an_application_failing_to_take_a_request_answers_500(caplog):
+    """A bug (here: routing raises) is logged as an ERROR and answered 500; the connection closes."""
+    class Failing(tornado.web.Application):
+        def find_handler(self, request, **kwargs):
+            raise RuntimeError("routing is broken")
+
+    class FailingServer(TinyServer):
+        def make_app(self):
+            return Failing([("/address", EchoAddress)])
+
+    server = FailingServer().start()
+    try:
+        wire = Wire(server.url).send(get("/address"))
+        status, headers, body = wire.answer()
+        assert status == 500 and orjson.loads(body) == {"code": 500, "success": False,
+                                                        "error": "Internal server error."}
+        assert headers["connection"] == "close" and wire.closed()
+        assert any(record.levelname == "ERROR" and record.exc_info for record in caplog.records)
+    finally:
+        server.stop()
+
+
 def test_body_over_the_server_limit_is_refused(tiny):
     wire = Wire(tiny(max_body_size=10).url).send(post("/address", b"x" * 20))
     status, _, body = wire.answer()
