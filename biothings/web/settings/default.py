@@ -120,7 +120,7 @@ HTTP_SERVER = "biothings"
 HTTP_MAX_HEADER_SIZE = 65536
 # Seconds a client has to send a whole request head, counted from its first
 # byte (and to start its first request on a new connection); later: a JSON
-# 408, then the connection closes.
+# 408, then the connection closes. 0: no timeout (as for the three below).
 HTTP_HEADER_TIMEOUT = 20.0
 # Seconds a client has to send a request body once its head arrived; later: a
 # JSON 408 (or the answer already sent), then the connection closes.
@@ -134,7 +134,7 @@ HTTP_IDLE_TIMEOUT = 75.0
 HTTP_WRITE_TIMEOUT = 30.0
 # Direct peers (addresses or networks) whose X-Forwarded-For, X-Real-Ip and
 # X-Forwarded-Proto / X-Scheme headers are trusted for the client's address and
-# scheme (access log, metrics, the OpenAPI document's server URL); from any
+# scheme (access log, the OpenAPI document's server URL); from any
 # other peer these headers are ignored. Default: loopback (a proxy on the same
 # machine); [] trusts no one.
 HTTP_TRUSTED_PROXIES = ["127.0.0.0/8", "::1"]
