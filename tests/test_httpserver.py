@@ -175,10 +175,17 @@ def test_an_application_failing_to_take_a_request_answers_500(caplog):
 
 
 def test_body_over_the_server_limit_is_refused(tiny):
-    wire = Wire(tiny(max_body_size=10).url).send(post("/address", b"x" * 20))
+    server = tiny(max_body_size=10)
+    wire = Wire(server.url).send(post("/address", b"x" * 11))
     status, _, body = wire.answer()
-    assert status == 400 and "Content-Length too long" in orjson.loads(body)["error"]
+    assert status == 413 and orjson.loads(body)["error"] == "Request body too large: the maximum is 10 bytes."
     assert wire.closed()
+    chunked = b"POST /address HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nxxxxxx\r\n"
+    wire = Wire(server.url).send(chunked + b"5\r\nxxxxx\r\n0\r\n\r\n")
+    status, _, body = wire.answer()
+    assert status == 413 and orjson.loads(body)["error"] == "Request body too large: the maximum is 10 bytes."
+    assert wire.closed()
+    assert Wire(server.url).send(post("/address", b"x" * 10)).answer()[0] == 405  # (EchoAddress has no post)
 
 
 def test_close_all_connections_closes_idle_keep_alive_connections():

@@ -17,7 +17,7 @@ stays one setting away (``TornadoHTTPServer``, ``HTTP_SERVER = "tornado"``).
 What it does, as tornado's server does: keep-alive (HTTP/1.1 by default,
 HTTP/1.0 on request), pipelined requests answered in order, chunked request
 bodies, ``Expect: 100-continue``, chunked responses when no ``Content-Length``
-is set, no body for ``HEAD``/204/304, a body size limit (400 and close past it).
+is set, no body for ``HEAD``/204/304, a body size limit (413 and close past it).
 
 What keeps it safe on the open internet:
 
@@ -257,10 +257,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.closing = True
         self.transport.abort()
 
-    def answering(self):
-        """True while the application works on an answer."""
-        return bool(self.exchanges) and self.exchanges[0].dispatched and not self.exchanges[0].finished
-
     def update_reading(self):
         """Pause reading while too much waits its turn or the client does not read; for good once reading stopped."""
         pause = (self.stopped_reading or self.write_paused or len(self.exchanges) > _MAX_PIPELINED
@@ -370,6 +366,9 @@ class HTTP1Protocol(asyncio.Protocol):
             self.refuse_large_head()
         else:
             self.stop_reading(400, f"Malformed HTTP request: {exc}")
+
+    def refuse_large_body(self, exchange):
+        self.stop_reading(413, f"Request body too large: the maximum is {exchange.max_body_size} bytes.")
 
     def refuse_large_head(self):
         self.stop_reading(431, f"Request head too large: the maximum is {self.server.max_header_size} bytes.")
@@ -485,7 +484,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.body_fed += len(body)
         exchange.received += len(body)
         if exchange.received > exchange.max_body_size:
-            raise httptools.HttpParserError("request body larger than the limit")
+            self.refuse_large_body(exchange)
+            raise StopParsing
         if exchange.dispatched:
             exchange.dispatch_data(body)
         else:
@@ -599,7 +599,7 @@ class Exchange(httputil.HTTPConnection):
             return
         # the limit as the application left it (RequestGuard raises it to drain a refused body)
         if not self.finished and not self.read_done and self.declared_length() > self.max_body_size:
-            protocol.stop_reading(400, "Content-Length too long")
+            protocol.refuse_large_body(self)
             return
         if (not self.read_done and not self.finished and not protocol.closing and "Expect" in self.headers
                 and self.headers["Expect"].lower() == "100-continue"):
