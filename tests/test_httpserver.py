@@ -234,3 +234,18 @@ def test_answered_requests_are_freed_without_the_cycle_collector(request):
         await server.close_all_connections()
         return alive
     assert asyncio.run(scenario()) == 0
+
+
+def test_the_server_is_chosen_by_setting(request):
+    from biothings.web.httpserver import TornadoHTTPServer
+    from biothings.web.index_base import make_server
+    settings = make_settings("embedded", request, HTTP_HEADER_TIMEOUT=5.0, HTTP_IDLE_TIMEOUT=7.0)
+    app = settings.get_app()
+    ours = make_server(app, settings)
+    assert type(ours) is HTTPServer and (ours.header_timeout, ours.idle_timeout) == (5.0, 7.0)
+    assert ours.sweep_interval == 1.0  # a quarter of the shortest timeout, at most a second
+    tornados = make_server(app, settings, "tornado")
+    assert isinstance(tornados, TornadoHTTPServer)
+    assert tornados.conn_params.header_timeout == 5.0  # the shorter of the idle and header timeouts
+    with pytest.raises(SystemExit, match="expected biothings or tornado"):
+        make_server(app, settings, "h2o")
