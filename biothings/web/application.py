@@ -9,6 +9,7 @@ import tornado.web
 
 from biothings.web.accesslog import make_log_function
 from biothings.web.handlers.base import NotFoundHandler
+from biothings.web.proxies import TrustedProxies
 
 logger = logging.getLogger("biothings.web")
 
@@ -47,10 +48,16 @@ class BiothingsApplication(tornado.web.Application):
         self.biothings = web_settings
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
+        self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)
 
     def start_request(self, server_conn, request_conn):
         from biothings.web.limits import RequestGuard
         return RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
+
+    def find_handler(self, request, **kwargs):
+        # the client's address and scheme, as a trusted proxy gives them (biothings.web.proxies)
+        self.trusted_proxies.apply(request)
+        return super().find_handler(request, **kwargs)
 
     async def drain(self, timeout):
         """Wait (at most ``timeout`` seconds) until no request is in flight; True if none is."""

@@ -79,7 +79,8 @@ def request_etag(handler):
         return None
     request = handler.request
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"{config_token(settings)}|{builds}|{request.method}|{request.path}|{handler.format}".encode())
+    # GET and HEAD (the only methods here) share an ETag: a HEAD answers with the GET's headers
+    digest.update(f"{config_token(settings)}|{builds}|GET|{request.path}|{handler.format}".encode())
     for key in sorted(request.query_arguments):
         digest.update(b"\x00" + key.encode())
         for value in request.query_arguments[key]:

@@ -23,6 +23,7 @@ define("conf", default="config", help="config module: dotted name or file path")
 define("dir", default=os.getcwd(), help="working directory")
 define("processes", default=0, help="worker processes sharing the port; 0 = one per core")
 define("loop", default="auto", help="event loop: auto (uvloop when installed), uvloop or asyncio")
+define("http", default="", help="HTTP server: biothings or tornado (default: the HTTP_SERVER setting)")
 define("shutdown_timeout", default=10.0, help="seconds to finish in-flight requests on SIGTERM")
 define("gc_threshold", default=10000, help="allocations between two young-generation garbage collections "
                                             "(Python's default: 700); 0 keeps Python's thresholds")
@@ -167,7 +168,7 @@ def supervise_workers(count, sockets=()):
 async def serve(web_settings, sockets, app_settings):
     """Run until SIGTERM/SIGINT, then finish in-flight requests and close."""
     app = web_settings.get_app(app_settings)
-    server = make_server(app, web_settings)
+    server = make_server(app, web_settings, options.http)
     await server.start(sockets)
     await app.startup()
     # the start-up heap (modules, settings, metadata) lives for good: keeping it
@@ -200,10 +201,26 @@ def tune_gc(threshold):
         gc.set_threshold(threshold, middle, old)
 
 
-def make_server(app, web_settings):
-    """The HTTP server of ``app``: X-Forwarded-*/X-Real-Ip trusted, the body size limit set."""
-    from biothings.web.httpserver import HTTPServer
-    return HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
+def make_server(app, web_settings, kind=None):
+    """The HTTP server of ``app`` (``kind``, or the ``HTTP_SERVER`` setting), its limits and timeouts set.
+
+    tornado's server has one timeout for the wait between requests and the
+    head that follows (``idle_connection_timeout``): it gets the shorter of
+    ``HTTP_IDLE_TIMEOUT`` and ``HTTP_HEADER_TIMEOUT``, and no write timeout.
+    """
+    from biothings.web import httpserver
+    kind = kind or web_settings.HTTP_SERVER
+    limits = {"max_body_size": web_settings.MAX_BODY_SIZE, "max_header_size": web_settings.HTTP_MAX_HEADER_SIZE}
+    if kind == "biothings":
+        return httpserver.HTTPServer(app, header_timeout=web_settings.HTTP_HEADER_TIMEOUT,
+                                     body_timeout=web_settings.HTTP_BODY_TIMEOUT,
+                                     idle_timeout=web_settings.HTTP_IDLE_TIMEOUT,
+                                     write_timeout=web_settings.HTTP_WRITE_TIMEOUT, **limits)
+    if kind == "tornado":
+        waits = [timeout for timeout in (web_settings.HTTP_IDLE_TIMEOUT, web_settings.HTTP_HEADER_TIMEOUT) if timeout]
+        return httpserver.TornadoHTTPServer(app, idle_connection_timeout=min(waits) if waits else None,
+                                            body_timeout=web_settings.HTTP_BODY_TIMEOUT or None, **limits)
+    raise SystemExit(f"HTTP server {kind!r}: expected biothings or tornado")
 
 
 async def graceful_stop(server, app, timeout):

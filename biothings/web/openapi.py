@@ -362,8 +362,9 @@ def app_rules(application, web_settings):
 
 def _implemented(handler):
     import tornado.web
-    return [method.upper() for method in ("get", "post", "put", "patch", "delete", "head")
-            if getattr(handler, method, None) is not getattr(tornado.web.RequestHandler, method)]
+    methods = [method.upper() for method in ("get", "post", "put", "patch", "delete", "head")
+               if getattr(handler, method, None) is not getattr(tornado.web.RequestHandler, method)]
+    return methods if "GET" in methods else [method for method in methods if method != "HEAD"]  # HEAD answers as GET
 
 
 def _operations(handler):

@@ -83,6 +83,20 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             self.clear_header("Access-Control-Allow-Origin")
 
+    def head(self, *args, **kwargs):
+        """The GET's status and headers (Content-Length, ETag, Cache-Control); the server sends no body."""
+        if type(self).get is tornado.web.RequestHandler.get:
+            raise tornado.web.HTTPError(405)
+        return self.get(*args, **kwargs)
+
+    def allowed_methods(self):
+        """The methods this route answers (the ``Allow`` header of a 405)."""
+        implemented = [method for method in self.SUPPORTED_METHODS
+                       if getattr(type(self), method.lower()) is not getattr(tornado.web.RequestHandler, method.lower())]
+        if "GET" not in implemented:
+            implemented = [method for method in implemented if method != "HEAD"]
+        return implemented
+
     def options(self, *args, **kwargs):
         """CORS preflight."""
         self.set_header("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS")
@@ -131,6 +145,8 @@ class BaseHandler(tornado.web.RequestHandler):
                     "request_id": self.request_id}
         if self.request_id:
             self.set_header("X-Request-Id", self.request_id)
+        if status_code == 405 and "Allow" not in self._headers:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
         self.finish(formats.to_json(body))
 
@@ -203,7 +219,8 @@ class BaseAPIHandler(BaseHandler):
 
     def parse_options(self, path_kwargs=None):
         """The request's declared options (``self.args``), validated."""
-        optionset = self.web_settings.optionset(self.kwargs_name, self.request.method)
+        method = "GET" if self.request.method == "HEAD" else self.request.method  # HEAD answers as GET
+        optionset = self.web_settings.optionset(self.kwargs_name, method)
         json_body = self.parse_json_body() if self.request.method in ("POST", "PUT") else None
         self.args = optionset.parse(
             path_kwargs=path_kwargs,

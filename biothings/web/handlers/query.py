@@ -113,7 +113,7 @@ class BiothingHandler(ESRequestHandler):
 
     def pre_query_builder_hook(self, options):
         options.annotation = True
-        if self.request.method == "GET":
+        if self.request.method != "POST":  # GET and HEAD
             options.annotation_single = True
         else:
             options.templates = [{"query": term} for term in options.id]

@@ -59,6 +59,3 @@ class StatusHandler(BaseAPIHandler):
                            headers={"Retry-After": "10"},
                            document={"id": doc_id, "index": index, "found": False})
         return {"id": doc_id, "index": index, "found": True}
-
-    async def head(self):
-        await self.get()

@@ -159,6 +159,35 @@ METADATA_REFRESH_INTERVAL: float = 300
 # If-None-Match with it answers 304 without running the query.
 ETAG = True
 
+# ---------------------------------------------------------------- HTTP server
+# The HTTP/1.1 server: "biothings" (biothings.web.httpserver: asyncio and
+# llhttp, the fast one) or "tornado" (tornado's own HTTPServer, the fallback).
+# `python index.py --http=tornado` overrides it. Differences: docs/limits.md.
+HTTP_SERVER = "biothings"
+# Largest request head (request line and headers), in bytes; more: a JSON 431,
+# then the connection closes (tornado's server closes without an answer).
+HTTP_MAX_HEADER_SIZE = 65536
+# Seconds a client has to send a whole request head, counted from its first
+# byte (and to start its first request on a new connection); later: a JSON
+# 408, then the connection closes. 0: no timeout (as for the three below).
+HTTP_HEADER_TIMEOUT = 20.0
+# Seconds a client has to send a request body once its head arrived; later: a
+# JSON 408 (or the answer already sent), then the connection closes.
+HTTP_BODY_TIMEOUT = 60.0
+# Seconds a keep-alive connection may stay idle between two requests; then it
+# is closed. Keep it above the keep-alive timeout of a proxy in front (nginx's
+# upstream keepalive_timeout: 60 s).
+HTTP_IDLE_TIMEOUT = 75.0
+# Seconds a client that does not read its answers (the send buffer stays full)
+# keeps its connection; then the connection is dropped and its buffer freed.
+HTTP_WRITE_TIMEOUT = 30.0
+# Direct peers (addresses or networks) whose X-Forwarded-For, X-Real-Ip and
+# X-Forwarded-Proto / X-Scheme headers are trusted for the client's address and
+# scheme (access log, the OpenAPI document's server URL); from any
+# other peer these headers are ignored. Default: loopback (a proxy on the same
+# machine); [] trusts no one.
+HTTP_TRUSTED_PROXIES = ["127.0.0.0/8", "::1"]
+
 # ---------------------------------------------------------------- observability
 # Prometheus metrics (requests, latency, engine calls, in-flight) served at
 # this path of the application; empty: no metrics collected or served.
