@@ -73,11 +73,12 @@ class BiothingsApplication(tornado.web.Application):
             if self.metrics is not None:
                 self.metrics.instrument_engine(settings.engine)
             await settings.metadata.refresh()
-            interval = settings.METADATA_REFRESH_INTERVAL
-            if interval and interval > 0:
-                refresher = tornado.ioloop.PeriodicCallback(settings.metadata.refresh, interval * 1000)
-                refresher.start()
-                self._refreshers.append(refresher)
+            for callback, interval in ((settings.metadata.refresh, settings.METADATA_REFRESH_INTERVAL),
+                                       (settings.metadata.check_versions, settings.METADATA_CHECK_INTERVAL)):
+                if interval and interval > 0:
+                    refresher = tornado.ioloop.PeriodicCallback(callback, interval * 1000)
+                    refresher.start()
+                    self._refreshers.append(refresher)
 
     async def shutdown(self):
         """Stop background work and close engine clients."""

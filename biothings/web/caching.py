@@ -3,9 +3,10 @@
 An answer of a BioThings API only changes when its index is rebuilt (or the
 API's configuration or software changes), so its ETag is computed from
 
-- a *build token* per biothing type: a hash of the index name, its ``_meta``
-  (``build_version``, ``build_date``, sources...) and its document count, taken
-  from the metadata cache and computed once per metadata refresh;
+- a *build token* per biothing type: a hash of the index name, the engine's
+  ``index_version`` (the build behind it), its ``_meta`` (``build_version``,
+  ``build_date``, sources...) and its document count, taken from the metadata cache
+  and computed once per metadata refresh;
 - a *config token* per API: the software version and every setting value,
   computed once;
 - the request: method, path, query arguments (sorted by name) and format.
@@ -15,7 +16,7 @@ running the query (``check_not_modified``). Only successful, cacheable GET and
 HEAD answers get one: never errors, ``fetch_all``/``scroll_id``, ``__any__``,
 ``rawquery``, ``/status`` or POST batches (HTTP revalidation is for GET/HEAD).
 A rebuilt index changes the ETags of its API once the metadata cache has
-refreshed (``METADATA_REFRESH_INTERVAL``).
+noticed it (``METADATA_CHECK_INTERVAL``, 1 s by default).
 """
 
 import hashlib
@@ -54,7 +55,7 @@ def build_token(type_metadata):
     """A hash of what identifies one build of a type's index (memoized on it)."""
     token = type_metadata.__dict__.get("_etag_token")
     if token is None:
-        data = orjson.dumps([type_metadata.index, type_metadata.total, type_metadata.meta],
+        data = orjson.dumps([type_metadata.index, type_metadata.version, type_metadata.total, type_metadata.meta],
                             default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
         token = type_metadata._etag_token = hashlib.blake2b(data, digest_size=8).hexdigest()
     return token

@@ -18,8 +18,9 @@ logger = logging.getLogger("biothings.web.metadata")
 class TypeMetadata:
     """What is known of one biothing type's index (immutable once built)."""
 
-    def __init__(self, biothing_type, index, mapping, meta, total, fields):
+    def __init__(self, biothing_type, index, mapping, meta, total, fields, version=None):
         self.biothing_type = biothing_type
+        self.version = version  # the engine's index_version when this was read
         self.index = index
         self.mapping = mapping
         self.meta = meta
@@ -84,6 +85,21 @@ class MetadataCache:
         return self._licenses
 
     # ---------------------------------------------------------- loading
+    async def check_versions(self):
+        """Refresh now when an index was reloaded (a new build swapped in, the alias
+        moved): ``/metadata``, field lists and ETags follow a reload within
+        ``METADATA_CHECK_INTERVAL``, not at the next full refresh."""
+        engine = self.web_settings.engine
+        for found in list(self.types.values()):
+            try:
+                version = await engine.index_version(found.index)
+            except EngineError:
+                continue  # down or gone: the full refresh reports it
+            if version != found.version:
+                logger.info("index %s of %s changed: metadata refreshed", found.index, found.biothing_type)
+                return await self.refresh()
+        return True
+
     async def refresh(self):
         """Reload every type; keep the previous data of a type that fails."""
         if self._refreshing is not None:
@@ -101,6 +117,7 @@ class MetadataCache:
         for biothing_type in settings.biothing_types:
             index = settings.index(biothing_type)
             try:
+                version = await settings.engine.index_version(index)  # before: a reload meanwhile shows next time
                 answer = await settings.engine.get_mapping(index)
                 mapping, meta = _merge_mappings(answer)
                 total = (meta.get("stats") or {}).get("total")
@@ -110,7 +127,7 @@ class MetadataCache:
                 if not meta:
                     meta = {"build_date": datetime.datetime.now().isoformat(timespec="seconds"),
                             "build_version": None, "src": {}}
-                self.types[biothing_type] = TypeMetadata(biothing_type, index, mapping, meta, total, fields)
+                self.types[biothing_type] = TypeMetadata(biothing_type, index, mapping, meta, total, fields, version)
             except EngineError as exc:
                 ok = False
                 self.last_error = exc

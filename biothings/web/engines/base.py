@@ -39,6 +39,17 @@ class Engine:
         """``{concrete_index_name: {"mappings": {"properties": ..., "_meta": ...}}}``."""
         raise NotImplementedError
 
+    async def index_version(self, index):
+        """What identifies the build ``index`` (an index or alias) serves now: it changes
+        when the index is reloaded. Default: the concrete index names behind it and their
+        ``_meta``, from ``get_mapping``; engines override it with something cheaper."""
+        import hashlib
+
+        import orjson
+        answer = await self.get_mapping(index)
+        identity = [(name, (value.get("mappings") or {}).get("_meta")) for name, value in sorted(answer.items())]
+        return hashlib.blake2b(orjson.dumps(identity, default=str), digest_size=8).hexdigest()
+
     async def count(self, index):
         """Number of documents in ``index``."""
         response = await self.search(index, {"size": 0, "track_total_hits": True})

@@ -154,6 +154,10 @@ MAX_URL_LENGTH = 16384
 STATUS_CHECK = {}
 # Seconds between background refreshes of /metadata and field lists.
 METADATA_REFRESH_INTERVAL: float = 300
+# Seconds between checks that an index was reloaded (the loader swapped in a new
+# build, or moved the alias); a reload refreshes /metadata, field lists and ETags
+# at once. One cheap engine call per type. 0: only the refresh above.
+METADATA_CHECK_INTERVAL: float = 1
 # ETag on successful GET/HEAD answers, derived from the index build (the
 # _meta of the type's index: build_version, build_date, ...) and the request;
 # If-None-Match with it answers 304 without running the query.

@@ -262,6 +262,10 @@ class EmbeddedEngine(Engine):
     async def get_mapping(self, index):
         return await self._run(self.get_mapping_sync, index)
 
+    async def index_version(self, index):
+        """The version directories ``current`` points at (one readlink per index, no thread hop)."""
+        return ",".join(store.current_version(self.data_dir, name) or "" for name in self.names(index))
+
     async def count(self, index):
         response = await self.search(index, {"size": 0, "track_total_hits": True})
         return response["hits"]["total"]["value"]
