@@ -172,3 +172,15 @@ def test_a_transform_that_never_ends_is_cut_and_the_worker_goes_on(api, serve, c
     assert any(request_id in record.getMessage() and record.levelno == logging.ERROR for record in caplog.records)
     ok = client.get("/v1/query", params={"q": "symbol:CDK2"})  # the same worker serves the next one
     assert ok.status_code == 200 and ok.json()["hits"][0]["_id"] == "1017"
+
+
+def test_status_is_503_when_a_configured_index_does_not_exist(api, serve):
+    client = serve(api.backend, ES_INDICES={"gene": "no_such_index_xyz"})
+    response = client.get("/status")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "'no_such_index_xyz' (type gene)" in response.json()["error"]
+    assert "indices" not in response.json()
+    dev = client.get("/status", params={"dev": 1}).json()
+    assert dev["indices"] == {"missing": {"gene": "no_such_index_xyz"}}
+    assert client.get("/v1/gene/1017").status_code == 404  # what every data route answers
+    assert api.get("/status").status_code == 200
