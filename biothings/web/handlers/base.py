@@ -194,7 +194,12 @@ class BaseAPIHandler(BaseHandler):
 
     # ---------------------------------------------------------- input
     def parse_json_body(self):
-        """The decoded JSON (or YAML) body, ``None`` without one."""
+        """The decoded JSON (or YAML) body; ``None`` without one, or for a form.
+
+        A body that starts like JSON (``{`` or ``[``) is read as JSON whatever its
+        Content-Type says (``curl -d '{...}'`` sends it as a form); with
+        ``Content-Type: application/json`` (or none) a body that does not parse is a 400.
+        """
         body = self.request.body
         if not body:
             return None
@@ -204,12 +209,12 @@ class BaseAPIHandler(BaseHandler):
                 return yaml.safe_load(body)
             except yaml.YAMLError:
                 raise APIError(400, "Invalid YAML body.") from None
-        if content_type == "application/json" or (
-                not content_type and body.lstrip()[:1] in (b"{", b"[")):
+        if content_type == "application/json" or body.lstrip()[:1] in (b"{", b"["):
             try:
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise APIError(400, "Invalid JSON body.") from None
+                if content_type in ("application/json", ""):
+                    raise APIError(400, "Invalid JSON body.") from None
         return None
 
     @staticmethod
@@ -222,12 +227,20 @@ class BaseAPIHandler(BaseHandler):
         method = "GET" if self.request.method == "HEAD" else self.request.method  # HEAD answers as GET
         optionset = self.web_settings.optionset(self.kwargs_name, method)
         json_body = self.parse_json_body() if self.request.method in ("POST", "PUT") else None
-        self.args = optionset.parse(
-            path_kwargs=path_kwargs,
-            query=self._decoded(self.request.query_arguments),
-            form=self._decoded(self.request.body_arguments),
-            json_body=json_body,
-        )
+        try:
+            self.args = optionset.parse(
+                path_kwargs=path_kwargs,
+                query=self._decoded(self.request.query_arguments),
+                # a body is a form or JSON: a JSON body sent as a form is not also read as one
+                form=self._decoded(self.request.body_arguments) if json_body is None else None,
+                json_body=json_body,
+            )
+        except OptionError as exc:
+            if "missing" in exc.body and self.request.body and json_body is None:
+                raise APIError(400, f"{exc.reason} The request body was not read as parameters: send a form "
+                                    f"(Content-Type: application/x-www-form-urlencoded) or JSON "
+                                    f"(Content-Type: application/json).", **exc.body) from None
+            raise
         self.format = dict.get(self.args, "format") or "json"
         self.args.biothing_type = self.biothing_type
         return self.args
