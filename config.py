@@ -16,6 +16,8 @@ _DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "biothings", "w
 API_NAME = "Demo Gene API"
 API_DESCRIPTION = "Human genes (NCBI Entrez Gene, GO, Ensembl, UniProt): a BioThings demo."
 ES_INDICES = {"gene": "genes"}
+QUERY_EXAMPLES = ["cdk2", "symbol:CDK2", 'name:"cyclin dependent"', "taxid:[9000 TO 10000]", "__all__",
+                  "taxid:9606"]
 EMBEDDED_DATA_FILES = {
     "genes": {
         "documents": os.path.join(_DEMO, "genes.ndjson"),

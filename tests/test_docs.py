@@ -52,6 +52,12 @@ def test_configuration_reference_lists_every_setting_with_its_comment():
         assert f"| `{name}` |" in page
 
 
+def test_configuration_page_is_current():
+    """docs/configuration.md is committed (it reads in the repository) and made from default.py."""
+    with open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8") as handle:
+        assert handle.read() == hooks().settings_reference(), "run python scripts/mkdocs_hooks.py"
+
+
 def test_contract_page_is_the_project_contract():
     with open(os.path.join(ROOT, "docs", "contract.md"), encoding="utf-8") as handle:
         text = handle.read()

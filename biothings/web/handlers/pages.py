@@ -16,7 +16,7 @@ import tornado.web
 
 from biothings.web import formats
 from biothings.web.handlers.base import BaseAPIHandler, BaseHandler
-from biothings.web.openapi import app_rules, generate_spec
+from biothings.web.openapi import app_rules, generate_spec, query_examples
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
@@ -128,7 +128,11 @@ class FrontPageHandler(_PageHandler):
                     "annotation": f"{base}/{annotation_type}/" if annotation_type else None,
                 })
         first = apis[0]
+        examples = query_examples(first)
+        fielded = [example for example in examples if ":" in example]
         page = _FRONT_PAGE.format(
+            query_examples=esc(", ".join(examples[:4]), quote=True),
+            filter_example=esc((fielded or examples)[-1], quote=True),
             title=esc(str(root.API_NAME)),
             description=esc(str(root.API_DESCRIPTION or "")),
             css=esc(static_url(first, "biothings.css"), quote=True),
@@ -198,11 +202,11 @@ _FRONT_PAGE = """<!DOCTYPE html>
 <form id="search" class="search" role="search">
   <label class="endpoint"{endpoint_hidden}>Search in <select id="endpoint" aria-label="API"></select></label>
   <div class="row"><input type="search" id="q" name="q" autocomplete="off" aria-label="query"
-    placeholder="e.g. cdk2, symbol:CDK2, name:&quot;cyclin dependent&quot;, __all__">
+    placeholder="e.g. {query_examples}">
   <button type="submit" id="submit">Search</button></div>
   <div class="row options">
     <label>Facets <select id="facet-fields" multiple size="4" aria-label="facet fields"></select></label>
-    <label>Filter <input type="text" id="filter" aria-label="filter" placeholder="e.g. taxid:9606"></label>
+    <label>Filter <input type="text" id="filter" aria-label="filter" placeholder="e.g. {filter_example}"></label>
     <label>Size <input type="number" id="size" min="0" max="1000" value="10" aria-label="size"></label>
   </div>
 </form>

@@ -78,6 +78,10 @@ APP_SETTINGS = []
 API_NAME = "BioThings API"
 # One line about the API (front page, OpenAPI document).
 API_DESCRIPTION = "A BioThings query API."
+# Example query strings of this API's data, shown on the front page and in the
+# OpenAPI document (e.g. ["cdk2", "symbol:CDK2"]). Empty: generic ones made from
+# the mapping (__all__, _exists_:FIELD).
+QUERY_EXAMPLES = []
 # Fields an annotation id is matched against when nothing else applies.
 ANNOTATION_DEFAULT_SCOPES = ["_id"]
 # [(regex, scopes)]: an id fully matching regex is looked up in scopes,
