@@ -33,7 +33,9 @@ def test_spec_is_valid_openapi_31(api):
     validate(spec)
     assert spec["openapi"] == "3.1.0"
     assert spec["info"]["title"] == "Demo Gene API"
-    assert spec["servers"] == [{"url": api.url}]
+    assert spec["servers"] == [{"url": "/"}]  # relative: no Host header can change it
+    forged = api.get("/v1/spec", headers={"Host": "evil.example", "X-Forwarded-Proto": "https"}).json()
+    assert forged["servers"] == [{"url": "/"}]
     as_yaml = api.get("/v1/spec", params={"format": "yaml"})
     assert as_yaml.headers["Content-Type"].startswith("text/x-yaml")
     from_yaml = yaml.safe_load(as_yaml.text)

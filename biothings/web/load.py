@@ -27,7 +27,6 @@ value of ``ES_INDICES`` is used. Without ``--mapping`` one is inferred (see
 
 import argparse
 import datetime
-import gzip
 import importlib
 import logging
 import os
@@ -36,6 +35,8 @@ import time
 
 import orjson
 
+from biothings.web.documents import open_file, position, read_documents  # read_documents: public here too
+
 logger = logging.getLogger("biothings.web.load")
 
 DEFAULT_DATA_DIR = "./.biothings_data"
@@ -43,147 +44,6 @@ DEFAULT_DATA_DIR = "./.biothings_data"
 
 class LoadError(Exception):
     """The load was aborted; nothing was replaced."""
-
-
-# ---------------------------------------------------------------------- reading
-
-def _open(path):
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def _first_char(path):
-    with _open(path) as handle:
-        while True:
-            chunk = handle.read(4096)
-            if not chunk:
-                return b""
-            stripped = chunk.lstrip()
-            if stripped.startswith(b"\xef\xbb\xbf"):
-                stripped = stripped[3:].lstrip()
-            if stripped:
-                return stripped[:1]
-
-
-def _check(doc):
-    if not isinstance(doc, dict):
-        return f"expected a JSON object, got {type(doc).__name__}"
-    doc_id = doc.get("_id")
-    if doc_id is None or doc_id == "":
-        return "document has no _id"
-    if isinstance(doc_id, (dict, list, bool)):
-        return f"invalid _id {doc_id!r}"
-    return None
-
-
-def _json_lines(path):
-    """``(line_number, value, error)`` for each non-blank line of an NDJSON file."""
-    with _open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                yield number, orjson.loads(line), None
-            except orjson.JSONDecodeError as exc:
-                yield number, None, f"line {number}: invalid JSON: {exc}"
-
-
-_BULK_ACTIONS = ("index", "create", "update", "delete")
-
-
-def _bulk_action(value):
-    """``(action, metadata)`` of a ``_bulk`` action line (``{"index": {"_id": "1017"}}``), else None."""
-    if isinstance(value, dict) and len(value) == 1:
-        (action, meta), = value.items()
-        if action in _BULK_ACTIONS and isinstance(meta, dict):
-            return action, meta
-    return None
-
-
-def _is_bulk(path):
-    """Whether ``path`` is in ``_bulk`` format: one of its first two valid lines is an
-    action line (every other line is one; a document never looks like one)."""
-    valid = (value for _number, value, error in _json_lines(path) if error is None)
-    return any(_bulk_action(value) is not None for value, _ in zip(valid, range(2)))
-
-
-def _read_bulk(path):
-    """Documents of a ``_bulk`` file: an action line (``index`` or ``create``, whose
-    ``_id`` is the document's), then the document's line. ``_index`` is ignored:
-    the loader's index is the config's (or ``--index``)."""
-    action = None  # (line number, name, metadata) of the action line waiting for its document
-    for number, value, error in _json_lines(path):
-        found = None if error else _bulk_action(value)
-        if found is not None and action is not None:  # the previous action lost its document
-            yield action[0], None, f"line {action[0]}: bulk action without its document line"
-            action = None
-        if action is None:
-            if error:
-                yield number, None, error
-            elif found is None:
-                yield number, None, f"line {number}: expected a bulk action line, got a document"
-            elif found[0] == "delete":  # no document line follows
-                yield number, None, f"line {number}: bulk action 'delete' is not a document"
-            else:
-                action = (number, *found)
-            continue
-        _, name, meta = action
-        action = None
-        if error:
-            yield number, None, error
-            continue
-        if name == "update":
-            yield number, None, f"line {number}: bulk action 'update' is not a document (index or create)"
-            continue
-        if isinstance(value, dict) and meta.get("_id") is not None:
-            value["_id"] = meta["_id"]
-        problem = _check(value)
-        if problem:
-            yield number, None, f"line {number}: {problem}"
-        else:
-            yield number, value, None
-    if action is not None:
-        yield action[0], None, f"line {action[0]}: bulk action without its document line"
-
-
-def read_documents(path):
-    """Yield ``(line_number, doc, error)`` for each document of ``path``: NDJSON, a
-    JSON array, or ``_bulk`` NDJSON (an action line before each document).
-
-    ``error`` is None for a good document, else a message starting with the
-    line number (for a JSON array: the item number); ``doc`` is then None.
-    """
-    if _first_char(path) == b"[":
-        with _open(path) as handle:
-            data = handle.read()
-        try:
-            items = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            yield 1, None, f"{path}: invalid JSON array: {exc}"
-            return
-        for number, doc in enumerate(items, 1):
-            problem = _check(doc)
-            if problem:
-                yield number, None, f"item {number}: {problem}"
-            else:
-                yield number, doc, None
-        return
-    if _is_bulk(path):
-        yield from _read_bulk(path)
-        return
-    for number, doc, error in _json_lines(path):
-        problem = error or _check(doc)
-        if problem:
-            yield number, None, problem if error else f"line {number}: {problem}"
-        else:
-            yield number, doc, None
-
-
-def _where(number, path):
-    return f"item {number}" if _first_char(path) == b"[" else f"line {number}"
 
 
 # ---------------------------------------------------------------------- settings
@@ -209,7 +69,7 @@ def _setting(settings, name, default):
 
 
 def _read_json_file(path):
-    with _open(path) as handle:
+    with open_file(path) as handle:
         return orjson.loads(handle.read())
 
 
@@ -315,13 +175,14 @@ class Progress:
 # ---------------------------------------------------------------------- loading
 
 def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error="skip",
-         batch_size=1000, progress=True, stream=None):
+         batch_size=1000, progress=True, stream=None, allow_shrink=False):
     """Load ``path`` into the backend the settings name. Returns a summary dict:
     ``{"index", "backend", "total", "errors", "error_lines", "seconds", ...}``.
 
     ``mapping`` / ``meta`` are dicts or paths to JSON files. Raises ``LoadError``
-    when aborted (``on_error="abort"`` and a bad document, or a backend failure);
-    the previous index is then left as it was.
+    when aborted (``on_error="abort"`` and a bad document, a backend failure, or a
+    new build that lost the data: no document, or fewer than ``LOAD_SHRINK_LIMIT`` of
+    the live index's unless ``allow_shrink``); the previous index is then left as it was.
     """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
@@ -335,6 +196,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     biothing_type = next((t for t, name in indices.items() if name == index), None)
     if not os.path.exists(path):
         raise LoadError(f"no such file: {path}")
+    loader = make_target(settings, index, stream)  # a cluster that does not answer fails before the file is read
 
     if isinstance(mapping, (str, os.PathLike)):
         mapping = _read_json_file(mapping)
@@ -351,13 +213,6 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
         print(f"inferred a mapping of {len(mapping['properties'])} top-level fields", file=stream)
     properties = mapping.get("properties", {})
 
-    es_host = _setting(settings, "ES_HOST", "")
-    if es_host:
-        loader = cluster_target(settings, es_host, index, properties, settings_of_index, stream)
-    else:
-        data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
-        loader = _EmbeddedTarget(os.path.abspath(data_dir), index, properties)
-
     errors = []
 
     def record(failures):
@@ -370,7 +225,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
 
     bar = Progress(progress, label=f"loading {index}", stream=stream)
     try:
-        loader.begin()
+        loader.begin(properties, settings_of_index)
         batch = []
         for number, doc, error in read_documents(path):
             if error is not None:
@@ -385,6 +240,8 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
             record(loader.add(batch))
             bar.update(len(batch))
         total = loader.count()
+        if not allow_shrink:
+            check_shrink(total, loader.live_count(), _setting(settings, "LOAD_SHRINK_LIMIT", 0.5), index)
         final_meta = build_meta(meta, total, biothing_type)
         details = loader.finish(final_meta)
     except BaseException:
@@ -399,28 +256,49 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     return summary
 
 
+def check_shrink(total, live, limit, index):
+    """Refuse a new build that lost the data: no document at all, or fewer than ``limit``
+    times the live index's (``LoadError``; ``--allow-shrink`` loads it anyway)."""
+    if total == 0:
+        raise LoadError(f"the new build of {index} has no document (every line was skipped?): "
+                        f"refusing to replace the live index (--allow-shrink to load it anyway)")
+    if live and total < live * limit:
+        raise LoadError(f"the new build of {index} has {total} documents, the live index {live}: fewer than "
+                        f"{limit:.0%} of them (LOAD_SHRINK_LIMIT), refusing to replace it "
+                        f"(--allow-shrink to load it anyway)")
+
+
+def make_target(settings, index, stream):
+    """Where the documents go: the cluster ``ES_HOST`` names, else the embedded engine."""
+    from biothings.web.settings import parse_es_hosts
+    hosts = parse_es_hosts(_setting(settings, "ES_HOST", ""))
+    if hosts:
+        return cluster_target(settings, hosts, index, stream)
+    data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
+    return _EmbeddedTarget(os.path.abspath(data_dir), index)
+
+
 def _label(path, number, message):
     if message.startswith(("line ", "item ")):
         return message
-    return f"{_where(number, path)}: {message}"
+    return f"{position(number, path)}: {message}"
 
 
 class _EmbeddedTarget:
     backend = "embedded"
 
-    def __init__(self, data_dir, index, properties):
+    def __init__(self, data_dir, index):
         self.data_dir = data_dir
         self.index = index
-        self.properties = properties
         self.builder = None
         self.lock = None
 
-    def begin(self):
+    def begin(self, properties, index_settings):
         from biothings.web.engines.embedded import IndexBuilder
         from biothings.web.engines.embedded.store import build_lock
         self.lock = build_lock(self.data_dir, self.index)
         self.lock.__enter__()
-        self.builder = IndexBuilder(self.data_dir, self.index, {"properties": self.properties})
+        self.builder = IndexBuilder(self.data_dir, self.index, {"properties": properties, "settings": index_settings})
 
     def add(self, batch):
         failed = []
@@ -433,6 +311,11 @@ class _EmbeddedTarget:
 
     def count(self):
         return self.builder.count
+
+    def live_count(self):
+        """Documents of the build being served now (None: no index yet)."""
+        from biothings.web.engines.embedded.store import live_count
+        return live_count(self.data_dir, self.index)
 
     def finish(self, meta):
         version = self.builder.commit(meta)
@@ -450,24 +333,25 @@ class _EmbeddedTarget:
             lock.__exit__(None, None, None)
 
 
-def cluster_target(settings, host, index, properties, index_settings, stream):
-    """The load target on the cluster ``host`` names, through the client its ``GET /``
+def cluster_target(settings, hosts, index, stream):
+    """The load target on the cluster at ``hosts``, through the client its ``GET /``
     calls for (see ``biothings.web.engines.clusters``)."""
     from biothings.web.engines.clusters import ClusterError, client_for, host_urls, read_cluster
-    hosts = host_urls([h.strip() for h in str(host).split(",") if h.strip()])
+    hosts = host_urls(hosts)
     args = dict(_setting(settings, "ES_ARGS", {}) or {})
     timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
     try:
-        cluster = read_cluster(hosts, args, timeout)
+        failures = []
+        cluster = read_cluster(hosts, args, timeout, failures)
         if cluster is None:
-            raise LoadError(f"{', '.join(hosts)}: no answer to GET /")
+            raise LoadError(f"{'; '.join(failures)}: no cluster answers at ES_HOST (leave ES_HOST empty "
+                            f"to load into the embedded engine)")
         module, client = client_for(cluster)
     except ClusterError as exc:
         raise LoadError(str(exc)) from None
     target = _ElasticsearchTarget if client.module == "elasticsearch" else _ClassicClientTarget
     helpers = importlib.import_module(f"{client.module}.helpers")
-    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout,
-                    index, properties, index_settings, stream)
+    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout, index, stream)
     loader.backend = cluster.distribution  # the summary's "elasticsearch" or "opensearch"
     return loader
 
@@ -479,13 +363,11 @@ class _ElasticsearchTarget:
     backend = "elasticsearch"
     timeout_argument = "request_timeout"
 
-    def __init__(self, client_class, helpers, hosts, args, timeout, index, properties, index_settings, stream):
+    def __init__(self, client_class, helpers, hosts, args, timeout, index, stream):
         args.setdefault(self.timeout_argument, timeout)
         self.client = client_class(hosts, **args)
         self.helpers = helpers
         self.alias = index
-        self.properties = properties
-        self.index_settings = {"number_of_replicas": 0, **index_settings}
         self.stream = stream
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         self.concrete = f"{index}_{stamp}".lower()
@@ -502,8 +384,8 @@ class _ElasticsearchTarget:
     def update_aliases(self, actions):
         self.client.indices.update_aliases(actions=actions)
 
-    def begin(self):
-        self.create_index(self.concrete, {"properties": self.properties}, self.index_settings)
+    def begin(self, properties, index_settings):
+        self.create_index(self.concrete, {"properties": properties}, {"number_of_replicas": 0, **index_settings})
         self.created = True
 
     def add(self, batch):
@@ -531,6 +413,12 @@ class _ElasticsearchTarget:
     def count(self):
         self.client.indices.refresh(index=self.concrete)
         return int(self.client.count(index=self.concrete)["count"])
+
+    def live_count(self):
+        """Documents behind the alias (or the plain index of that name) now; None: none yet."""
+        if not self.client.indices.exists(index=self.alias):
+            return None
+        return int(self.client.count(index=self.alias)["count"])
 
     def finish(self, meta):
         client = self.client
@@ -593,6 +481,9 @@ def main(argv=None):
                         help="malformed document: skip it (default) or abort the load")
     parser.add_argument("--batch-size", type=int, default=1000, help="documents per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="replace the live index even by a build with no document, or fewer than "
+                             "LOAD_SHRINK_LIMIT (50%%) of its documents")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -600,7 +491,8 @@ def main(argv=None):
         sys.path.insert(0, os.getcwd())
     try:
         summary = load(args.conf, args.file, index=args.index, mapping=args.mapping, meta=args.meta,
-                       on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet)
+                       on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet,
+                       allow_shrink=args.allow_shrink)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("aborted: nothing was replaced", file=sys.stderr)

@@ -173,8 +173,9 @@ def _plain_url(url):
     return urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{port}" if port else "")))
 
 
-def _get_root(url, client_args, timeout):
-    """The body of ``GET /`` at ``url``; None when the host does not answer (yet)."""
+def _get_root(url, client_args, timeout, failures=None):
+    """The body of ``GET /`` at ``url``; None when the host does not answer (yet): logged,
+    or added to ``failures`` when a list is given."""
     plain = _plain_url(url)
     request = urllib.request.Request(plain + "/", headers=_request_headers(url, client_args))
     context = _ssl_context(client_args) if plain.startswith("https://") else None
@@ -183,30 +184,38 @@ def _get_root(url, client_args, timeout):
             return response.read(1 << 20)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500:  # starting up, no master yet
-            logger.warning("%s: GET / answered %d", plain, exc.code)
+            _failed(failures, f"{plain}: GET / answered {exc.code}")
             return None
         raise ClusterError(f"{plain}: GET / answered {exc.code} {exc.reason} (check ES_HOST and ES_ARGS)") from None
     except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, ssl.SSLError):  # answering, but not as the settings trust
             raise ClusterError(f"{plain}: TLS: {reason} (check ca_certs, verify_certs in ES_ARGS)") from None
-        logger.warning("%s: GET / failed: %s", plain, reason)
+        _failed(failures, f"{plain}: GET / failed: {reason}")
         return None
 
 
-def read_cluster(hosts, client_args=None, timeout=10):
+def _failed(failures, message):
+    if failures is None:
+        logger.warning("%s", message)
+    else:
+        failures.append(message)
+
+
+def read_cluster(hosts, client_args=None, timeout=10, failures=None):
     """The ``Cluster`` the first answering host describes; None when no host answers.
 
     ``client_args`` are the client's keyword arguments (``ES_ARGS``): credentials
     (``basic_auth``/``http_auth``, ``api_key``, ``bearer_auth``, ``headers``) and TLS
     settings (``ca_certs``, ``verify_certs``, ``client_cert``, ``ssl_context``) apply
     to this request as well. Raises ``ClusterError`` when a host answers something
-    else than a cluster's 200, or cannot be trusted.
+    else than a cluster's 200, or cannot be trusted. ``failures``: a list that collects
+    why hosts did not answer, instead of the log.
     """
     client_args = client_args or {}
     for url in host_urls(hosts):
         url = url.rstrip("/")
-        body = _get_root(url, client_args, timeout)
+        body = _get_root(url, client_args, timeout, failures)
         if body is None:
             continue
         try:

@@ -187,9 +187,11 @@ class SpecHandler(BaseAPIHandler):
     kwargs_name = "spec"
 
     def get(self):
+        """The server URL is relative ("/": the host the document came from): a Host or
+        X-Forwarded-Proto header cannot put another host in an answer cached in public."""
         self.parse_options()
         spec = copy.copy(cached_spec(self.application, self.web_settings))
-        spec["servers"] = [{"url": f"{self.request.protocol}://{self.request.host}"}]
+        spec["servers"] = [{"url": "/"}]
         self.finish_result(spec)
 
 

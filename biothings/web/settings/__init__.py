@@ -107,12 +107,21 @@ def _load_module(config):
     if isinstance(config, str):
         if config.endswith(".py") or os.sep in config:
             path = os.path.abspath(config)
+            if not os.path.isfile(path):
+                raise SettingsError(f"config file {path} not found")
             name = os.path.splitext(os.path.basename(path))[0]
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-        return importlib.import_module(config)
+        try:
+            return importlib.import_module(config)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (config == exc.name or config.startswith(exc.name + ".")):
+                raise  # the config itself imports something missing: its own traceback says what
+            where = os.path.join(os.getcwd(), config.replace(".", os.sep) + ".py")
+            raise SettingsError(f"config module {config!r} not found: no {where}, and not importable "
+                                f"from the Python path (give --conf a module name or a .py file)") from None
     # any object with attributes works as a config
     return config
 

@@ -37,6 +37,10 @@ ES_CONNECTIONS = 64
 ES_SCROLL_SIZE = 1000
 # fetch_all: how long a scroll context lives between two pages.
 ES_SCROLL_TIME = "1m"
+# The loader refuses to replace a live index by a build with no document, or with
+# fewer documents than this fraction of the live index's (a file that lost its
+# data): exit code 1, the live index untouched; --allow-shrink loads it anyway.
+LOAD_SHRINK_LIMIT = 0.5
 # Where the embedded engine keeps its indexes (a relative path is relative to the
 # config file's folder, not to the working directory).
 EMBEDDED_DATA_DIR: str | os.PathLike = ".biothings_data"

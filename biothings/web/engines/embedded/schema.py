@@ -267,6 +267,13 @@ class Layout:
     def field(self, name):
         return self.fields.get(name)
 
+    def check_shapes(self, values):
+        """A concrete value where the mapping has an object, or an object where it has a
+        value, is refused (``ValueError``), as Elasticsearch refuses it."""
+        problem = _shape_conflicts(self, values)
+        if problem:
+            raise ValueError(problem)
+
     def row(self, doc_id, source, source_bytes):
         """The tantivy document (as a dict for ``Document.from_dict``) of one ES document.
 
@@ -274,6 +281,7 @@ class Layout:
         type cannot take."""
         values = {}
         flatten(source, "", values)
+        self.check_shapes(values)
         row = {"_id": [doc_id], "_source": [source_bytes]}
         present = set()
         for path, leaves in values.items():
@@ -304,6 +312,21 @@ class Layout:
                     present.add(prefix)
         row["_fields"] = sorted(present)
         return row
+
+
+def _shape_conflicts(layout, paths):
+    """ES's mapper_parsing_exception for a value whose shape the mapping contradicts."""
+    for path in paths:
+        if path in layout.objects:
+            return (f"object mapping for [{path}] tried to parse field [{path}] as object, "
+                    f"but found a concrete value")
+        prefix = path
+        while "." in prefix:
+            prefix = prefix.rpartition(".")[0]
+            field = layout.fields.get(prefix)
+            if field is not None and prefix not in layout.objects:
+                return f"failed to parse field [{prefix}] of type [{field.es_type}]: cannot take an object"
+    return None
 
 
 def flatten(obj, prefix, out):
