@@ -54,7 +54,7 @@ def test_a_reload_is_seen_at_once(backend, request, serve, tmp_path):
     assert any(doc["_id"] == "1017" for doc in fewer)
     mapping["properties"]["reload_marker"] = {"type": "keyword"}
     load(settings, write_ndjson(tmp_path / "fewer.ndjson", fewer), mapping=mapping,
-         meta=dict(data.META, build_version="second"), progress=False)
+         meta=dict(data.META, build_version="second"), progress=False, allow_shrink=True)
 
     after = wait_for(lambda: (lambda m: m if m["stats"]["total"] == 100 else None)(client.get("/v1/metadata").json()))
     assert after and after["build_version"] == "second", "the reload was not seen"

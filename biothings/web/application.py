@@ -46,6 +46,7 @@ class BiothingsApplication(tornado.web.Application):
         settings.setdefault("static_hash_cache", True)
         super().__init__(handlers, **settings)
         self.biothings = web_settings
+        self.specs = {}  # id(API settings) -> its OpenAPI document, built at the first /spec or /
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
         self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)

@@ -51,25 +51,15 @@ def config_token(web_settings):
     return token
 
 
-def build_token(type_metadata):
-    """A hash of what identifies one build of a type's index (memoized on it)."""
-    token = type_metadata.__dict__.get("_etag_token")
-    if token is None:
-        data = orjson.dumps([type_metadata.index, type_metadata.version, type_metadata.total, type_metadata.meta],
-                            default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-        token = type_metadata._etag_token = hashlib.blake2b(data, digest_size=8).hexdigest()
-    return token
-
-
 def builds_of(web_settings, biothing_type):
     """Build tokens of the index(es) an answer comes from; ``None`` when unknown."""
     types = web_settings.metadata.types
     if biothing_type is not None:
         found = types.get(biothing_type)
-        return build_token(found) if found is not None else None
+        return found.build_token if found is not None else None
     if not types:
         return None
-    return "+".join(build_token(types[name]) for name in sorted(types))
+    return "+".join(types[name].build_token for name in sorted(types))
 
 
 def request_etag(handler):

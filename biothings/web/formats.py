@@ -23,6 +23,12 @@ def to_json(data, sort_keys=False, pretty=False):
     return orjson.dumps(data, default=_default, option=option | orjson.OPT_NON_STR_KEYS)
 
 
+def error_json(status, reason, **extra):
+    """The contract's JSON error body, ``{"code", "success": false, "error", ...}``: the one
+    builder of every error the API writes (handlers, the request guard, the HTTP server)."""
+    return to_json({"code": status, "success": False, "error": reason, **extra})
+
+
 def to_yaml(data, sort_keys=False):
     return yaml.safe_dump(orjson.loads(to_json(data)), sort_keys=sort_keys, allow_unicode=True).encode()
 

@@ -45,11 +45,11 @@ import re
 import socket
 
 import httptools
-import orjson
 import tornado.httpserver
 from tornado import httputil, netutil
 from tornado.log import app_log, gen_log
 
+from biothings.web import formats
 from biothings.web.limits import KNOWN_METHODS
 
 _CRLF = re.compile(r"[\r\n]")
@@ -411,7 +411,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def write_error(self):
         status, reason = self.error
-        body = orjson.dumps({"code": status, "success": False, "error": reason})
+        body = formats.error_json(status, reason)
         self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=UTF-8\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                              % (status, httputil.responses[status].encode(), len(body), body))

@@ -19,9 +19,10 @@ could not even take (tornado's ``HTTPInputError`` for a bad ``Host``) does not
 count at all.
 """
 
-import orjson
 import tornado.web
 from tornado import httputil
+
+from biothings.web import formats
 
 # Over-limit bodies beyond this many bytes are not drained: the connection closes.
 BODY_DRAIN_LIMIT = 64 * 1024 * 1024
@@ -33,7 +34,7 @@ KNOWN_METHODS = frozenset(tornado.web.RequestHandler.SUPPORTED_METHODS)
 
 def json_error_response(request_conn, status, reason, headers=None, **extra):
     """Write a contract JSON error straight on the connection and finish it."""
-    body = orjson.dumps({"code": status, "success": False, "error": reason, **extra})
+    body = formats.error_json(status, reason, **extra)
     response_headers = httputil.HTTPHeaders({
         "Content-Type": "application/json; charset=UTF-8",
         "Content-Length": str(len(body)),

@@ -7,12 +7,49 @@ id parsing never wait for the engine. Requests only read these objects.
 
 import asyncio
 import datetime
+import functools
+import hashlib
 import logging
 import time
+
+import orjson
 
 from biothings.web.engines.errors import EngineError
 
 logger = logging.getLogger("biothings.web.metadata")
+
+
+def field_list(mapping, prefix=None, search=None):
+    """A mapping's ``properties`` -> ``{"a.b": {"type", "index", "searched_by_default"}}``."""
+    fields = {}
+
+    def walk(properties, path):
+        for name, spec in properties.items():
+            dotted = f"{path}.{name}" if path else name
+            if "properties" in spec:
+                fields[dotted] = {"type": spec.get("type", "object")}
+                walk(spec["properties"], dotted)
+                continue
+            indexed = spec.get("index", True) is not False and spec.get("enabled", True) is not False
+            fields[dotted] = {
+                "type": spec.get("type", "object"),
+                "index": indexed,
+                "searched_by_default": indexed,
+            }
+            for sub, subspec in (spec.get("fields") or {}).items():
+                sub_indexed = subspec.get("index", True) is not False
+                fields[f"{dotted}.{sub}"] = {
+                    "type": subspec.get("type", "object"),
+                    "index": sub_indexed,
+                    "searched_by_default": sub_indexed,
+                }
+
+    walk(mapping.get("properties") or {}, "")
+    if prefix:
+        fields = {key: value for key, value in fields.items() if key.startswith(prefix)}
+    if search:
+        fields = {key: value for key, value in fields.items() if search in key}
+    return dict(sorted(fields.items()))
 
 
 class TypeMetadata:
@@ -27,6 +64,13 @@ class TypeMetadata:
         self.total = total
         self.fields = fields
         self.loaded_at = time.time()
+
+    @functools.cached_property
+    def build_token(self):
+        """A hash of what identifies this build of the index (ETags derive from it)."""
+        data = orjson.dumps([self.index, self.version, self.total, self.meta], default=str,
+                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        return hashlib.blake2b(data, digest_size=8).hexdigest()
 
     def source_metadata(self):
         """The ``/metadata`` answer: ``_meta`` with type, build info and stats."""
@@ -112,7 +156,6 @@ class MetadataCache:
 
     async def _refresh(self):
         settings = self.web_settings
-        transform = settings.pipeline[2]
         ok = True
         for biothing_type in settings.biothing_types:
             index = settings.index(biothing_type)
@@ -123,7 +166,7 @@ class MetadataCache:
                 total = (meta.get("stats") or {}).get("total")
                 if not isinstance(total, int):
                     total = await settings.engine.count(index)
-                fields = transform.transform_mapping(mapping)
+                fields = field_list(mapping)
                 if not meta:
                     meta = {"build_date": datetime.datetime.now().isoformat(timespec="seconds"),
                             "build_version": None, "src": {}}

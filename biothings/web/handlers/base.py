@@ -130,25 +130,25 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.clear_header("Cache-Control")
         self.clear_header("Etag")
+        extra = {}
         if isinstance(exc, APIError):
-            body = {"code": status_code, "success": False, "error": exc.error, **exc.body}
+            reason, extra = exc.error, exc.body
             for name, value in exc.headers.items():
                 self.set_header(name, value)
+        elif status_code == 404:
+            reason = "Not Found."
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
-            body = {"code": status_code, "success": False, "error": exc.reason or self._reason}
-            if status_code == 404:
-                body["error"] = "Not Found."
+            reason = exc.reason or self._reason
         elif status_code < 500:
-            body = {"code": status_code, "success": False, "error": self._reason}
+            reason = self._reason
         else:
-            body = {"code": status_code, "success": False, "error": "Internal server error.",
-                    "request_id": self.request_id}
+            reason, extra = "Internal server error.", {"request_id": self.request_id}
         if self.request_id:
             self.set_header("X-Request-Id", self.request_id)
         if status_code == 405 and "Allow" not in self._headers:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
-        self.finish(formats.to_json(body))
+        self.finish(formats.error_json(status_code, reason, **extra))
 
 
 class NotFoundHandler(BaseHandler):

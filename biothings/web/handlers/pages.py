@@ -51,10 +51,9 @@ def static_url(api, name):
 
 def cached_spec(application, api):
     """The OpenAPI document of ``api`` as served by ``application`` (built once, without servers)."""
-    cache = application.__dict__.setdefault("_biothings_openapi", {})
-    spec = cache.get(id(api))
+    spec = application.specs.get(id(api))
     if spec is None:
-        spec = cache[id(api)] = generate_spec(api, rules=app_rules(application, api))
+        spec = application.specs[id(api)] = generate_spec(api, rules=app_rules(application, api))
     return spec
 
 
@@ -176,8 +175,7 @@ class StaticHandler(tornado.web.StaticFileHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
-        self.finish(formats.to_json({"code": status_code, "success": False,
-                                     "error": "Not Found." if status_code == 404 else self._reason}))
+        self.finish(formats.error_json(status_code, "Not Found." if status_code == 404 else self._reason))
 
 
 class SpecHandler(BaseAPIHandler):
