@@ -332,3 +332,21 @@ def test_cluster_load_applies_index_settings_from_a_bulk_file(cluster, serve, tm
     api = serve(backend, ES_HOST=cluster, ES_INDICES={"gene": alias})
     hits = api.get("/v1/query", params={"q": "symbol:cdk2", "fields": "symbol"}).json()["hits"]
     assert [(hit["_id"], hit["symbol"]) for hit in hits] == [("1017", "CDK2")]
+
+
+def test_embedded_load_applies_index_settings_from_the_mapping_file(workdir, serve):
+    """The same mapping file on the embedded engine: its lowercase normalizer is honoured."""
+    mapping_file = workdir / "genes.index.json"
+    mapping_file.write_text(json.dumps(index_dump(orjson.loads(open(MAPPING, "rb").read()))))
+    result = run_load(workdir, NDJSON, "--mapping", str(mapping_file))
+    assert result.returncode == 0, result.stderr
+    api = serve("embedded", EMBEDDED_DATA_DIR=str(workdir / "data"))
+    hits = api.get("/v1/query", params={"q": "symbol:cdk2", "fields": "symbol"}).json()["hits"]
+    assert [(hit["_id"], hit["symbol"]) for hit in hits] == [("1017", "CDK2")]
+    unknown = workdir / "unknown.index.json"
+    dump = index_dump(orjson.loads(open(MAPPING, "rb").read()))
+    next(iter(dump.values()))["settings"]["index"]["analysis"]["normalizer"]["keyword_lowercase_normalizer"][
+        "filter"] = ["uppercase"]
+    unknown.write_text(json.dumps(dump))
+    refused = run_load(workdir, NDJSON, "--mapping", str(unknown))
+    assert refused.returncode == 1 and "uppercase" in refused.stderr
