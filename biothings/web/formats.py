@@ -23,10 +23,10 @@ def to_json(data, sort_keys=False, pretty=False):
     return orjson.dumps(data, default=_default, option=option | orjson.OPT_NON_STR_KEYS)
 
 
-def error_json(status, reason, **extra):
+def error_json(code, reason, /, **extra):
     """The contract's JSON error body, ``{"code", "success": false, "error", ...}``: the one
     builder of every error the API writes (handlers, the request guard, the HTTP server)."""
-    return to_json({"code": status, "success": False, "error": reason, **extra})
+    return to_json({"code": code, "success": False, "error": reason, **extra})
 
 
 def to_yaml(data, sort_keys=False):
