@@ -8,6 +8,7 @@ and the embedded tantivy engine (``engines.embedded``). Everything above this
 layer is engine-blind.
 """
 
+import functools
 from urllib.parse import quote
 
 
@@ -65,6 +66,23 @@ class Engine:
 
     async def close(self):
         """Release connections, threads and file handles."""
+
+
+def translated(scrolling=False):
+    """Decorate an engine method: the client's exceptions (``self.client_errors``) become
+    ``engines.errors`` (``self.translate_error``; ``None`` from it re-raises the original)."""
+    def decorate(method):
+        @functools.wraps(method)
+        async def wrapper(self, *args, **kwargs):
+            try:
+                return await method(self, *args, **kwargs)
+            except self.client_errors as exc:
+                mapped = self.translate_error(exc, scrolling)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+        return wrapper
+    return decorate
 
 
 class IndexPaths:

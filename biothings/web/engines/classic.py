@@ -9,29 +9,16 @@ answers have the shapes the pipeline reads (``hits.total`` an object since 7.0,
 typeless mappings, terms aggregations), so nothing is rewritten per request.
 """
 
-import functools
 import importlib
 import logging
 
 import orjson
 
-from biothings.web.engines.base import Engine, IndexPaths
+from biothings.web.engines.base import Engine, IndexPaths, translated
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
 
 _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
-
-
-def _translated(scrolling=False):
-    def decorate(method):
-        @functools.wraps(method)
-        async def wrapper(self, *args, **kwargs):
-            try:
-                return await method(self, *args, **kwargs)
-            except self._client_errors as exc:
-                raise self.translate_error(exc, scrolling) from exc
-        return wrapper
-    return decorate
 
 
 def orjson_serializer(module):
@@ -73,7 +60,7 @@ class ClassicClientEngine(Engine):
         quiet_client_logging(module)
         self.client = getattr(module, self.client_class)(hosts, **client_args)
         self._request = self.client.transport.perform_request
-        self._client_errors = (module.TransportError,)
+        self.client_errors = (module.TransportError,)
         self._connection_errors = (module.ConnectionError,)  # ConnectionTimeout and SSLError too
         self._index_path = IndexPaths().path
 
@@ -84,12 +71,12 @@ class ClassicClientEngine(Engine):
         status = exc.status_code if isinstance(exc.status_code, int) else 500
         return error_from_answer(status, exc.info, exc.error, scrolling)
 
-    @_translated()
+    @translated()
     async def search(self, index, body, scroll=None):
         return await self._request("POST", self._index_path(index, "_search"),
                                    params={"scroll": scroll} if scroll else None, body=body, headers=_JSON_HEADERS)
 
-    @_translated()
+    @translated()
     async def msearch(self, index, bodies):
         dumps = orjson.dumps
         searches = b"".join([b"{}\n" + dumps(body) + b"\n" for body in bodies])
@@ -97,24 +84,24 @@ class ClassicClientEngine(Engine):
                                        headers=_NDJSON_HEADERS)
         return response["responses"]
 
-    @_translated(scrolling=True)
+    @translated(scrolling=True)
     async def scroll(self, scroll_id, scroll="1m"):
         return await self._request("POST", "/_search/scroll", body={"scroll_id": scroll_id, "scroll": scroll},
                                    headers=_JSON_HEADERS)
 
-    @_translated()
+    @translated()
     async def get_mapping(self, index):
         return await self._request("GET", self._index_path(index, "_mapping"), headers=_JSON_HEADERS)
 
-    @_translated()
+    @translated()
     async def count(self, index):
         return (await self._request("GET", self._index_path(index, "_count"), headers=_JSON_HEADERS))["count"]
 
-    @_translated()
+    @translated()
     async def health(self):
         return await self._request("GET", "/_cluster/health", headers=_JSON_HEADERS)
 
-    @_translated()
+    @translated()
     async def info(self):
         return await self._request("GET", "/", headers=_JSON_HEADERS)
 

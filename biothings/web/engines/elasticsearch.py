@@ -1,6 +1,5 @@
 """The Elasticsearch engine: ``AsyncElasticsearch`` with errors mapped to ours."""
 
-import functools
 import logging
 
 import elasticsearch
@@ -8,7 +7,7 @@ import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 
-from biothings.web.engines.base import Engine, IndexPaths
+from biothings.web.engines.base import Engine, IndexPaths, translated
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
 
 
@@ -22,21 +21,6 @@ def translate_error(exc, scrolling=False):
     if isinstance(exc, TransportError):
         return EngineUnavailable("Search engine unreachable.")
     return None
-
-
-def _translated(scrolling=False):
-    def decorate(method):
-        @functools.wraps(method)
-        async def wrapper(self, *args, **kwargs):
-            try:
-                return await method(self, *args, **kwargs)
-            except (elasticsearch.ApiError, TransportError) as exc:
-                mapped = translate_error(exc, scrolling)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        return wrapper
-    return decorate
 
 
 class _OrjsonNdjson(elasticsearch.serializer.NdjsonSerializer):
@@ -80,6 +64,7 @@ class ElasticsearchEngine(Engine):
     ``compatible-with=9`` (Elasticsearch 9 only), 8.x ``compatible-with=8`` (8 and 9)."""
 
     name = "elasticsearch"
+    client_errors = (elasticsearch.ApiError, TransportError)
 
     def __init__(self, hosts, connections=64, timeout=10, **es_args):
         es_args.setdefault("request_timeout", timeout)
@@ -96,20 +81,24 @@ class ElasticsearchEngine(Engine):
         self.client = elasticsearch.AsyncElasticsearch(hosts, **es_args)
         self._index_path = IndexPaths().path
 
+    @staticmethod
+    def translate_error(exc, scrolling=False):
+        return translate_error(exc, scrolling)
+
     # search and msearch are the request path: they go straight to the client's
     # perform_request (same transport, headers and errors as client.search and
     # client.msearch, without their per-call parameter rewriting)
     _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
     _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
-    @_translated()
+    @translated()
     async def search(self, index, body, scroll=None):
         response = await self.client.perform_request(
             "POST", self._index_path(index, "_search"), params={"scroll": scroll} if scroll else None,
             headers=self._JSON_HEADERS, body=body, endpoint_id="search", path_parts={"index": index})
         return response.body
 
-    @_translated()
+    @translated()
     async def msearch(self, index, bodies):
         # NDJSON made here in one pass (the client passes bytes through)
         dumps = orjson.dumps
@@ -119,24 +108,24 @@ class ElasticsearchEngine(Engine):
             endpoint_id="msearch", path_parts={"index": index})
         return response.body["responses"]
 
-    @_translated(scrolling=True)
+    @translated(scrolling=True)
     async def scroll(self, scroll_id, scroll="1m"):
         response = await self.client.scroll(scroll_id=scroll_id, scroll=scroll)
         return response.body
 
-    @_translated()
+    @translated()
     async def get_mapping(self, index):
         return (await self.client.indices.get_mapping(index=index)).body
 
-    @_translated()
+    @translated()
     async def count(self, index):
         return (await self.client.count(index=index)).body["count"]
 
-    @_translated()
+    @translated()
     async def health(self):
         return (await self.client.cluster.health()).body
 
-    @_translated()
+    @translated()
     async def info(self):
         return (await self.client.info()).body
 
