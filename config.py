@@ -16,6 +16,8 @@ _DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "biothings", "w
 API_NAME = "Demo Gene API"
 API_DESCRIPTION = "Human genes (NCBI Entrez Gene, GO, Ensembl, UniProt): a BioThings demo."
 ES_INDICES = {"gene": "genes"}
+QUERY_EXAMPLES = ["cdk2", "symbol:CDK2", 'name:"cyclin dependent"', "taxid:[9000 TO 10000]", "__all__",
+                  "taxid:9606"]
 EMBEDDED_DATA_FILES = {
     "genes": {
         "documents": os.path.join(_DEMO, "genes.ndjson"),
@@ -28,6 +30,7 @@ ALLOW_RANDOM_QUERY = True
 ALLOW_NESTED_AGGS = True
 
 # An app-declared option: ?species=human,mouse (names or taxids) filters by taxid.
+APP_SETTINGS = ["SPECIES_TAXIDS"]  # a setting of this app's own (see settings/default.py)
 SPECIES_TAXIDS = {"human": 9606, "mouse": 10090, "rat": 10116, "fruitfly": 7227, "zebrafish": 7955}
 _SPECIES = {"type": list, "default": None, "max": 10, "description": "Species names or NCBI taxids."}
 QUERY_KWARGS = {

@@ -1,5 +1,11 @@
 from setuptools import find_packages, setup
 
+CLIENTS = {
+    "es8": ["elasticsearch[async]>=8.18,<9"],
+    "es7": ["elasticsearch7[async]>=7.17,<8"],
+    "opensearch": ["opensearch-py[async]>=2.4,<4"],
+}
+
 setup(
     name="biothings",
     version="0.1.0",
@@ -9,14 +15,19 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "tornado>=6.4",
-        "elasticsearch[async]>=8.18,<9",
+        # the Elasticsearch client (and elasticsearch.dsl, which the query builder uses):
+        # a plain install gets 9.x, the current major; the es8 extra holds it at 8.x
+        "elasticsearch[async]>=8.18,<10",
         "orjson>=3.9",
         "pyyaml>=6",
         "msgpack>=1.0",
         "jmespath>=1.0",
         "tantivy>=0.24",
-        "luqum>=1.0",
+        # fuzzy expansion: optimal string alignment distance over a field's terms
+        "rapidfuzz>=3.0",
         "tqdm>=4.60",
+        # the CA bundle of the cluster's GET / at start-up, as the clients use it
+        "certifi",
         # HTTP/1.1 answer parsing of the Elasticsearch client node (engines/http_node.py)
         "httptools>=0.6",
         "prometheus_client>=0.17",
@@ -26,7 +37,16 @@ setup(
     extras_require={
         # optional OIDC authentication (AUTH_OIDC_ISSUER): JWT signatures, JWKS keys
         "auth": ["PyJWT[crypto]>=2.8"],
+        # the client of each cluster family (chosen from the cluster's GET / at start-up,
+        # see docs/deployment.md); the 9.x client cannot talk to Elasticsearch 8, and the
+        # elasticsearch8 package cannot sit beside it (each pins its own elastic-transport
+        # major), so Elasticsearch 8 takes the elasticsearch package at 8.x
+        "es8": CLIENTS["es8"],
+        "es7": CLIENTS["es7"],
+        "opensearch": CLIENTS["opensearch"],
         "test": [
+            # every cluster family: noida-db is an Elasticsearch 8, osmem-server an OpenSearch
+            *CLIENTS["es8"], *CLIENTS["es7"], *CLIENTS["opensearch"],
             "pytest>=8",
             "requests>=2.28",
             "pytest-cov>=5",

@@ -1,8 +1,10 @@
-"""MkDocs hooks (``hooks:`` in mkdocs.yml), run at every ``mkdocs build``.
+"""The configuration reference, ``docs/configuration.md``, made from ``settings/default.py``.
 
-- ``configuration.md`` is generated from ``biothings/web/settings/default.py``:
-  every setting, its default (as written in the source) and the comment block
-  right above it.
+Every setting, its default (as written in the source) and the comment block right
+above it. The page is committed, so it reads on GitHub too: after editing
+``default.py``, run ``python scripts/mkdocs_hooks.py`` (``tests/test_docs.py`` fails
+while the page is stale). It is also the MkDocs hook (``hooks:`` in mkdocs.yml) that
+refuses to build a site from a stale page.
 """
 
 import ast
@@ -70,7 +72,8 @@ def settings_reference(path=DEFAULTS):
     out = [
         "# Configuration reference",
         "",
-        "<!-- generated from biothings/web/settings/default.py at each docs build: edit that file -->",
+        "<!-- generated from biothings/web/settings/default.py by scripts/mkdocs_hooks.py: edit that file,",
+        "     then run python scripts/mkdocs_hooks.py -->",
         "",
         "A config module (`--conf=config`) overrides any of these by defining the same name; an",
         "environment variable of the same name overrides both, parsed to the type of the default",
@@ -97,7 +100,16 @@ def settings_reference(path=DEFAULTS):
     return "\n".join(out) + "\n"
 
 
-def on_files(files, config):
-    from mkdocs.structure.files import File
-    files.append(File.generated(config, "configuration.md", content=settings_reference()))
-    return files
+PAGE = os.path.join(ROOT, "docs", "configuration.md")
+
+
+def on_pre_build(config):
+    with open(PAGE, encoding="utf-8") as handle:
+        if handle.read() != settings_reference():
+            raise SystemExit("docs/configuration.md is stale: run python scripts/mkdocs_hooks.py")
+
+
+if __name__ == "__main__":
+    with open(PAGE, "w", encoding="utf-8") as handle:
+        handle.write(settings_reference())
+    print(f"wrote {PAGE}")

@@ -104,3 +104,26 @@ def test_too_many_terms_is_400(api):
 def test_typed_route(api):
     hits = api.post("/v1/gene/query", json={"q": ["CDK2"], "scopes": ["symbol"]}).json()
     assert hits[0]["_id"] == "1017"
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_json_body_is_understood_whatever_its_content_type(api, content_type):
+    """curl -d '{...}' sends JSON as a form: the body is still read as JSON."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = b'{"q": ["CDK2", "no-such-symbol"], "scopes": "symbol", "fields": "symbol"}'
+    response = api.post("/v1/query", data=body, headers=headers)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out[0]["_id"] == "1017" and out[1] == {"query": "no-such-symbol", "notfound": True}
+
+
+def test_a_body_that_is_not_read_is_named_in_the_400(api):
+    response = api.post("/v1/query", data=b"q=CDK2&scopes=symbol", headers={"Content-Type": "text/plain"})
+    body = response.json()
+    assert response.status_code == 400 and body["missing"] == "q"
+    assert "Content-Type: application/json" in body["error"]
+    assert "application/x-www-form-urlencoded" in body["error"]
+    broken = api.post("/v1/query", data=b'{"q": ["CDK2"', headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"] == "Invalid JSON body."
+    form = api.post("/v1/query", data={"q": "CDK2", "scopes": "symbol", "fields": "symbol"})
+    assert form.status_code == 200 and form.json()[0]["_id"] == "1017"

@@ -30,7 +30,7 @@ QS = {"default_operator": "AND", "lenient": True}
 
 def test_query_string(builder):
     assert builder.build("cdk2", options()) == {
-        "query": {"query_string": {"query": "cdk2", **QS}}, "size": 10}
+        "query": {"query_string": {"query": "cdk2", **QS}}, "size": 10, "track_total_hits": True}
 
 
 def test_specials(builder):
@@ -77,9 +77,9 @@ def test_batch_terms(builder):
     bodies = builder.build(["CDK2", 1017], options(scopes=["symbol", "alias"]))
     assert bodies == [
         {"query": {"multi_match": {"query": "CDK2", "fields": ["symbol", "alias"], "operator": "and",
-                                   "lenient": True}}, "size": 10},
+                                   "lenient": True}}, "size": 10, "track_total_hits": True},
         {"query": {"multi_match": {"query": 1017, "fields": ["symbol", "alias"], "operator": "and",
-                                   "lenient": True}}, "size": 10},
+                                   "lenient": True}}, "size": 10, "track_total_hits": True},
     ]
 
 
@@ -92,7 +92,8 @@ def test_batch_terms_each_get_the_extras(builder):
             "query": {"bool": {"must": [{"multi_match": {"query": term, "fields": ["symbol"], "operator": "and",
                                                          "lenient": True}}],
                                "filter": [{"query_string": {"query": "taxid:9606", **QS}}]}},
-            "size": 10, "_source": ["symbol"], "sort": [{"taxid": {"order": "desc"}}], "explain": True}
+            "size": 10, "_source": ["symbol"], "sort": [{"taxid": {"order": "desc"}}], "explain": True,
+            "track_total_hits": True}
     assert "batch_extras" not in opts and opts.batch_extras is None  # nothing left behind
     with pytest.raises(BadRequest, match="Leading wildcards"):
         builder.build(["CDK2", "CDK3"], options(scopes=["symbol"], filter="*dk2"))
@@ -123,7 +124,7 @@ def test_compound_terms(builder):
 def test_annotation_uses_max_match_and_version(builder, settings):
     body = builder.build("1017", options(annotation=True, size=None))
     assert body == {"query": {"ids": {"values": ["1017"]}}, "version": True,
-                    "size": settings.ANNOTATION_MAX_MATCH}
+                    "size": settings.ANNOTATION_MAX_MATCH, "track_total_hits": True}
 
 
 def test_parse_facets():

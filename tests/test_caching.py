@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests import data
+from tests.conftest import cluster_url
 from tests.test_observability import scrape
 
 
@@ -64,7 +65,7 @@ def test_304_does_not_run_the_query(serve, api):
 
 
 def engine_name(api):
-    return "embedded" if api.backend == "embedded" else "elasticsearch"
+    return api.backend
 
 
 @pytest.mark.parametrize("method, path, kwargs", [
@@ -108,7 +109,7 @@ def test_rebuilt_index_changes_the_etag(serve, api, tmp_path, request):
     if api.backend == "embedded":
         values = dict(ES_HOST="", EMBEDDED_DATA_DIR=str(tmp_path / "data"), EMBEDDED_DATA_FILES={})
     else:
-        values = dict(ES_HOST=request.getfixturevalue("es_url"))
+        values = dict(ES_HOST=cluster_url(api.backend, request))
     name = f"bt_etag_{int(time.time() * 1000)}"
     settings = BiothingWebSettings("config", ES_INDICES={"gene": name}, METADATA_REFRESH_INTERVAL=0.2, **values)
     documents = small_docs(tmp_path)

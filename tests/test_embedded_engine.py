@@ -606,7 +606,7 @@ def test_duplicate_ids_last_wins_and_inferred_mapping(tmp_path):
     mapping = infer_mapping(docs)
     assert mapping["properties"]["name"]["type"] == "text"
     assert mapping["properties"]["name"]["fields"]["keyword"]["type"] == "keyword"
-    assert mapping["properties"]["n"] == {"type": "double"}
+    assert mapping["properties"]["n"] == {"type": "long"}  # the first type seen wins, as in ES (2.5 is coerced)
     assert mapping["properties"]["flag"] == {"type": "boolean"}
     assert mapping["properties"]["obj"]["properties"]["k"]["type"] == "text"
     result = build_index(str(tmp_path), "t", docs)

@@ -1,12 +1,15 @@
 """The lean HTTP node under ``AsyncElasticsearch`` (plain http:// hosts)."""
 
+import ast
 import asyncio
 import gzip
+import inspect
 
 import orjson
 import pytest
 from elastic_transport import ConnectionError, ConnectionTimeout, NodeConfig
 
+from biothings.web.engines import http_node
 from biothings.web.engines.http_node import LeanHttpNode
 
 pytestmark = pytest.mark.asyncio
@@ -221,8 +224,8 @@ async def test_cancelled_waiters_pass_their_turn_on():
         n2 = node(server.port, connections_per_node=1)
         n2._loop = asyncio.get_running_loop()
         n2._open = 1  # as if a connection were out
-        w1 = asyncio.ensure_future(n2._acquire(1))
-        w2 = asyncio.ensure_future(n2._acquire(1))
+        w1 = asyncio.ensure_future(n2._acquire(None))
+        w2 = asyncio.ensure_future(n2._acquire(None))
         await asyncio.sleep(0.01)
         assert len(n2._queue) == 2
         n2._open = 0  # ...and it was closed
@@ -248,3 +251,79 @@ async def test_engine_search_paths_for_one_index_or_several():
             "POST /genes/_search HTTP/1.1", "POST /genes,variants/_search HTTP/1.1",
             "POST /genes,variants/_msearch HTTP/1.1"]
         await engine.close()
+
+
+async def test_the_deadline_covers_the_wait_for_a_connection():
+    """One connection, six requests at once, a server that never answers: each request times out
+    at its own deadline (0.3 s), not one after the other (0.3, 0.6, ... 1.8 s)."""
+    async def answer(line, body):
+        await asyncio.sleep(10)
+    async with Server(answer) as server:
+        n = node(server.port, request_timeout=0.3, connections_per_node=1)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        results = await asyncio.gather(*(n.perform_request("GET", f"/{i}") for i in range(6)),
+                                       return_exceptions=True)
+        assert all(isinstance(result, ConnectionTimeout) for result in results)
+        assert loop.time() - start < 1.2
+        assert not n._queue or all(waiter.done() for waiter in n._queue)
+        await n.close()
+
+
+async def test_a_connection_closed_after_an_answer_without_length_never_answers_again():
+    """A 204 has no body (no Content-Length needed): when the server then closes the connection,
+    the next request on it is retried, never handed that 204."""
+    calls = []
+
+    async def answer(line, body):
+        calls.append(line)
+        if len(calls) == 1:
+            return b"HTTP/1.1 204 No Content\r\nX-Elastic-Product: Elasticsearch\r\n\r\n"
+        if len(calls) == 2:
+            return None  # closes the reused connection
+        return ok({"n": len(calls)})
+    async with Server(answer) as server:
+        n = node(server.port)
+        assert (await n.perform_request("DELETE", "/a")).meta.status == 204
+        response = await n.perform_request("GET", "/b")
+        assert response.meta.status == 200 and orjson.loads(response.body) == {"n": 3}
+        assert server.connections == 2
+        await n.close()
+
+
+async def test_bytes_on_an_idle_connection_close_it():
+    async def answer(line, body):
+        return ok({"line": line}) + ok({"unasked": True})  # one answer too many
+    async with Server(answer) as server:
+        n = node(server.port)
+        assert orjson.loads((await n.perform_request("GET", "/a")).body) == {"line": "GET /a HTTP/1.1"}
+        await asyncio.sleep(0.05)
+        assert orjson.loads((await n.perform_request("GET", "/b")).body) == {"line": "GET /b HTTP/1.1"}
+        assert server.connections == 2
+        await n.close()
+
+
+@pytest.mark.parametrize("target, headers", [
+    ("/idx/_doc/1\r\nX-Injected: 1", None),
+    ("/idx/_doc/1\nX-Injected: 1", None),
+    ("/idx/_search", {"x-opaque-id": "a\r\nX-Injected: 1"}),
+    ("/idx/_search", {"x-opaque-id": "a\rb"}),
+    ("/idx/_search", {"x-a\r\nx-b": "c"}),
+])
+async def test_cr_or_lf_in_a_target_or_header_is_refused(target, headers):
+    async def answer(line, body):
+        return ok({})
+    async with Server(answer) as server:
+        n = node(server.port)
+        with pytest.raises(ValueError, match="CR or LF"):
+            await n.perform_request("GET", target, headers=headers)
+        assert (await n.perform_request("GET", "/idx/_search", headers={"x-opaque-id": "a b"})).meta.status == 200
+        assert len(server.requests) == 1
+        await n.close()
+
+
+async def test_no_private_elastic_transport_imports():
+    tree = ast.parse(inspect.getsource(http_node))
+    modules = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [module for module in modules if module and module.startswith("elastic_transport._")]

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.conftest import REAL_ES
+from tests.conftest import NOIDA
 
 
 def test_osmem_identifies_as_opensearch(os_url):
@@ -12,7 +12,7 @@ def test_osmem_identifies_as_opensearch(os_url):
     assert int(info["version"]["number"].split(".")[0]) >= 2
 
 
-@pytest.mark.skipif(bool(REAL_ES), reason="BIOTHINGS_TEST_ES_HOST names a real cluster, not noida-db")
+@pytest.mark.skipif(not NOIDA, reason="BIOTHINGS_TEST_ES_HOST names a real Elasticsearch, not noida-db")
 def test_noida_identifies_as_elasticsearch_8(es_url):
     info = requests.get(es_url + "/", timeout=10).json()
     assert "distribution" not in info["version"] or info["version"]["distribution"] != "opensearch"

@@ -181,3 +181,61 @@ def test_readme_journey_five_line_config(tmp_path, es_url):
             assert "My Variant API" in requests.get(url + "/", timeout=10).text
         finally:
             assert stop(process) == 0
+
+
+def run_index(tmp_path, *args):
+    """``python index.py ARGS`` started in ``tmp_path`` for a start-up error: exits at once."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "index.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+
+
+def test_command_line_mistakes_are_one_line_no_traceback(tmp_path):
+    result = run_index(tmp_path, "--prot=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: index.py")
+    assert result.stderr.splitlines()[-1] == "index.py: error: unrecognized arguments: --prot=1"
+    result = run_index(tmp_path, "--port=eighty")
+    assert result.returncode == 2 and "argument --port: invalid int value: 'eighty'" in result.stderr
+    result = run_index(tmp_path, "--conf=nonexistent")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: config module 'nonexistent' not found: no {tmp_path / 'nonexistent.py'}, and not importable "
+        f"from the Python path (give --conf a module name or a .py file)"]
+    result = run_index(tmp_path, "--conf=/no/such/conf.py")
+    assert result.returncode == 1 and result.stderr.splitlines() == ["error: config file /no/such/conf.py not found"]
+
+
+def test_config_mistakes_are_one_line_unless_debug(tmp_path):
+    (tmp_path / "typo.py").write_text('ES_QUERY_BUILDR = "x"\n')
+    result = run_index(tmp_path, "--conf=typo")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: typo.py: unknown setting ES_QUERY_BUILDR (did you mean ES_QUERY_BUILDER?); a setting of the "
+        "app's own must be listed in APP_SETTINGS"]
+    debug = run_index(tmp_path, "--conf=typo", "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "SettingsError" in debug.stderr
+
+
+def test_help_shows_our_options_with_an_example(tmp_path):
+    result = run_index(tmp_path, "--help")
+    assert result.returncode == 0
+    text = result.stdout
+    for flag in ("--port", "--address", "--processes", "--loop", "--debug", "--autoreload", "--conf", "--dir",
+                 "--shutdown_timeout", "--gc_threshold", "--http"):
+        assert flag in text, flag
+    assert "example: python index.py --conf=config --port=8000" in text
+    assert "--logging" not in text and "log_file_prefix" not in text  # tornado's options are not ours
+
+
+def test_the_loader_names_an_unreachable_host_and_the_way_out(tmp_path):
+    port = free_port()  # nothing listens there
+    (tmp_path / "remote.py").write_text(f'ES_HOST = "127.0.0.1:{port}"\nES_INDICES = {{"gene": "genes"}}\n')
+    result = subprocess.run([sys.executable, "-m", "biothings.web.load", "--conf=remote",
+                             os.path.join(ROOT, "biothings", "web", "demo", "genes.ndjson")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: http://127.0.0.1:{port}: GET / failed")
+    assert "leave ES_HOST empty to load into the embedded engine" in first

@@ -1,5 +1,5 @@
-"""``python -m biothings.web.load``: the embedded target and the Elasticsearch target
-(against noida-db, an ES 8 imitation started here on a free port)."""
+"""``python -m biothings.web.load``: the embedded target and the cluster targets
+(Elasticsearch on noida-db, OpenSearch on osmem-server, or a real cluster)."""
 
 import asyncio
 import gzip
@@ -8,14 +8,16 @@ import os
 import subprocess
 import sys
 import types
+import urllib.error
 import urllib.request
+import uuid
 
 import orjson
 import pytest
 
 from biothings.web.engines.embedded import EmbeddedEngine, current_version
 from biothings.web.load import LoadError, load
-from tests.servers import NoidaElasticsearch
+from tests.conftest import cluster_url
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 DEMO = os.path.join(ROOT, "biothings", "web", "demo")
@@ -174,22 +176,75 @@ def test_ensure_index_race(tmp_path):
     assert engine_count(str(tmp_path))[0] == TOTAL
 
 
-# ---------------------------------------------------------------------- Elasticsearch target (noida-db)
+# ---------------------------------------------------------------------- bulk NDJSON
+
+def bulk_lines(lines):
+    """Documents as a ``_bulk`` file has them: an action line naming the ``_id``, then the source."""
+    out = []
+    for line in lines:
+        doc = orjson.loads(line)
+        out.append(orjson.dumps({"index": {"_index": "old_build", "_id": doc.pop("_id")}}))
+        out.append(orjson.dumps(doc))
+    return out
+
+
+def test_bulk_ndjson_documents(tmp_path):
+    lines = [
+        b'{"index": {"_id": "z"', b'{"symbol": "Z"}',                            # 1-2: a broken action line
+        b'{"index": {"_index": "x", "_id": "a"}}', b'{"symbol": "A"}',            # 3-4: index
+        b'{"create": {"_id": "b"}}', b'{"_id": "not-b", "symbol": "B"}',           # 5-6: the action's _id wins
+        b'', b'{"index": {}}', b'{"_id": "c", "symbol": "C"}',                     # 8-9: the document's _id
+        b'{"delete": {"_id": "a"}}',                                               # 10: no document line
+        b'{"update": {"_id": "a"}}', b'{"doc": {"symbol": "A2"}}',                 # 11-12: not a document
+        b'{"index": {"_id": "d"}}',                                                # 13: its document is missing
+        b'{"index": {"_id": "e"}}', b'{"symbol": "E", ',                           # 14-15: broken JSON
+        b'{"symbol": "F"}',                                                        # 16: no action line
+        b'{"index": {}}', b'{"symbol": "G"}',                                      # 17-18: no _id at all
+        b'{"index": {"_id": "h"}}', b'{"symbol": "H"}',                            # 19-20
+        b'{"index": {"_id": "i"}}',                                                # 21: the file ends
+    ]
+    path = tmp_path / "bulk.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    from biothings.web.load import read_documents
+    read = list(read_documents(str(path)))
+    docs = [(number, doc) for number, doc, error in read if error is None]
+    assert docs == [(4, {"symbol": "A", "_id": "a"}), (6, {"_id": "b", "symbol": "B"}),
+                    (9, {"_id": "c", "symbol": "C"}), (20, {"symbol": "H", "_id": "h"})]
+    errors = {number: error for number, _doc, error in read if error is not None}
+    assert sorted(errors) == [1, 2, 10, 12, 13, 15, 16, 18, 21]
+    assert "invalid JSON" in errors[1] and "invalid JSON" in errors[15]
+    assert "expected a bulk action line" in errors[2] and "expected a bulk action line" in errors[16]
+    assert "'delete' is not a document" in errors[10] and "'update' is not a document" in errors[12]
+    assert "without its document line" in errors[13] and "without its document line" in errors[21]
+    assert "no _id" in errors[18]
+    assert all(error.startswith(f"line {number}:") for number, error in errors.items())
+
+
+def test_cli_loads_a_gzipped_bulk_file(workdir):
+    path = workdir / "genes.bulk.ndjson.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"\n".join(bulk_lines(LINES)) + b"\n")
+    result = run_load(workdir, str(path), "--mapping", MAPPING, "--meta", META)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["errors"] == 0
+    assert engine_count(str(workdir / "data"))[0] == TOTAL
+
+
+# ---------------------------------------------------------------------- cluster targets (noida-db, osmem-server)
 
 def _get(url):
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def noida(tmp_path_factory):
-    """noida-db's Elasticsearch imitation on a free loopback port; stopped afterwards."""
-    try:
-        server = NoidaElasticsearch(str(tmp_path_factory.mktemp("noida"))).start()
-    except RuntimeError as exc:
-        pytest.skip(str(exc)) if "not installed" in str(exc) else pytest.fail(str(exc))
-    yield server.url
-    server.stop()
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def cluster(request):
+    """The URL of each cluster family of the suite: noida-db and osmem-server (or a real cluster)."""
+    return cluster_url(request.param, request)
+
+
+def unique(name):
+    return f"{name}_{uuid.uuid4().hex[:6]}"
 
 
 def _aliases(url, name):
@@ -199,18 +254,20 @@ def _aliases(url, name):
         return []
 
 
-def test_es_load_alias_swap(noida, tmp_path):
-    write_config(str(tmp_path), name="esconf", ES_HOST=noida, ES_INDICES={"gene": "esgenes"})
+def test_cluster_load_alias_swap(cluster, tmp_path):
+    alias = unique("esgenes")
+    write_config(str(tmp_path), name="esconf", ES_HOST=cluster, ES_INDICES={"gene": alias})
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, "--meta", META, conf="esconf")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     first = summary["concrete_index"]
-    assert first.startswith("esgenes_") and _aliases(noida, "esgenes") == [first]
-    assert _get(f"{noida}/esgenes/_count")["count"] == TOTAL
-    mapping = _get(f"{noida}/esgenes/_mapping")[first]["mappings"]
+    assert first.startswith(alias + "_") and _aliases(cluster, alias) == [first]
+    assert summary["backend"] == _get(cluster + "/")["version"].get("distribution", "elasticsearch")
+    assert _get(f"{cluster}/{alias}/_count")["count"] == TOTAL
+    mapping = _get(f"{cluster}/{alias}/_mapping")[first]["mappings"]
     assert mapping["_meta"]["stats"]["total"] == TOTAL and mapping["_meta"]["src"]["entrez"]["version"]
     assert mapping["properties"]["taxid"]["type"] == "integer"
-    hit = _get(f"{noida}/esgenes/_doc/1017")
+    hit = _get(f"{cluster}/{alias}/_doc/1017")
     assert hit["_source"]["symbol"] == "CDK2" and "_id" not in hit["_source"]
 
     # a second load swaps the alias and deletes the old concrete index
@@ -218,25 +275,78 @@ def test_es_load_alias_swap(noida, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "line 12:" in result.stderr and "line 5:" in result.stderr
     second = json.loads(result.stdout)["concrete_index"]
-    assert _aliases(noida, "esgenes") == [second]
-    assert _get(f"{noida}/esgenes/_count")["count"] == TOTAL - 3
+    assert _aliases(cluster, alias) == [second]
+    assert _get(f"{cluster}/{alias}/_count")["count"] == TOTAL - 3
     with pytest.raises(urllib.error.HTTPError):
-        _get(f"{noida}/{first}/_count")
+        _get(f"{cluster}/{first}/_count")
 
     # abort: the alias still points at the previous index, the new one is gone
     result = run_load(tmp_path, bad_file(tmp_path), "--mapping", MAPPING, "--on-error", "abort", conf="esconf")
     assert result.returncode == 1
-    assert _aliases(noida, "esgenes") == [second]
-    indices = _get(f"{noida}/_cat/indices?format=json")
-    assert sorted(i["index"] for i in indices if i["index"].startswith("esgenes")) == [second]
+    assert _aliases(cluster, alias) == [second]
+    indices = _get(f"{cluster}/_cat/indices?format=json")
+    assert sorted(i["index"] for i in indices if i["index"].startswith(alias)) == [second]
 
 
-def test_es_load_replaces_a_plain_index(noida, tmp_path):
-    request = urllib.request.Request(f"{noida}/plain", method="PUT")
+def test_cluster_load_replaces_a_plain_index(cluster, tmp_path):
+    name = unique("plain")
+    request = urllib.request.Request(f"{cluster}/{name}", method="PUT")
     urllib.request.urlopen(request, timeout=5).read()
-    write_config(str(tmp_path), name="esconf", ES_HOST=noida, ES_INDICES={"gene": "plain"})
+    write_config(str(tmp_path), name="esconf", ES_HOST=cluster, ES_INDICES={"gene": name})
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="esconf")
     assert result.returncode == 0, result.stderr
     concrete = json.loads(result.stdout)["concrete_index"]
-    assert _aliases(noida, "plain") == [concrete]
-    assert _get(f"{noida}/plain/_count")["count"] == TOTAL
+    assert _aliases(cluster, name) == [concrete]
+    assert _get(f"{cluster}/{name}/_count")["count"] == TOTAL
+
+
+def index_dump(mapping):
+    """A mapping file as ``GET /<index>`` answers it: the mapping, and index settings with
+    analysis (a lowercase normalizer on ``symbol``) beside settings a cluster only reports."""
+    mapping = json.loads(json.dumps(mapping))
+    mapping["properties"]["symbol"] = {"type": "keyword", "normalizer": "keyword_lowercase_normalizer"}
+    return {"mygene_20240101": {"mappings": mapping, "settings": {"index": {
+        "analysis": {"normalizer": {"keyword_lowercase_normalizer": {"type": "custom", "filter": ["lowercase"]}}},
+        "number_of_shards": "1", "uuid": "P2c1XyQuSp6ucvpDq0Wi0A", "creation_date": "1704067200000",
+        "provided_name": "mygene_20240101", "version": {"created": "8512000"}}}}}
+
+
+def test_cluster_load_applies_index_settings_from_a_bulk_file(cluster, serve, tmp_path):
+    """The mapping file's analysis settings reach the new index (a cluster refuses a field
+    naming an undefined normalizer), from a ``_bulk`` data file; the API then finds
+    ``symbol:cdk2`` through the lowercase normalizer."""
+    alias = unique("analyzed")
+    mapping_file = tmp_path / "genes.index.json"
+    mapping_file.write_text(json.dumps(index_dump(orjson.loads(open(MAPPING, "rb").read()))))
+    bulk = tmp_path / "genes.bulk.ndjson"
+    bulk.write_bytes(b"\n".join(bulk_lines(LINES)) + b"\n")
+    write_config(str(tmp_path), name="esconf", ES_HOST=cluster, ES_INDICES={"gene": alias})
+    result = run_load(tmp_path, str(bulk), "--mapping", str(mapping_file), conf="esconf")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["total"] == TOTAL and summary["errors"] == 0
+    settings = _get(f"{cluster}/{alias}/_settings")[summary["concrete_index"]]["settings"]["index"]
+    assert settings["analysis"]["normalizer"]["keyword_lowercase_normalizer"]["filter"] == ["lowercase"]
+    assert settings["provided_name"] == summary["concrete_index"]
+    backend = "opensearch" if summary["backend"] == "opensearch" else "elasticsearch"
+    api = serve(backend, ES_HOST=cluster, ES_INDICES={"gene": alias})
+    hits = api.get("/v1/query", params={"q": "symbol:cdk2", "fields": "symbol"}).json()["hits"]
+    assert [(hit["_id"], hit["symbol"]) for hit in hits] == [("1017", "CDK2")]
+
+
+def test_embedded_load_applies_index_settings_from_the_mapping_file(workdir, serve):
+    """The same mapping file on the embedded engine: its lowercase normalizer is honoured."""
+    mapping_file = workdir / "genes.index.json"
+    mapping_file.write_text(json.dumps(index_dump(orjson.loads(open(MAPPING, "rb").read()))))
+    result = run_load(workdir, NDJSON, "--mapping", str(mapping_file))
+    assert result.returncode == 0, result.stderr
+    api = serve("embedded", EMBEDDED_DATA_DIR=str(workdir / "data"))
+    hits = api.get("/v1/query", params={"q": "symbol:cdk2", "fields": "symbol"}).json()["hits"]
+    assert [(hit["_id"], hit["symbol"]) for hit in hits] == [("1017", "CDK2")]
+    unknown = workdir / "unknown.index.json"
+    dump = index_dump(orjson.loads(open(MAPPING, "rb").read()))
+    next(iter(dump.values()))["settings"]["index"]["analysis"]["normalizer"]["keyword_lowercase_normalizer"][
+        "filter"] = ["uppercase"]
+    unknown.write_text(json.dumps(dump))
+    refused = run_load(workdir, NDJSON, "--mapping", str(unknown))
+    assert refused.returncode == 1 and "uppercase" in refused.stderr

@@ -70,13 +70,13 @@ def test_metadata_is_cached_and_refreshed_in_background(serve, es_url):
 
     index = f"bt_test_refresh_{uuid.uuid4().hex[:8]}"
     docs = data.DOCS[:5]
-    client = load_es_index(es_url, index, docs=docs, meta=dict(data.META, build_version="build-1"))
+    cluster_index = load_es_index(es_url, index, docs=docs, meta=dict(data.META, build_version="build-1"))
     try:
         cached = serve("elasticsearch", ES_INDICES={"gene": index}, METADATA_REFRESH_INTERVAL=0)
         api = serve("elasticsearch", ES_INDICES={"gene": index}, METADATA_REFRESH_INTERVAL=1)
         assert api.get("/v1/metadata").json()["build_version"] == "build-1"
         assert cached.get("/v1/metadata").json()["build_version"] == "build-1"
-        client.indices.put_mapping(index=index, meta=dict(data.META, build_version="build-2"))
+        cluster_index.put_meta(dict(data.META, build_version="build-2"))
         # requests are served from the cache: without a refresh, the change is never seen
         for _ in range(3):
             assert cached.get("/v1/metadata").json()["build_version"] == "build-1"
@@ -86,5 +86,4 @@ def test_metadata_is_cached_and_refreshed_in_background(serve, es_url):
             time.sleep(0.2)
         assert api.get("/v1/metadata").json()["stats"]["total"] == len(docs)
     finally:
-        client.indices.delete(index=index, ignore_unavailable=True)
-        client.close()
+        cluster_index.delete()

@@ -33,7 +33,9 @@ def test_spec_is_valid_openapi_31(api):
     validate(spec)
     assert spec["openapi"] == "3.1.0"
     assert spec["info"]["title"] == "Demo Gene API"
-    assert spec["servers"] == [{"url": api.url}]
+    assert spec["servers"] == [{"url": "/"}]  # relative: no Host header can change it
+    forged = api.get("/v1/spec", headers={"Host": "evil.example", "X-Forwarded-Proto": "https"}).json()
+    assert forged["servers"] == [{"url": "/"}]
     as_yaml = api.get("/v1/spec", params={"format": "yaml"})
     assert as_yaml.headers["Content-Type"].startswith("text/x-yaml")
     from_yaml = yaml.safe_load(as_yaml.text)
@@ -189,3 +191,28 @@ def test_front_page_escapes_server_side(serve):
     assert "Content-Security-Policy" in page.headers
     front = client.get("/")
     assert 'href="/v1/docs"' in front.text and 'href="/v1/spec"' in front.text
+
+
+def test_metrics_is_documented_as_prometheus_text(api):
+    operation = api.get("/v1/spec").json()["paths"]["/metrics"]["get"]
+    assert list(operation["responses"]["200"]["content"]) == ["text/plain; version=0.0.4"]
+    assert "Prometheus" in operation["description"]
+    response = api.get("/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain") and "# TYPE" in response.text
+
+
+def test_examples_come_from_the_config_or_the_mapping(api, serve):
+    """The demo's examples are its config's; an API without QUERY_EXAMPLES shows generic ones."""
+    def shown(client):
+        page = client.get("/").text
+        description = client.get("/v1/spec").json()["paths"]["/v1/query"]["get"]["description"]
+        return page, description
+
+    page, description = shown(api)
+    assert "e.g. cdk2, symbol:CDK2" in page and 'placeholder="e.g. taxid:9606"' in page
+    assert "`cdk2`, `symbol:CDK2`" in description
+    page, description = shown(serve(api.backend, QUERY_EXAMPLES=[]))
+    assert "cdk2" not in page.lower() and "taxid:9606" not in page
+    first_field = next(iter(api.get("/v1/metadata/fields").json()))
+    assert f"e.g. __all__, _exists_:{first_field}" in page
+    assert f"`__all__`, `_exists_:{first_field}`" in description and "cdk2" not in description

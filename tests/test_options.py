@@ -4,18 +4,28 @@ from biothings.web.options import Options, OptionSet, _split_items, split_list
 
 
 def test_declared_names_read_fast_and_undeclared_read_none():
-    OptionSet({"species": {"type": list}, "items": {"type": str}, "get": {"type": str}})
-    options = Options(species=["human"], items="x")
-    assert isinstance(vars(Options).get("species"), property)
-    assert options.species == ["human"]
+    optionset = OptionSet({"species": {"type": list}, "size": {"type": int, "default": 10}})
+    options = optionset.parse(query={"species": ["human"]})
+    assert isinstance(vars(type(options)).get("species"), property)
+    assert options.species == ["human"] and options.size == 10
     assert options.annotation is None and options.not_declared_anywhere is None
     options.annotation = True
     options.extra = 3
-    assert options == {"species": ["human"], "items": "x", "annotation": True, "extra": 3}
+    assert options == {"species": ["human"], "size": 10, "annotation": True, "extra": 3}
     assert options.annotation is True and options.extra == 3
-    # names of dict methods stay methods
-    assert options.get("items") == "x" and ("items", "x") in options.items()
     assert Options(species=None).species is None
+
+
+def test_option_names_that_are_dict_methods_are_options():
+    names = ["values", "keys", "items", "get", "copy", "pop", "update"]
+    optionset = OptionSet({name: {"type": str} for name in names})
+    options = optionset.parse(query={"values": ["v"], "get": ["g"], "copy": ["c"]})
+    assert options.values == "v" and options.get == "g" and options.copy == "c"
+    assert options.keys is None and options.items is None  # declared, not given: their default
+    assert dict.get(options, "values") == "v" and dict(options)["get"] == "g"
+    # another API's options keep the dict methods
+    plain = OptionSet({"size": {"type": int}}).parse(query={"size": ["3"]})
+    assert plain.get("size") == 3 and list(plain.items()) == [("size", 3)]
 
 
 def test_plain_comma_lists_split_like_the_general_rule():

@@ -13,7 +13,7 @@ GO_BP_IDS = [item["id"] for item in data.BY_ID["1017"]["go"]["BP"]]
 
 def test_allow_null_always_list_dotfield_over_a_list_of_objects_answers(api):
     """The request that looped forever: one shared [] per parent, appended to itself."""
-    response = api.get("/v1/query", params={"q": "_id:1017", "dotfield": "", "allow_null": "go.BP.__test__",
+    response = api.get("/v1/query", params={"q": "symbol:CDK2", "dotfield": "", "allow_null": "go.BP.__test__",
                                              "always_list": "go.BP.__test__"})
     assert response.status_code == 200
     hit = response.json()["hits"][0]
@@ -22,10 +22,10 @@ def test_allow_null_always_list_dotfield_over_a_list_of_objects_answers(api):
 
 
 def test_allow_null_dotfield_over_a_list_of_objects_is_an_empty_list(api):
-    hit = api.get("/v1/query", params={"q": "_id:1017", "dotfield": "1",
+    hit = api.get("/v1/query", params={"q": "symbol:CDK2", "dotfield": "1",
                                         "allow_null": "go.BP.__test__"}).json()["hits"][0]
     assert hit["go.BP.__test__"] == []  # the nulls of every item are dropped when flattened
-    hit = api.get("/v1/query", params={"q": "_id:1017", "dotfield": "1",
+    hit = api.get("/v1/query", params={"q": "symbol:CDK2", "dotfield": "1",
                                         "allow_null": "genomic_pos.__test__"}).json()["hits"][0]
     assert hit["genomic_pos.__test__"] is None  # one object: one null, kept
     assert hit["genomic_pos.chr"] == "12"
@@ -63,7 +63,7 @@ def test_jmespath_exclude_empty_drops_hits_whose_result_is_empty(api):
 
 
 def test_jmespath_exclude_empty_inside_a_list_removes_items(api):
-    params = {"q": "_id:1017", "fields": "go.BP", "jmespath": "go.BP.id|starts_with(@, 'GO:000008') && @"}
+    params = {"q": "symbol:CDK2", "fields": "go.BP", "jmespath": "go.BP.id|starts_with(@, 'GO:000008') && @"}
     every = api.get("/v1/query", params=params).json()["hits"][0]["go"]["BP"]
     assert len(every) == len(GO_BP_IDS) and {item["id"] for item in every} - set(GO_BP_IDS) == {False}
     kept = api.get("/v1/query", params={**params, "jmespath_exclude_empty": "true"}).json()["hits"][0]["go"]["BP"]
@@ -116,7 +116,7 @@ def test_scopes_accept_wildcard_patterns(api):
 def test_annotation_rawquery(api):
     """BioThings shows a multi_match over _id; ours is the ids query it runs as (docs/contract.md)."""
     assert api.get("/v1/gene/1017", params={"rawquery": 1}).json() == {
-        "query": {"ids": {"values": ["1017"]}}, "version": True, "size": 1000}
+        "query": {"ids": {"values": ["1017"]}}, "version": True, "size": 1000, "track_total_hits": True}
     assert api.get("/v1/gene/symbol:CDK2", params={"rawquery": 1}).json()["query"] == {
         "multi_match": {"query": "CDK2", "fields": ["symbol"], "operator": "and", "lenient": True}}
 
@@ -172,3 +172,15 @@ def test_a_transform_that_never_ends_is_cut_and_the_worker_goes_on(api, serve, c
     assert any(request_id in record.getMessage() and record.levelno == logging.ERROR for record in caplog.records)
     ok = client.get("/v1/query", params={"q": "symbol:CDK2"})  # the same worker serves the next one
     assert ok.status_code == 200 and ok.json()["hits"][0]["_id"] == "1017"
+
+
+def test_status_is_503_when_a_configured_index_does_not_exist(api, serve):
+    client = serve(api.backend, ES_INDICES={"gene": "no_such_index_xyz"})
+    response = client.get("/status")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "'no_such_index_xyz' (type gene)" in response.json()["error"]
+    assert "indices" not in response.json()
+    dev = client.get("/status", params={"dev": 1}).json()
+    assert dev["indices"] == {"missing": {"gene": "no_such_index_xyz"}}
+    assert client.get("/v1/gene/1017").status_code == 404  # what every data route answers
+    assert api.get("/status").status_code == 200

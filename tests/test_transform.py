@@ -70,16 +70,17 @@ def test_option_helpers_are_static():
     assert doc == {"a": [{"b": [1]}, {"c": 2, "b": []}], "x": None}
 
 
-def test_transform_mapping(transform):
+def test_field_list():
+    from biothings.web.metadata import field_list
     mapping = {"properties": {"a": {"properties": {"b": {"type": "keyword", "index": False}}},
                               "s": {"type": "text", "fields": {"raw": {"type": "keyword"}}}}}
-    fields = transform.transform_mapping(mapping)
+    fields = field_list(mapping)
     assert fields == {"a": {"type": "object"},
                       "a.b": {"type": "keyword", "index": False, "searched_by_default": False},
                       "s": {"type": "text", "index": True, "searched_by_default": True},
                       "s.raw": {"type": "keyword", "index": True, "searched_by_default": True}}
-    assert set(transform.transform_mapping(mapping, prefix="s")) == {"s", "s.raw"}
-    assert set(transform.transform_mapping(mapping, search="raw")) == {"s.raw"}
+    assert set(field_list(mapping, prefix="s")) == {"s", "s.raw"}
+    assert set(field_list(mapping, search="raw")) == {"s.raw"}
 
 
 def test_end_of_scroll(transform):

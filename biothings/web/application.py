@@ -9,6 +9,7 @@ import tornado.web
 
 from biothings.web.accesslog import make_log_function
 from biothings.web.handlers.base import NotFoundHandler
+from biothings.web.proxies import TrustedProxies
 
 logger = logging.getLogger("biothings.web")
 
@@ -20,7 +21,7 @@ def prepare_embedded_data(web_settings):
     ``python index.py`` on a fresh machine has data to serve.
     """
     for settings in web_settings.all_settings():
-        if settings.ES_HOST:
+        if settings.es_hosts:
             continue
         from biothings.web.engines.embedded import ensure_index
         data_dir = os.path.abspath(settings.EMBEDDED_DATA_DIR)
@@ -46,14 +47,21 @@ class BiothingsApplication(tornado.web.Application):
         settings.setdefault("static_hash_cache", True)
         super().__init__(handlers, **settings)
         self.biothings = web_settings
+        self.specs = {}  # id(API settings) -> its OpenAPI document, built at the first /spec or /
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
+        self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)
         from biothings.web.memory import MemoryReturn
         self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0)
 
     def start_request(self, server_conn, request_conn):
         from biothings.web.limits import RequestGuard
         return RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
+
+    def find_handler(self, request, **kwargs):
+        # the client's address and scheme, as a trusted proxy gives them (biothings.web.proxies)
+        self.trusted_proxies.apply(request)
+        return super().find_handler(request, **kwargs)
 
     async def drain(self, timeout):
         """Wait (at most ``timeout`` seconds) until no request is in flight; True if none is."""
@@ -74,11 +82,12 @@ class BiothingsApplication(tornado.web.Application):
             if self.metrics is not None:
                 self.metrics.instrument_engine(settings.engine)
             await settings.metadata.refresh()
-            interval = settings.METADATA_REFRESH_INTERVAL
-            if interval and interval > 0:
-                refresher = tornado.ioloop.PeriodicCallback(settings.metadata.refresh, interval * 1000)
-                refresher.start()
-                self._refreshers.append(refresher)
+            for callback, interval in ((settings.metadata.refresh, settings.METADATA_REFRESH_INTERVAL),
+                                       (settings.metadata.check_versions, settings.METADATA_CHECK_INTERVAL)):
+                if interval and interval > 0:
+                    refresher = tornado.ioloop.PeriodicCallback(callback, interval * 1000)
+                    refresher.start()
+                    self._refreshers.append(refresher)
 
     async def shutdown(self):
         """Stop background work and close engine clients."""

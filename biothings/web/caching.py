@@ -3,9 +3,10 @@
 An answer of a BioThings API only changes when its index is rebuilt (or the
 API's configuration or software changes), so its ETag is computed from
 
-- a *build token* per biothing type: a hash of the index name, its ``_meta``
-  (``build_version``, ``build_date``, sources...) and its document count, taken
-  from the metadata cache and computed once per metadata refresh;
+- a *build token* per biothing type: a hash of the index name, the engine's
+  ``index_version`` (the build behind it), its ``_meta`` (``build_version``,
+  ``build_date``, sources...) and its document count, taken from the metadata cache
+  and computed once per metadata refresh;
 - a *config token* per API: the software version and every setting value,
   computed once;
 - the request: method, path, query arguments (sorted by name) and format.
@@ -15,7 +16,7 @@ running the query (``check_not_modified``). Only successful, cacheable GET and
 HEAD answers get one: never errors, ``fetch_all``/``scroll_id``, ``__any__``,
 ``rawquery``, ``/status`` or POST batches (HTTP revalidation is for GET/HEAD).
 A rebuilt index changes the ETags of its API once the metadata cache has
-refreshed (``METADATA_REFRESH_INTERVAL``).
+noticed it (``METADATA_CHECK_INTERVAL``, 1 s by default).
 """
 
 import hashlib
@@ -50,25 +51,15 @@ def config_token(web_settings):
     return token
 
 
-def build_token(type_metadata):
-    """A hash of what identifies one build of a type's index (memoized on it)."""
-    token = type_metadata.__dict__.get("_etag_token")
-    if token is None:
-        data = orjson.dumps([type_metadata.index, type_metadata.total, type_metadata.meta],
-                            default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-        token = type_metadata._etag_token = hashlib.blake2b(data, digest_size=8).hexdigest()
-    return token
-
-
 def builds_of(web_settings, biothing_type):
     """Build tokens of the index(es) an answer comes from; ``None`` when unknown."""
     types = web_settings.metadata.types
     if biothing_type is not None:
         found = types.get(biothing_type)
-        return build_token(found) if found is not None else None
+        return found.build_token if found is not None else None
     if not types:
         return None
-    return "+".join(build_token(types[name]) for name in sorted(types))
+    return "+".join(types[name].build_token for name in sorted(types))
 
 
 def request_etag(handler):
@@ -79,7 +70,8 @@ def request_etag(handler):
         return None
     request = handler.request
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"{config_token(settings)}|{builds}|{request.method}|{request.path}|{handler.format}".encode())
+    # GET and HEAD (the only methods here) share an ETag: a HEAD answers with the GET's headers
+    digest.update(f"{config_token(settings)}|{builds}|GET|{request.path}|{handler.format}".encode())
     for key in sorted(request.query_arguments):
         digest.update(b"\x00" + key.encode())
         for value in request.query_arguments[key]:

@@ -92,6 +92,12 @@ def _json_piecewise(data, option, sort_keys, max_bytes):
     return b"".join(pieces)
 
 
+def error_json(code, reason, /, **extra):
+    """The contract's JSON error body, ``{"code", "success": false, "error", ...}``: the one
+    builder of every error the API writes (handlers, the request guard, the HTTP server)."""
+    return to_json({"code": code, "success": False, "error": reason, **extra})
+
+
 def to_yaml(data, sort_keys=False, max_bytes=0):
     # YAML and msgpack come from the JSON text (its types); they may be shorter than it
     tree = orjson.loads(to_json(data, max_bytes=max_bytes * 2))

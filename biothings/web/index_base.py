@@ -1,5 +1,11 @@
-"""Command line entry point: ``python index.py --conf=config --port=8000``."""
+"""Command line entry point: ``python index.py --conf=config --port=8000``.
 
+Mistakes on the command line or in the config end the start with one line on
+stderr (usage and exit code 2 for the command line, exit code 1 for the config),
+never a traceback, unless ``--debug``.
+"""
+
+import argparse
 import asyncio
 import gc
 import logging
@@ -9,57 +15,99 @@ import socket
 import sys
 
 import tornado.netutil
-import tornado.options
 import tornado.process
-from tornado.options import define, options
 
 logger = logging.getLogger("biothings.web")
 
-define("port", default=8000, help="port to listen on")
-define("address", default="0.0.0.0", help="address to bind")
-define("debug", default=False, help="debug mode (tracebacks in logs, no caching)")
-define("autoreload", default=False, help="restart on source change")
-define("conf", default="config", help="config module: dotted name or file path")
-define("dir", default=os.getcwd(), help="working directory")
-define("processes", default=0, help="worker processes sharing the port; 0 = one per core")
-define("loop", default="auto", help="event loop: auto (uvloop when installed), uvloop or asyncio")
-define("shutdown_timeout", default=10.0, help="seconds to finish in-flight requests on SIGTERM")
-define("gc_threshold", default=10000, help="allocations between two young-generation garbage collections "
-                                            "(Python's default: 700); 0 keeps Python's thresholds")
+_TRUE = ("1", "true", "yes", "y", "t", "on")
+_FALSE = ("0", "false", "no", "n", "f", "off")
 
 
-def main(app_settings=None, use_curl=False):
+def _switch(text):
+    """``--debug``, ``--debug=true`` or ``--debug=0`` (tornado's spellings keep working)."""
+    word = str(text).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def make_parser():
+    """The command line of ``index.py``: our options, each with one line and its default."""
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "index.py",
+        description="Serve a BioThings API (settings from the config module, see docs/configuration.md).",
+        epilog="example: python index.py --conf=config --port=8000 --processes=2",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--conf", default="config", metavar="MODULE", help="config module: a dotted name or a .py file")
+    add("--port", type=int, default=8000, help="port to listen on")
+    add("--address", default="0.0.0.0", help="address to bind")
+    add("--processes", type=int, default=0, metavar="N", help="worker processes sharing the port; 0: one per core")
+    add("--http", choices=("biothings", "tornado"), default=argparse.SUPPRESS,
+        help="HTTP server (default: the HTTP_SERVER setting)")
+    add("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+        help="event loop; auto: uvloop when installed")
+    add("--dir", default=os.getcwd(), help="working directory (where the config module is looked for)")
+    add("--debug", type=_switch, nargs="?", const=True, default=False, metavar="BOOL",
+        help="one process, tracebacks in logs and on start-up errors")
+    add("--autoreload", type=_switch, nargs="?", const=True, default=False, metavar="BOOL",
+        help="restart when a source file changes (one process)")
+    add("--shutdown_timeout", "--shutdown-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="seconds in-flight requests get to finish on SIGTERM")
+    add("--gc_threshold", "--gc-threshold", type=int, default=10000, metavar="N",
+        help="allocations between two young-generation garbage collections (Python's: 700); 0: Python's")
+    add("--logging", default=None, metavar="LEVEL", help=argparse.SUPPRESS)  # tornado's spelling of LOGGING_LEVEL
+    return parser
+
+
+def main(app_settings=None, use_curl=False, argv=None):
     """Serve the API: parse the command line, load the config, fork, run.
 
     ``app_settings``: extra tornado application settings; ``use_curl``: use
     tornado's libcurl HTTP client for outgoing requests.
     """
-    tornado.options.parse_command_line()
-    os.chdir(options.dir)
-    if options.dir not in sys.path:
-        sys.path.insert(0, options.dir)
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        level=(args.logging or "INFO").upper() if not str(args.logging).isdigit() else int(args.logging))
+    try:
+        os.chdir(args.dir)
+    except OSError as exc:
+        raise SystemExit(f"error: --dir={args.dir}: {exc.strerror}") from None
+    if args.dir not in sys.path:
+        sys.path.insert(0, args.dir)
     if use_curl:
         from tornado.httpclient import AsyncHTTPClient
         AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
 
     from biothings.web.application import prepare_embedded_data
-    from biothings.web.settings import BiothingWebSettings
+    from biothings.web.settings import BiothingWebSettings, SettingsError
 
-    web_settings = BiothingWebSettings(options.conf)
+    try:
+        web_settings = BiothingWebSettings(args.conf)
+    except SettingsError as exc:  # a config mistake: one line, no traceback
+        if args.debug:
+            raise
+        raise SystemExit(f"error: {exc}") from None
     web_settings.configure_logger(logging.getLogger("biothings"))
     from biothings.web import accesslog
     accesslog.configure(web_settings)
     prepare_embedded_data(web_settings)
+    check_clusters(web_settings, args.debug)
 
-    processes = options.processes
-    if options.debug or options.autoreload:
+    processes = args.processes
+    if args.debug or args.autoreload:
         processes = 1
     # Several workers: each binds its own SO_REUSEPORT socket, so the kernel
     # spreads connections over them. On one shared socket, whichever worker
     # wakes first accepts a whole burst of keep-alive connections (wrk -c32:
     # often all 32 on one worker, the other idle).
-    reuse_port = processes != 1 and bool(options.port) and hasattr(socket, "SO_REUSEPORT")
-    sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=reuse_port)
+    reuse_port = processes != 1 and bool(args.port) and hasattr(socket, "SO_REUSEPORT")
+    try:
+        sockets = tornado.netutil.bind_sockets(args.port, args.address, reuse_port=reuse_port)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot listen on {args.address}:{args.port}: {exc.strerror}") from None
     if processes != 1:
         if web_settings.get("METRICS_PATH"):
             from biothings.web.metrics import prepare_multiprocess
@@ -70,14 +118,27 @@ def main(app_settings=None, use_curl=False):
             sockets = []
         supervise_workers(processes or tornado.process.cpu_count(), sockets)
         if reuse_port:
-            sockets = tornado.netutil.bind_sockets(options.port, options.address, reuse_port=True)
+            sockets = tornado.netutil.bind_sockets(args.port, args.address, reuse_port=True)
 
     settings = dict(app_settings or {})
-    if options.debug:
+    if args.debug:
         settings["debug"] = True
-    if options.autoreload:
+    if args.autoreload:
         settings["autoreload"] = True
-    run(serve(web_settings, sockets, settings), options.loop)
+    run(serve(web_settings, sockets, settings, args), args.loop)
+
+
+def check_clusters(web_settings, debug=False):
+    """Exit with one line if a cluster of the config cannot be served (an unsupported
+    version, or its client extra not installed), before any worker starts."""
+    from biothings.web import engines
+    from biothings.web.engines.clusters import ClusterError
+    try:
+        engines.check_clusters(web_settings)
+    except ClusterError as exc:
+        if debug:
+            raise
+        raise SystemExit(f"error: {exc}") from None
 
 
 def run(main_coroutine, loop="auto"):
@@ -149,16 +210,16 @@ def supervise_workers(count, sockets=()):
     sys.exit(0)
 
 
-async def serve(web_settings, sockets, app_settings):
+async def serve(web_settings, sockets, app_settings, args):
     """Run until SIGTERM/SIGINT, then finish in-flight requests and close."""
     app = web_settings.get_app(app_settings)
-    server = make_server(app, web_settings)
+    server = make_server(app, web_settings, getattr(args, "http", None))
     await server.start(sockets)
     await app.startup()
     # the start-up heap (modules, settings, metadata) lives for good: keeping it
     # out of the collector's scans shortens GC pauses on the request path
     gc.freeze()
-    tune_gc(options.gc_threshold)
+    tune_gc(args.gc_threshold)
     logger.info("serving on %s (pid %d, %s event loop, gc threshold %d)",
                 ", ".join(str(s.getsockname()) for s in sockets), os.getpid(),
                 type(asyncio.get_running_loop()).__module__.split(".")[0], gc.get_threshold()[0])
@@ -168,7 +229,7 @@ async def serve(web_settings, sockets, app_settings):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     logger.info("shutting down (pid %d)", os.getpid())
-    await graceful_stop(server, app, options.shutdown_timeout)
+    await graceful_stop(server, app, args.shutdown_timeout)
 
 
 def tune_gc(threshold):
@@ -185,10 +246,26 @@ def tune_gc(threshold):
         gc.set_threshold(threshold, middle, old)
 
 
-def make_server(app, web_settings):
-    """The HTTP server of ``app``: X-Forwarded-*/X-Real-Ip trusted, the body size limit set."""
-    from biothings.web.httpserver import HTTPServer
-    return HTTPServer(app, xheaders=True, max_body_size=web_settings.MAX_BODY_SIZE)
+def make_server(app, web_settings, kind=None):
+    """The HTTP server of ``app`` (``kind``, or the ``HTTP_SERVER`` setting), its limits and timeouts set.
+
+    tornado's server has one timeout for the wait between requests and the
+    head that follows (``idle_connection_timeout``): it gets the shorter of
+    ``HTTP_IDLE_TIMEOUT`` and ``HTTP_HEADER_TIMEOUT``, and no write timeout.
+    """
+    from biothings.web import httpserver
+    kind = kind or web_settings.HTTP_SERVER
+    limits = {"max_body_size": web_settings.MAX_BODY_SIZE, "max_header_size": web_settings.HTTP_MAX_HEADER_SIZE}
+    if kind == "biothings":
+        return httpserver.HTTPServer(app, header_timeout=web_settings.HTTP_HEADER_TIMEOUT,
+                                     body_timeout=web_settings.HTTP_BODY_TIMEOUT,
+                                     idle_timeout=web_settings.HTTP_IDLE_TIMEOUT,
+                                     write_timeout=web_settings.HTTP_WRITE_TIMEOUT, **limits)
+    if kind == "tornado":
+        waits = [timeout for timeout in (web_settings.HTTP_IDLE_TIMEOUT, web_settings.HTTP_HEADER_TIMEOUT) if timeout]
+        return httpserver.TornadoHTTPServer(app, idle_connection_timeout=min(waits) if waits else None,
+                                            body_timeout=web_settings.HTTP_BODY_TIMEOUT or None, **limits)
+    raise SystemExit(f"HTTP server {kind!r}: expected biothings or tornado")
 
 
 async def graceful_stop(server, app, timeout):

@@ -9,24 +9,32 @@ bare ``400`` or nothing at all:
 - a body larger than ``MAX_BODY_SIZE`` (announced by ``Content-Length``, or
   counted while a chunked body arrives): ``413``, without buffering the body.
   The rest of the body is read and thrown away (up to ``BODY_DRAIN_LIMIT``
-  bytes) so the client reads the answer instead of a connection reset.
+  bytes) so the client reads the answer instead of a connection reset;
+- a method no handler can implement (``PROPFIND``, ``get``): ``501``.
 
 It also counts requests in flight, so a shutdown can wait for them to finish
-(``BiothingsApplication.drain``).
+(``BiothingsApplication.drain``): a request counts from its head until its
+answer is finished or its connection closes, and a request the application
+could not even take (tornado's ``HTTPInputError`` for a bad ``Host``) does not
+count at all.
 """
 
-import orjson
+import tornado.web
 from tornado import httputil
+
+from biothings.web import formats
 
 # Over-limit bodies beyond this many bytes are not drained: the connection closes.
 BODY_DRAIN_LIMIT = 64 * 1024 * 1024
 
-_REASONS = {413: "Payload Too Large", 414: "URI Too Long"}
+_REASONS = {413: "Payload Too Large", 414: "URI Too Long", 501: "Not Implemented"}
+# methods a tornado handler can implement; any other gets 501 (405 is for a method this route lacks)
+KNOWN_METHODS = frozenset(tornado.web.RequestHandler.SUPPORTED_METHODS)
 
 
 def json_error_response(request_conn, status, reason, headers=None, **extra):
     """Write a contract JSON error straight on the connection and finish it."""
-    body = orjson.dumps({"code": status, "success": False, "error": reason, **extra})
+    body = formats.error_json(status, reason, **extra)
     response_headers = httputil.HTTPHeaders({
         "Content-Type": "application/json; charset=UTF-8",
         "Content-Length": str(len(body)),
@@ -47,6 +55,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         self.delegate = delegate
         self.request_conn = request_conn
         self.rejected = False
+        self.broken = False  # the application raised taking the head: nothing of it is left to close
         self.counted = False
         self.received = 0
         self.limit = None
@@ -58,7 +67,6 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         original = self.request_conn.finish
 
         def finish():
-            del self.request_conn.finish  # the connection's own method again: no cycle left behind
             try:
                 return original()
             finally:
@@ -69,6 +77,7 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         if self.counted:
             self.counted = False
             self.application.inflight -= 1
+            del self.request_conn.finish  # the connection's own method again: no cycle left behind
 
     # ---------------------------------------------------------- delegate
     def headers_received(self, start_line, headers):
@@ -78,6 +87,8 @@ class RequestGuard(httputil.HTTPMessageDelegate):
         if origin:
             cors["Access-Control-Allow-Origin"] = origin
         self.cors = cors
+        if start_line.method not in KNOWN_METHODS:
+            return self._reject(501, f"Request method not implemented: {start_line.method!r}.")
         max_url = settings.get("MAX_URL_LENGTH") or 0
         if max_url and len(start_line.path) > max_url:
             return self._reject(414, f"Request URI too long: {len(start_line.path)} characters, "
@@ -98,7 +109,12 @@ class RequestGuard(httputil.HTTPMessageDelegate):
                 # count it ourselves, so an oversized chunked body gets the JSON 413
                 self.request_conn.set_max_body_size(self.limit + BODY_DRAIN_LIMIT)
         self._start()
-        return self.delegate.headers_received(start_line, headers)
+        try:
+            return self.delegate.headers_received(start_line, headers)
+        except BaseException:
+            self.broken = True
+            self._done()
+            raise
 
     def _reject_body(self, size):
         return self._reject(413, f"Request body too large: the maximum is {self.limit} bytes.",
@@ -124,6 +140,8 @@ class RequestGuard(httputil.HTTPMessageDelegate):
             self.delegate.finish()
 
     def on_connection_close(self):
-        if not self.rejected:
-            self.delegate.on_connection_close()
-        self._done()
+        try:
+            if not self.rejected and not self.broken:
+                self.delegate.on_connection_close()
+        finally:
+            self._done()

@@ -1,4 +1,4 @@
-"""Load documents into the configured backend: the embedded engine or Elasticsearch.
+"""Load documents into the configured backend: the embedded engine or a cluster.
 
 ::
 
@@ -6,14 +6,18 @@
         [--mapping genes.mapping.json] [--meta genes.meta.json]
         [--on-error skip|abort] [--batch-size 1000] [--quiet]
 
-Input: NDJSON (one JSON object a line) or a JSON array, optionally gzipped
-(``.gz``). Every document needs an ``_id``. A malformed line (bad JSON, not an
+Input: NDJSON (one JSON object a line), ``_bulk`` NDJSON (an action line such as
+``{"index": {"_id": "1017"}}`` before each document, as bulk files and dumps are)
+or a JSON array, optionally gzipped (``.gz``). Every document needs an ``_id``
+(a bulk action's ``_id`` is the document's). A malformed line (bad JSON, not an
 object, no ``_id``, or a value the mapping cannot take) is reported with its line
 number; ``--on-error skip`` (default) skips it and the run ends with a warning
 and exit code 0, ``--on-error abort`` stops with exit code 1 and replaces nothing.
 
-The backend follows the config: ``ES_HOST`` set -> a new concrete index
-``NAME_<timestamp>`` is created with the mapping and ``_meta``, filled with bulk
+The backend follows the config: ``ES_HOST`` set -> the cluster's ``GET /`` picks
+the client (Elasticsearch 7, 8, 9 or OpenSearch, as the server does), a new
+concrete index ``NAME_<timestamp>`` is created with the mapping, the mapping
+file's index settings (``settings``: analysis...) and ``_meta``, filled with bulk
 requests, refreshed, then alias ``NAME`` is switched to it atomically and the
 previous index is deleted; ``ES_HOST`` empty -> an embedded index in
 ``EMBEDDED_DATA_DIR``, swapped in atomically. Without ``--index`` the first
@@ -23,13 +27,15 @@ value of ``ES_INDICES`` is used. Without ``--mapping`` one is inferred (see
 
 import argparse
 import datetime
-import gzip
+import importlib
 import logging
 import os
 import sys
 import time
 
 import orjson
+
+from biothings.web.documents import open_file, position, read_documents  # read_documents: public here too
 
 logger = logging.getLogger("biothings.web.load")
 
@@ -38,81 +44,6 @@ DEFAULT_DATA_DIR = "./.biothings_data"
 
 class LoadError(Exception):
     """The load was aborted; nothing was replaced."""
-
-
-# ---------------------------------------------------------------------- reading
-
-def _open(path):
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def _first_char(path):
-    with _open(path) as handle:
-        while True:
-            chunk = handle.read(4096)
-            if not chunk:
-                return b""
-            stripped = chunk.lstrip()
-            if stripped.startswith(b"\xef\xbb\xbf"):
-                stripped = stripped[3:].lstrip()
-            if stripped:
-                return stripped[:1]
-
-
-def _check(doc):
-    if not isinstance(doc, dict):
-        return f"expected a JSON object, got {type(doc).__name__}"
-    doc_id = doc.get("_id")
-    if doc_id is None or doc_id == "":
-        return "document has no _id"
-    if isinstance(doc_id, (dict, list, bool)):
-        return f"invalid _id {doc_id!r}"
-    return None
-
-
-def read_documents(path):
-    """Yield ``(line_number, doc, error)`` for each document of ``path``.
-
-    ``error`` is None for a good document, else a message starting with the
-    line number (for a JSON array: the item number); ``doc`` is then None.
-    """
-    if _first_char(path) == b"[":
-        with _open(path) as handle:
-            data = handle.read()
-        try:
-            items = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            yield 1, None, f"{path}: invalid JSON array: {exc}"
-            return
-        for number, doc in enumerate(items, 1):
-            problem = _check(doc)
-            if problem:
-                yield number, None, f"item {number}: {problem}"
-            else:
-                yield number, doc, None
-        return
-    with _open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield number, None, f"line {number}: invalid JSON: {exc}"
-                continue
-            problem = _check(doc)
-            if problem:
-                yield number, None, f"line {number}: {problem}"
-            else:
-                yield number, doc, None
-
-
-def _where(number, path):
-    return f"item {number}" if _first_char(path) == b"[" else f"line {number}"
 
 
 # ---------------------------------------------------------------------- settings
@@ -129,7 +60,6 @@ def _settings(config):
         BiothingWebSettings = None
     if BiothingWebSettings is not None:
         return BiothingWebSettings(config)
-    import importlib
     return importlib.import_module(config) if isinstance(config, str) else config
 
 
@@ -139,7 +69,7 @@ def _setting(settings, name, default):
 
 
 def _read_json_file(path):
-    with _open(path) as handle:
+    with open_file(path) as handle:
         return orjson.loads(handle.read())
 
 
@@ -151,11 +81,42 @@ def normalize_mapping(mapping):
         return mapping
     if "mappings" in mapping:
         return normalize_mapping(mapping["mappings"])
-    if len(mapping) == 1:
-        (_name, inner), = mapping.items()
-        if isinstance(inner, dict) and ("mappings" in inner or "properties" in inner):
-            return normalize_mapping(inner)
+    inner = _only_index(mapping)
+    if inner is not None:
+        return normalize_mapping(inner)
     return {"properties": mapping}
+
+
+def _only_index(definition):
+    """The inside of ``{"<index name>": {"mappings"|"properties"...}}`` (a get-index answer), else None."""
+    if len(definition) == 1:
+        (_name, inner), = definition.items()
+        if isinstance(inner, dict) and ("mappings" in inner or "properties" in inner):
+            return inner
+    return None
+
+
+# what a cluster reports in an index's settings but refuses in a create-index request
+_REPORTED_SETTINGS = ("uuid", "version", "creation_date", "creation_date_string", "provided_name")
+
+
+def index_settings(definition):
+    """The index settings of a mapping file (``{"mappings", "settings"}`` or a get-index
+    answer): analysis (normalizers, analyzers), shards... as a create-index request takes
+    them (the ``index`` level flattened, settings a cluster only reports left out)."""
+    if not isinstance(definition, dict) or "properties" in definition:
+        return {}
+    settings = definition.get("settings")
+    if settings is None and "mappings" not in definition:
+        inner = _only_index(definition)
+        settings = inner.get("settings") if inner is not None else None
+    if not isinstance(settings, dict):
+        return {}
+    flat = dict(settings.get("index") or {})
+    flat.update((key, value) for key, value in settings.items() if key != "index")
+    for key in _REPORTED_SETTINGS:
+        flat.pop(key, None)
+    return flat
 
 
 def build_meta(meta, total, biothing_type=None):
@@ -214,13 +175,14 @@ class Progress:
 # ---------------------------------------------------------------------- loading
 
 def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error="skip",
-         batch_size=1000, progress=True, stream=None):
+         batch_size=1000, progress=True, stream=None, allow_shrink=False):
     """Load ``path`` into the backend the settings name. Returns a summary dict:
     ``{"index", "backend", "total", "errors", "error_lines", "seconds", ...}``.
 
     ``mapping`` / ``meta`` are dicts or paths to JSON files. Raises ``LoadError``
-    when aborted (``on_error="abort"`` and a bad document, or a backend failure);
-    the previous index is then left as it was.
+    when aborted (``on_error="abort"`` and a bad document, a backend failure, or a
+    new build that lost the data: no document, or fewer than ``LOAD_SHRINK_LIMIT`` of
+    the live index's unless ``allow_shrink``); the previous index is then left as it was.
     """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
@@ -234,11 +196,13 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     biothing_type = next((t for t, name in indices.items() if name == index), None)
     if not os.path.exists(path):
         raise LoadError(f"no such file: {path}")
+    loader = make_target(settings, index, stream)  # a cluster that does not answer fails before the file is read
 
     if isinstance(mapping, (str, os.PathLike)):
         mapping = _read_json_file(mapping)
     if isinstance(meta, (str, os.PathLike)):
         meta = _read_json_file(meta)
+    settings_of_index = index_settings(mapping)
     if mapping is not None:
         mapping = normalize_mapping(mapping)
         if meta is None and mapping.get("_meta"):
@@ -248,13 +212,6 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
         mapping = infer_mapping(doc for _n, doc, error in read_documents(path) if error is None)
         print(f"inferred a mapping of {len(mapping['properties'])} top-level fields", file=stream)
     properties = mapping.get("properties", {})
-
-    es_host = _setting(settings, "ES_HOST", "")
-    if es_host:
-        loader = _ElasticsearchTarget(settings, es_host, index, properties, stream)
-    else:
-        data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
-        loader = _EmbeddedTarget(os.path.abspath(data_dir), index, properties)
 
     errors = []
 
@@ -268,7 +225,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
 
     bar = Progress(progress, label=f"loading {index}", stream=stream)
     try:
-        loader.begin()
+        loader.begin(properties, settings_of_index)
         batch = []
         for number, doc, error in read_documents(path):
             if error is not None:
@@ -283,6 +240,8 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
             record(loader.add(batch))
             bar.update(len(batch))
         total = loader.count()
+        if not allow_shrink:
+            check_shrink(total, loader.live_count(), _setting(settings, "LOAD_SHRINK_LIMIT", 0.5), index)
         final_meta = build_meta(meta, total, biothing_type)
         details = loader.finish(final_meta)
     except BaseException:
@@ -297,28 +256,49 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     return summary
 
 
+def check_shrink(total, live, limit, index):
+    """Refuse a new build that lost the data: no document at all, or fewer than ``limit``
+    times the live index's (``LoadError``; ``--allow-shrink`` loads it anyway)."""
+    if total == 0:
+        raise LoadError(f"the new build of {index} has no document (every line was skipped?): "
+                        f"refusing to replace the live index (--allow-shrink to load it anyway)")
+    if live and total < live * limit:
+        raise LoadError(f"the new build of {index} has {total} documents, the live index {live}: fewer than "
+                        f"{limit:.0%} of them (LOAD_SHRINK_LIMIT), refusing to replace it "
+                        f"(--allow-shrink to load it anyway)")
+
+
+def make_target(settings, index, stream):
+    """Where the documents go: the cluster ``ES_HOST`` names, else the embedded engine."""
+    from biothings.web.settings import parse_es_hosts
+    hosts = parse_es_hosts(_setting(settings, "ES_HOST", ""))
+    if hosts:
+        return cluster_target(settings, hosts, index, stream)
+    data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
+    return _EmbeddedTarget(os.path.abspath(data_dir), index)
+
+
 def _label(path, number, message):
     if message.startswith(("line ", "item ")):
         return message
-    return f"{_where(number, path)}: {message}"
+    return f"{position(number, path)}: {message}"
 
 
 class _EmbeddedTarget:
     backend = "embedded"
 
-    def __init__(self, data_dir, index, properties):
+    def __init__(self, data_dir, index):
         self.data_dir = data_dir
         self.index = index
-        self.properties = properties
         self.builder = None
         self.lock = None
 
-    def begin(self):
+    def begin(self, properties, index_settings):
         from biothings.web.engines.embedded import IndexBuilder
         from biothings.web.engines.embedded.store import build_lock
         self.lock = build_lock(self.data_dir, self.index)
         self.lock.__enter__()
-        self.builder = IndexBuilder(self.data_dir, self.index, {"properties": self.properties})
+        self.builder = IndexBuilder(self.data_dir, self.index, {"properties": properties, "settings": index_settings})
 
     def add(self, batch):
         failed = []
@@ -331,6 +311,11 @@ class _EmbeddedTarget:
 
     def count(self):
         return self.builder.count
+
+    def live_count(self):
+        """Documents of the build being served now (None: no index yet)."""
+        from biothings.web.engines.embedded.store import live_count
+        return live_count(self.data_dir, self.index)
 
     def finish(self, meta):
         version = self.builder.commit(meta)
@@ -348,31 +333,62 @@ class _EmbeddedTarget:
             lock.__exit__(None, None, None)
 
 
-class _ElasticsearchTarget:
-    backend = "elasticsearch"
+def cluster_target(settings, hosts, index, stream):
+    """The load target on the cluster at ``hosts``, through the client its ``GET /``
+    calls for (see ``biothings.web.engines.clusters``)."""
+    from biothings.web.engines.clusters import ClusterError, client_for, host_urls, read_cluster
+    hosts = host_urls(hosts)
+    args = dict(_setting(settings, "ES_ARGS", {}) or {})
+    timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
+    try:
+        failures = []
+        cluster = read_cluster(hosts, args, timeout, failures)
+        if cluster is None:
+            raise LoadError(f"{'; '.join(failures)}: no cluster answers at ES_HOST (leave ES_HOST empty "
+                            f"to load into the embedded engine)")
+        module, client = client_for(cluster)
+    except ClusterError as exc:
+        raise LoadError(str(exc)) from None
+    target = _ElasticsearchTarget if client.module == "elasticsearch" else _ClassicClientTarget
+    helpers = importlib.import_module(f"{client.module}.helpers")
+    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout, index, stream)
+    loader.backend = cluster.distribution  # the summary's "elasticsearch" or "opensearch"
+    return loader
 
-    def __init__(self, settings, host, index, properties, stream):
-        from elasticsearch import Elasticsearch
-        hosts = [h.strip() for h in str(host).split(",") if h.strip()]
-        hosts = [h if "://" in h else f"http://{h}" for h in hosts]
-        args = dict(_setting(settings, "ES_ARGS", {}) or {})
-        args.setdefault("request_timeout", max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60))
-        self.client = Elasticsearch(hosts, **args)
+
+class _ElasticsearchTarget:
+    """Elasticsearch 8/9 through ``elasticsearch``: a new concrete index, bulk loaded,
+    then the alias moved to it in one step. Subclasses adapt the client's calls."""
+
+    backend = "elasticsearch"
+    timeout_argument = "request_timeout"
+
+    def __init__(self, client_class, helpers, hosts, args, timeout, index, stream):
+        args.setdefault(self.timeout_argument, timeout)
+        self.client = client_class(hosts, **args)
+        self.helpers = helpers
         self.alias = index
-        self.properties = properties
         self.stream = stream
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         self.concrete = f"{index}_{stamp}".lower()
         self.created = False
         self.seen = set()
 
-    def begin(self):
-        self.client.indices.create(index=self.concrete, mappings={"properties": self.properties},
-                                   settings={"index": {"number_of_replicas": 0}})
+    # the client calls whose signature differs between client families
+    def create_index(self, name, mappings, settings):
+        self.client.indices.create(index=name, mappings=mappings, settings=settings)
+
+    def put_meta(self, name, meta):
+        self.client.indices.put_mapping(index=name, meta=meta)
+
+    def update_aliases(self, actions):
+        self.client.indices.update_aliases(actions=actions)
+
+    def begin(self, properties, index_settings):
+        self.create_index(self.concrete, {"properties": properties}, {"number_of_replicas": 0, **index_settings})
         self.created = True
 
     def add(self, batch):
-        from elasticsearch import helpers
         numbers = []
         actions = []
         for number, doc in batch:
@@ -382,15 +398,15 @@ class _ElasticsearchTarget:
             numbers.append(number)
             actions.append({"_op_type": "index", "_index": self.concrete, "_id": doc_id, "_source": source})
         failed = []
-        results = helpers.streaming_bulk(self.client, actions, chunk_size=len(actions) or 1,
-                                         raise_on_error=False, raise_on_exception=False, max_retries=3)
+        results = self.helpers.streaming_bulk(self.client, actions, chunk_size=len(actions) or 1,
+                                              raise_on_error=False, raise_on_exception=False, max_retries=3)
         for number, (ok, item) in zip(numbers, results):
             if not ok:
                 info = next(iter(item.values()), {}) if isinstance(item, dict) else {}
                 error = info.get("error") if isinstance(info, dict) else item
                 if isinstance(error, dict):
                     error = f"{error.get('type')}: {error.get('reason')}"
-                failed.append((number, f"rejected by Elasticsearch: {error}"))
+                failed.append((number, f"rejected by the cluster: {error}"))
                 self.seen.discard(info.get("_id") if isinstance(info, dict) else None)
         return failed
 
@@ -398,16 +414,22 @@ class _ElasticsearchTarget:
         self.client.indices.refresh(index=self.concrete)
         return int(self.client.count(index=self.concrete)["count"])
 
+    def live_count(self):
+        """Documents behind the alias (or the plain index of that name) now; None: none yet."""
+        if not self.client.indices.exists(index=self.alias):
+            return None
+        return int(self.client.count(index=self.alias)["count"])
+
     def finish(self, meta):
         client = self.client
-        client.indices.put_mapping(index=self.concrete, meta=meta)
+        self.put_meta(self.concrete, meta)
         client.indices.refresh(index=self.concrete)
         old = []
         if client.indices.exists_alias(name=self.alias):
             old = list(client.indices.get_alias(name=self.alias).keys())
             actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
             actions.append({"add": {"index": self.concrete, "alias": self.alias}})
-            client.indices.update_aliases(actions=actions)
+            self.update_aliases(actions)
         else:
             if client.indices.exists(index=self.alias):
                 # a plain index of that name: it must go before the alias can exist
@@ -428,21 +450,40 @@ class _ElasticsearchTarget:
             self.created = False
 
 
+class _ClassicClientTarget(_ElasticsearchTarget):
+    """Elasticsearch 7 (``elasticsearch7``) and OpenSearch (``opensearch-py``): request bodies as ``body``."""
+
+    timeout_argument = "timeout"
+
+    def create_index(self, name, mappings, settings):
+        self.client.indices.create(index=name, body={"mappings": mappings, "settings": settings})
+
+    def put_meta(self, name, meta):
+        self.client.indices.put_mapping(index=name, body={"_meta": meta})
+
+    def update_aliases(self, actions):
+        self.client.indices.update_aliases(body={"actions": actions})
+
+
 # ---------------------------------------------------------------------- CLI
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m biothings.web.load",
         description="Load NDJSON / JSON documents into the configured backend.")
-    parser.add_argument("file", help="NDJSON or JSON array file (.gz accepted)")
+    parser.add_argument("file", help="NDJSON, bulk NDJSON or JSON array file (.gz accepted)")
     parser.add_argument("--conf", default="config", help="config module name or path (default: config)")
     parser.add_argument("--index", help="index name (default: first value of ES_INDICES)")
-    parser.add_argument("--mapping", help="ES mapping JSON ({\"properties\": ...}); inferred if absent")
+    parser.add_argument("--mapping", help="mapping JSON ({\"properties\": ...}, or {\"mappings\": ..., "
+                                          "\"settings\": ...} with the index settings); inferred if absent")
     parser.add_argument("--meta", help="_meta JSON (build_version, src with licenses, ...)")
     parser.add_argument("--on-error", choices=("skip", "abort"), default="skip",
                         help="malformed document: skip it (default) or abort the load")
     parser.add_argument("--batch-size", type=int, default=1000, help="documents per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="replace the live index even by a build with no document, or fewer than "
+                             "LOAD_SHRINK_LIMIT (50%%) of its documents")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -450,7 +491,8 @@ def main(argv=None):
         sys.path.insert(0, os.getcwd())
     try:
         summary = load(args.conf, args.file, index=args.index, mapping=args.mapping, meta=args.meta,
-                       on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet)
+                       on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet,
+                       allow_shrink=args.allow_shrink)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("aborted: nothing was replaced", file=sys.stderr)

@@ -153,6 +153,15 @@ class MetricsHandler(BaseHandler):
     """``GET /metrics``: the Prometheus text exposition."""
 
     name = "metrics"
+    openapi = {("GET", 0): {
+        "summary": "Metrics (Prometheus)",
+        "description": "Counters and histograms of requests, latency, engine calls and requests in "
+                       "flight, in the Prometheus text exposition format (not JSON); sums over every "
+                       "worker process.",
+        "media_type": "text/plain; version=0.0.4",
+        "result_description": "The Prometheus text exposition format.",
+        "tag": "metrics",
+    }}
 
     def get(self):
         metrics = getattr(self.application, "metrics", None)

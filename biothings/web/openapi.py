@@ -165,9 +165,8 @@ OPERATIONS = {
     "query": {
         ("GET", 0): {
             "summary": "Search {typ}",
-            "description": "Lucene query-string syntax in `q` (`cdk2`, `symbol:CDK2`, `name:\"cyclin dependent\"`, "
-                           "`taxid:[9000 TO 10000]`, `a AND (b OR c) NOT d`); `__all__` matches every document. "
-                           "`facets` adds terms facets; `fetch_all` scrolls.",
+            "description": "Lucene query-string syntax in `q` ({examples}, `a AND (b OR c) NOT d`); "
+                           "`__all__` matches every document. `facets` adds terms facets; `fetch_all` scrolls.",
             "result": {"anyOf": [_ref("QueryResult"), _ref("ScrollEnd")]},
             "errors": ("503",),
         },
@@ -362,8 +361,9 @@ def app_rules(application, web_settings):
 
 def _implemented(handler):
     import tornado.web
-    return [method.upper() for method in ("get", "post", "put", "patch", "delete", "head")
-            if getattr(handler, method, None) is not getattr(tornado.web.RequestHandler, method)]
+    methods = [method.upper() for method in ("get", "post", "put", "patch", "delete", "head")
+               if getattr(handler, method, None) is not getattr(tornado.web.RequestHandler, method)]
+    return methods if "GET" in methods else [method for method in methods if method != "HEAD"]  # HEAD answers as GET
 
 
 def _operations(handler):
@@ -374,6 +374,18 @@ def _operations(handler):
     if known is not None:
         return known
     return None  # undescribed: every implemented method, generically
+
+
+def query_examples(web_settings):
+    """``QUERY_EXAMPLES``, or generic ones from the mapping (``_exists_:FIELD``): the front
+    page and the OpenAPI document never show another API's data."""
+    examples = list(web_settings.QUERY_EXAMPLES or ())
+    if examples:
+        return examples
+    found = web_settings.metadata.get()
+    fields = [name for name, info in (found.fields if found is not None else {}).items()
+              if isinstance(info, dict) and info.get("index") and info.get("type") != "object"]
+    return ["__all__"] + [f"_exists_:{name}" for name in fields[:1]]
 
 
 def _build_operation(web_settings, handler, method, info, path_params, biothing_type, operation_id):
@@ -387,7 +399,8 @@ def _build_operation(web_settings, handler, method, info, path_params, biothing_
         "tags": [info.get("tag") or typ or getattr(handler, "name", None) or "other"],
     }
     if info.get("description"):
-        operation["description"] = info["description"]
+        examples = ", ".join(f"`{example}`" for example in query_examples(web_settings))
+        operation["description"] = info["description"].replace("{examples}", examples)
     parameters = []
     for name in path_params:
         option = options.pop(name, None)
@@ -416,7 +429,11 @@ def _build_operation(web_settings, handler, method, info, path_params, biothing_
     if "format" in options and options["format"].enum:
         formats = [fmt for fmt in options["format"].enum if fmt != "json"]
     result = info.get("result", {})
-    responses = {"200": _response("Success", result, formats)}
+    if "media_type" in info:  # not JSON: e.g. the Prometheus text of /metrics
+        responses = {"200": {"description": info.get("result_description", "Success"),
+                             "content": {info["media_type"]: {"schema": {"type": "string"}}}}}
+    else:
+        responses = {"200": _response("Success", result, formats)}
     for status in ("400",) + tuple(info.get("errors", ())) + ("500",):
         responses.setdefault(status, _error_response(status))
     operation["responses"] = responses

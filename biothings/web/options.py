@@ -7,6 +7,8 @@ request's path, query string, form and JSON body into a plain ``Options``
 object, or raises ``OptionError`` carrying the contract's 400 body.
 """
 
+import difflib
+import keyword
 import operator
 import re
 
@@ -31,7 +33,10 @@ class Options(dict):
     """Parsed parameters; attribute access for readability (``options.size``).
 
     Missing attributes read as ``None`` so pipeline code can probe options
-    an app did not declare.
+    an app did not declare. Each ``OptionSet`` parses into its own subclass where
+    every declared name reads as an attribute, the names of dict methods too
+    (``options.values`` is the option ``values`` when one is declared): code that
+    handles options of any API calls dict methods as ``dict.get(options, name)``.
     """
 
     __slots__ = ()
@@ -48,10 +53,20 @@ class Options(dict):
 
     @classmethod
     def register(cls, *names):
-        """Make ``options.<name>`` a fast read for each name (dict methods excluded)."""
+        """Make ``options.<name>`` a fast read for each of the pipeline's own flags."""
         for name in names:
             if isinstance(name, str) and name.isidentifier() and not hasattr(cls, name):
-                setattr(cls, name, property(operator.methodcaller("get", name)))
+                setattr(cls, name, property(lambda self, _name=name: dict.get(self, _name)))
+
+    @classmethod
+    def declaring(cls, names):
+        """A subclass reading each declared name as an attribute (always present:
+        every declared option has a value, its default at least)."""
+        namespace = {"__slots__": ()}
+        for name in names:
+            if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__"):
+                namespace[name] = property(operator.itemgetter(name))
+        return type("Options", (cls,), namespace)
 
 
 # flags the handlers and the pipeline set and read
@@ -71,10 +86,50 @@ def _split_items(text):
             for quoted, bare in _LIST_ITEM.findall(text) if quoted or bare]
 
 
+SPEC_KEYS = ("type", "default", "alias", "max", "min", "enum", "required", "description")
+OPTION_TYPES = (str, int, float, bool, list)
+
+
+def check_spec(name, spec, where):
+    """Refuse a declaration the parser would misread (a typo'd key, a type given as
+    text, a bound on a type that has none): a ``SettingsError`` naming it."""
+    from biothings.web.settings import SettingsError
+    if not isinstance(spec, dict):
+        raise SettingsError(f"{where}: the declaration of option {name!r} must be a dict, not {type(spec).__name__}")
+    for key in spec:
+        if key not in SPEC_KEYS:
+            close = difflib.get_close_matches(str(key), SPEC_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(f"{where}: option {name!r} has an unknown key {key!r}{hint}; "
+                                f"known: {', '.join(SPEC_KEYS)}")
+    kind = spec.get("type", str)
+    if kind not in OPTION_TYPES:
+        named = {cls.__name__: cls for cls in OPTION_TYPES}.get(str(kind))
+        hint = f": write {named.__name__}, the class, not {kind!r}" if named else ""
+        raise SettingsError(f"{where}: option {name!r} has type {kind!r}; one of str, int, float, bool, "
+                            f"list{hint}")
+    for bound in ("max", "min"):
+        if bound not in spec or spec[bound] is None:
+            continue
+        if kind not in (int, float, list) or (kind is list and bound == "min"):
+            raise SettingsError(f"{where}: option {name!r} of type {kind.__name__} cannot have {bound!r} "
+                                f"(numbers have max and min, lists a max number of items)")
+        if isinstance(spec[bound], bool) or not isinstance(spec[bound], (int, float)):
+            raise SettingsError(f"{where}: option {name!r}: {bound!r} must be a number")
+    enum = spec.get("enum")
+    if enum is not None and not isinstance(enum, (list, tuple, set, frozenset)):
+        raise SettingsError(f"{where}: option {name!r}: 'enum' must be a list of the allowed values")
+    alias = spec.get("alias")
+    if alias is not None and not (isinstance(alias, str)
+                                  or (isinstance(alias, (list, tuple)) and all(isinstance(a, str) for a in alias))):
+        raise SettingsError(f"{where}: option {name!r}: 'alias' must be a name or a list of names")
+
+
 class Option:
     """One declared parameter: converts and checks a raw value."""
 
-    def __init__(self, name, spec):
+    def __init__(self, name, spec, where="options"):
+        check_spec(name, spec, where)
         self.name = name
         self.type = spec.get("type", str)
         self.default = spec.get("default")
@@ -168,15 +223,15 @@ class Option:
 class OptionSet:
     """The compiled declaration of one handler method."""
 
-    def __init__(self, specs):
-        self.options = {name: Option(name, spec) for name, spec in (specs or {}).items()}
+    def __init__(self, specs, where="options"):
+        self.options = {name: Option(name, spec, where) for name, spec in (specs or {}).items()}
         self.lookup = {}
         for option in self.options.values():
             self.lookup[option.name] = option
             for alias in option.aliases:
                 self.lookup.setdefault(alias, option)
         self.defaults = {name: option.default for name, option in self.options.items()}
-        Options.register(*self.lookup)
+        self.options_class = Options.declaring(self.options)
 
     def parse(self, path_kwargs=None, query=None, form=None, json_body=None):
         """Merge the sources (path first, then query, form, JSON) into ``Options``.
@@ -207,7 +262,7 @@ class OptionSet:
                 if option is not None and option.name not in found:
                     found[option.name] = [value, key, False, False]
 
-        result = Options(self.defaults)
+        result = self.options_class(self.defaults)
         for name, (value, used, from_text, _) in found.items():
             option = self.options[name]
             converted = option.convert(value, used, from_text)

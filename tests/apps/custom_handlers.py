@@ -5,7 +5,8 @@ Routes (beside the default ones of the demo config):
 - ``/hello``: class attribute ``cache = 100``, answers ``self.finish(dict)``;
 - ``/hello/route``: the same class, route argument ``{"cache": 999}`` (wins over the class);
 - ``/v1/count``: no cache setting (the API's ``CACHE_MAX_AGE``), reads the engine
-  through the settings, and honours ``format`` through declared options.
+  through the settings, and honours ``format`` through declared options;
+- ``/v1/echo``: answers its options, named like dict methods (``values``, ``get``, ...).
 """
 
 from biothings.web.handlers import BaseAPIHandler
@@ -30,10 +31,24 @@ class CountHandler(BaseAPIHandler):
         self.finish({"count": total})
 
 
+class EchoHandler(BaseAPIHandler):
+    """Answers its parsed options: names that are dict methods are options like any other."""
+
+    name = "echo"
+    kwargs_name = "echo"
+
+    def get(self):
+        options = self.parse_options()
+        self.finish({name: getattr(options, name) for name in ECHO_KWARGS["GET"]})
+
+
 APP_LIST = [
+    (r"/{pre}/{ver}/echo", EchoHandler),
     (r"/hello", HelloHandler),
     (r"/hello/route", HelloHandler, {"cache": 999}),
     (r"/{pre}/{ver}/count", CountHandler),
     *DEFAULT_APP_LIST,
 ]
 COUNT_KWARGS = {"GET": {"format": {"type": str, "default": "json", "enum": ["json", "yaml"]}}}
+ECHO_KWARGS = {"GET": {"values": {"type": list}, "keys": {"type": bool, "default": False},
+                       "items": {"type": int, "max": 5}, "get": {"type": str}, "copy": {"type": str, "default": "c"}}}

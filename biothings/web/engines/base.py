@@ -1,10 +1,15 @@
 """The interface between the query pipeline and a search engine.
 
 The builder emits Elasticsearch query DSL as plain dicts; an engine executes it
-and answers Elasticsearch-shaped dicts. Two implementations exist: the real
-Elasticsearch cluster (``engines.elasticsearch``) and the embedded tantivy
-engine (``engines.embedded``). Everything above this layer is engine-blind.
+and answers Elasticsearch-shaped dicts. Implementations: a cluster over HTTP,
+Elasticsearch 8/9 (``engines.elasticsearch``) or Elasticsearch 7/OpenSearch
+(``engines.classic``), chosen from the cluster's ``GET /`` (``engines.clusters``),
+and the embedded tantivy engine (``engines.embedded``). Everything above this
+layer is engine-blind.
 """
+
+import functools
+from urllib.parse import quote
 
 
 class Engine:
@@ -35,6 +40,17 @@ class Engine:
         """``{concrete_index_name: {"mappings": {"properties": ..., "_meta": ...}}}``."""
         raise NotImplementedError
 
+    async def index_version(self, index):
+        """What identifies the build ``index`` (an index or alias) serves now: it changes
+        when the index is reloaded. Default: the concrete index names behind it and their
+        ``_meta``, from ``get_mapping``; engines override it with something cheaper."""
+        import hashlib
+
+        import orjson
+        answer = await self.get_mapping(index)
+        identity = [(name, (value.get("mappings") or {}).get("_meta")) for name, value in sorted(answer.items())]
+        return hashlib.blake2b(orjson.dumps(identity, default=str), digest_size=8).hexdigest()
+
     async def count(self, index):
         """Number of documents in ``index``."""
         response = await self.search(index, {"size": 0, "track_total_hits": True})
@@ -50,3 +66,37 @@ class Engine:
 
     async def close(self):
         """Release connections, threads and file handles."""
+
+
+def translated(scrolling=False):
+    """Decorate an engine method: the client's exceptions (``self.client_errors``) become
+    ``engines.errors`` (``self.translate_error``; ``None`` from it re-raises the original)."""
+    def decorate(method):
+        @functools.wraps(method)
+        async def wrapper(self, *args, **kwargs):
+            try:
+                return await method(self, *args, **kwargs)
+            except self.client_errors as exc:
+                mapped = self.translate_error(exc, scrolling)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+        return wrapper
+    return decorate
+
+
+class IndexPaths:
+    """Request paths ``/{index}/{endpoint}`` of an engine over HTTP, quoted once each
+    (a request then costs one dictionary look-up)."""
+
+    def __init__(self):
+        self._paths = {}
+
+    def path(self, index, endpoint):
+        if isinstance(index, (list, tuple)):  # before the look-up: lists are not hashable
+            index = ",".join(index)
+        key = (index, endpoint)
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = f"/{quote(str(index), ',*')}/{endpoint}"
+        return path

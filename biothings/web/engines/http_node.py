@@ -7,13 +7,16 @@ session, request and response objects, cookie and redirect machinery. This
 node speaks just what the transport needs, on asyncio protocols: keep-alive
 connections in a LIFO pool (at most ``connections_per_node`` open, further
 requests wait for one), answers parsed by ``httptools`` (Content-Length and
-chunked bodies), gzip (``http_compress``), a timeout per request.
+chunked bodies), gzip (``http_compress``), a timeout per request that covers
+the wait for a connection too. A request target or header with CR or LF is
+refused (``ValueError``): it could split the request.
 
 Errors are the transport's own: ``ConnectionError`` (refused, reset, closed
 mid-answer) and ``ConnectionTimeout``, so retries, dead-node marking and our
 error mapping work unchanged. A request that fails on a *reused* connection
 before any byte of the answer arrived (the server closed an idle keep-alive
-connection) is sent once more on a fresh connection.
+connection) is sent once more on a fresh connection; bytes a server sends on
+an idle connection, or its close, never become the answer of a later request.
 
 TLS hosts keep the default node (see ``ElasticsearchEngine``).
 """
@@ -22,15 +25,21 @@ import asyncio
 import collections
 import gzip
 import logging
+from typing import NamedTuple
 
 import httptools
 
-from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
-from elastic_transport._node._base import NodeApiResponse
-from elastic_transport._node._base_async import BaseAsyncNode
+from elastic_transport import ApiResponseMeta, BaseAsyncNode, ConnectionError, ConnectionTimeout, HttpHeaders
 from elastic_transport.client_utils import DEFAULT
 
 _node_logger = logging.getLogger("elastic_transport.node")
+
+
+class NodeResponse(NamedTuple):
+    """What a node answers the transport (``meta`` and the raw ``body``)."""
+
+    meta: ApiResponseMeta
+    body: bytes
 
 
 class _Response:
@@ -55,6 +64,7 @@ class _Connection(asyncio.Protocol):
         self.received = False
         self.closed = False
         self.used = False
+        self._in_message = False  # an answer is being parsed, not yet handed to its request
         self._headers = {}
         self._body = []
         self._until_close = False
@@ -65,7 +75,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
-        if self._until_close and exc is None:  # an answer without length ends here
+        if self._until_close and self._in_message and exc is None:  # an answer without length ends here
             self._complete(keep_alive=False)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -74,6 +84,9 @@ class _Connection(asyncio.Protocol):
                 errors=(exc,) if exc else ()))
 
     def data_received(self, data):
+        if self.waiter is None or self.waiter.done():  # nothing asked: a broken server, never reused
+            self.close()
+            return
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -83,6 +96,9 @@ class _Connection(asyncio.Protocol):
 
     # ------------------------------------------------------ parser callbacks
     def on_message_begin(self):
+        if self.waiter is None or self.waiter.done():  # an answer nothing asked for: never reused
+            self.close()
+        self._in_message = True
         self._headers = {}
         self._body = []
         self._until_close = False
@@ -94,12 +110,14 @@ class _Connection(asyncio.Protocol):
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
     def on_headers_complete(self):
-        if self.head_request and self.parser.get_status_code() >= 200:
+        status = self.parser.get_status_code()
+        if self.head_request and status >= 200:
             # no body follows, whatever Content-Length says; the parser cannot
             # be told so, hence this connection is not reused
             self._complete(keep_alive=False)
-        elif "content-length" not in self._headers and "transfer-encoding" not in self._headers:
-            self._until_close = True
+        elif ("content-length" not in self._headers and "transfer-encoding" not in self._headers
+              and status >= 200 and status not in (204, 304)):
+            self._until_close = True  # the body ends with the connection
 
     def on_body(self, body):
         self._body.append(body)
@@ -122,6 +140,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _complete(self, keep_alive):
+        self._in_message = False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
@@ -152,31 +171,37 @@ class LeanHttpNode(BaseAsyncNode):
                                  if name.lower() != "host"}
 
     # ---------------------------------------------------------------- pool
-    async def _acquire(self, timeout):
+    async def _acquire(self, deadline):
+        """A connection: an idle one, a new one, or the next one released (by ``deadline``, loop time)."""
+        loop = self._loop
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
                 return conn
             self._open -= 1
         if self._open >= self._limit:
-            waiter = self._loop.create_future()
+            waiter = loop.create_future()
             self._queue.append(waiter)
+            timer = loop.call_at(deadline, _expire, waiter) if deadline is not None else None
             try:
                 conn = await waiter
-            except BaseException:  # cancelled while waiting: pass on what it was given
-                if waiter.done() and not waiter.cancelled():
+            except BaseException:  # timed out or cancelled while waiting: pass on what it was given
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     handed = waiter.result()
                     if handed is not None:
                         self._release(handed, True)
                     else:
                         self._wake()
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
             if conn is not None:
                 return conn
         self._open += 1
         try:
-            _, conn = await asyncio.wait_for(
-                self._loop.create_connection(_Connection, self.host, self.port), timeout)
+            timeout = None if deadline is None else max(deadline - loop.time(), 0)
+            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, self.host, self.port), timeout)
         except BaseException:
             self._open -= 1
             self._wake()
@@ -213,12 +238,15 @@ class LeanHttpNode(BaseAsyncNode):
             merged = merged.copy()
             for name, value in headers.items():
                 merged[name.lower()] = value  # the request's headers win over the node's
-        lines = [f"{method} {self.path_prefix}{target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
+        lines = [f"{method} {self.path_prefix}{target} HTTP/1.1\r\n", f"host: {self._host_header}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in merged.items())
         if body is not None:
             lines.append(f"content-length: {len(body)}\r\n")
         lines.append("\r\n")
-        data = "".join(lines).encode("latin-1")
+        head = "".join(lines)
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
+            raise ValueError(f"CR or LF in the target or a header of {method} {target!r}: refused")
+        data = head.encode("latin-1")
         return data + body if body else data
 
     async def perform_request(self, method, target, body=None, headers=None, request_timeout=DEFAULT):
@@ -234,17 +262,16 @@ class LeanHttpNode(BaseAsyncNode):
             body = None
         data = self._request_bytes(method, target, body, headers)
         start = loop.time()
-        deadline = start + timeout if timeout else None
+        deadline = start + timeout if timeout else None  # for the wait for a connection too
         try:
             for attempt in (0, 1):
-                remaining = None if deadline is None else max(deadline - loop.time(), 0.001)
-                conn = await self._acquire(remaining)
+                conn = await self._acquire(deadline)
                 reused = conn.used
                 timer = None
                 try:
                     waiter = conn.send(data, method == "HEAD", loop)
-                    if remaining is not None:
-                        timer = loop.call_later(remaining, _expire, waiter)
+                    if deadline is not None:
+                        timer = loop.call_at(deadline, _expire, waiter)
                     response = await waiter
                 except ConnectionError:
                     self._release(conn, False)
@@ -276,7 +303,7 @@ class LeanHttpNode(BaseAsyncNode):
         meta = ApiResponseMeta(node=self.config, duration=loop.time() - start, http_version="1.1",
                                status=response.status, headers=HttpHeaders(response.headers))
         self._log(method, target, headers, body, meta=meta, response=raw)
-        return NodeApiResponse(meta, raw)
+        return NodeResponse(meta, raw)
 
     def _log(self, method, target, headers, body, **kwargs):
         if _node_logger.isEnabledFor(logging.DEBUG):

@@ -98,6 +98,20 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             self.clear_header("Access-Control-Allow-Origin")
 
+    def head(self, *args, **kwargs):
+        """The GET's status and headers (Content-Length, ETag, Cache-Control); the server sends no body."""
+        if type(self).get is tornado.web.RequestHandler.get:
+            raise tornado.web.HTTPError(405)
+        return self.get(*args, **kwargs)
+
+    def allowed_methods(self):
+        """The methods this route answers (the ``Allow`` header of a 405)."""
+        implemented = [method for method in self.SUPPORTED_METHODS
+                       if getattr(type(self), method.lower()) is not getattr(tornado.web.RequestHandler, method.lower())]
+        if "GET" not in implemented:
+            implemented = [method for method in implemented if method != "HEAD"]
+        return implemented
+
     def options(self, *args, **kwargs):
         """CORS preflight."""
         self.set_header("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS")
@@ -134,23 +148,25 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.clear_header("Cache-Control")
         self.clear_header("Etag")
+        extra = {}
         if isinstance(exc, APIError):
-            body = {"code": status_code, "success": False, "error": exc.error, **exc.body}
+            reason, extra = exc.error, exc.body
             for name, value in exc.headers.items():
                 self.set_header(name, value)
+        elif status_code == 404:
+            reason = "Not Found."
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
-            body = {"code": status_code, "success": False, "error": exc.reason or self._reason}
-            if status_code == 404:
-                body["error"] = "Not Found."
+            reason = exc.reason or self._reason
         elif status_code < 500:
-            body = {"code": status_code, "success": False, "error": self._reason}
+            reason = self._reason
         else:
-            body = {"code": status_code, "success": False, "error": "Internal server error.",
-                    "request_id": self.request_id}
+            reason, extra = "Internal server error.", {"request_id": self.request_id}
         if self.request_id:
             self.set_header("X-Request-Id", self.request_id)
+        if status_code == 405 and "Allow" not in self._headers:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
-        self.finish(formats.to_json(body))
+        self.finish(formats.error_json(status_code, reason, **extra))
 
 
 class NotFoundHandler(BaseHandler):
@@ -197,7 +213,12 @@ class BaseAPIHandler(BaseHandler):
 
     # ---------------------------------------------------------- input
     def parse_json_body(self):
-        """The decoded JSON (or YAML) body, ``None`` without one."""
+        """The decoded JSON (or YAML) body; ``None`` without one, or for a form.
+
+        A body that starts like JSON (``{`` or ``[``) is read as JSON whatever its
+        Content-Type says (``curl -d '{...}'`` sends it as a form); with
+        ``Content-Type: application/json`` (or none) a body that does not parse is a 400.
+        """
         body = self.request.body
         if not body:
             return None
@@ -207,12 +228,12 @@ class BaseAPIHandler(BaseHandler):
                 return yaml.safe_load(body)
             except yaml.YAMLError:
                 raise APIError(400, "Invalid YAML body.") from None
-        if content_type == "application/json" or (
-                not content_type and body.lstrip()[:1] in (b"{", b"[")):
+        if content_type == "application/json" or body.lstrip()[:1] in (b"{", b"["):
             try:
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise APIError(400, "Invalid JSON body.") from None
+                if content_type in ("application/json", ""):
+                    raise APIError(400, "Invalid JSON body.") from None
         return None
 
     @staticmethod
@@ -222,15 +243,24 @@ class BaseAPIHandler(BaseHandler):
 
     def parse_options(self, path_kwargs=None):
         """The request's declared options (``self.args``), validated."""
-        optionset = self.web_settings.optionset(self.kwargs_name, self.request.method)
+        method = "GET" if self.request.method == "HEAD" else self.request.method  # HEAD answers as GET
+        optionset = self.web_settings.optionset(self.kwargs_name, method)
         json_body = self.parse_json_body() if self.request.method in ("POST", "PUT") else None
-        self.args = optionset.parse(
-            path_kwargs=path_kwargs,
-            query=self._decoded(self.request.query_arguments),
-            form=self._decoded(self.request.body_arguments),
-            json_body=json_body,
-        )
-        self.format = self.args.get("format") or "json"
+        try:
+            self.args = optionset.parse(
+                path_kwargs=path_kwargs,
+                query=self._decoded(self.request.query_arguments),
+                # a body is a form or JSON: a JSON body sent as a form is not also read as one
+                form=self._decoded(self.request.body_arguments) if json_body is None else None,
+                json_body=json_body,
+            )
+        except OptionError as exc:
+            if "missing" in exc.body and self.request.body and json_body is None:
+                raise APIError(400, f"{exc.reason} The request body was not read as parameters: send a form "
+                                    f"(Content-Type: application/x-www-form-urlencoded) or JSON "
+                                    f"(Content-Type: application/json).", **exc.body) from None
+            raise
+        self.format = dict.get(self.args, "format") or "json"
         self.args.biothing_type = self.biothing_type
         return self.args
 
@@ -261,7 +291,7 @@ class BaseAPIHandler(BaseHandler):
 
     def serialize(self, data, title=None):
         """``(body, content type)`` of ``data`` in the requested format, within the shaping budget."""
-        sort_keys = bool(self.args.get("_sorted", True)) if self.args else False
+        sort_keys = bool(dict.get(self.args, "_sorted", True)) if self.args else False
         html_args = {"title": title or self.web_settings.API_NAME, "json_url": self._json_url()} \
             if self.format == "html" else {}
         with self.shaping_budget():

@@ -16,7 +16,7 @@ import tornado.web
 
 from biothings.web import formats
 from biothings.web.handlers.base import BaseAPIHandler, BaseHandler
-from biothings.web.openapi import app_rules, generate_spec
+from biothings.web.openapi import app_rules, generate_spec, query_examples
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
@@ -51,10 +51,9 @@ def static_url(api, name):
 
 def cached_spec(application, api):
     """The OpenAPI document of ``api`` as served by ``application`` (built once, without servers)."""
-    cache = application.__dict__.setdefault("_biothings_openapi", {})
-    spec = cache.get(id(api))
+    spec = application.specs.get(id(api))
     if spec is None:
-        spec = cache[id(api)] = generate_spec(api, rules=app_rules(application, api))
+        spec = application.specs[id(api)] = generate_spec(api, rules=app_rules(application, api))
     return spec
 
 
@@ -128,7 +127,11 @@ class FrontPageHandler(_PageHandler):
                     "annotation": f"{base}/{annotation_type}/" if annotation_type else None,
                 })
         first = apis[0]
+        examples = query_examples(first)
+        fielded = [example for example in examples if ":" in example]
         page = _FRONT_PAGE.format(
+            query_examples=esc(", ".join(examples[:4]), quote=True),
+            filter_example=esc((fielded or examples)[-1], quote=True),
             title=esc(str(root.API_NAME)),
             description=esc(str(root.API_DESCRIPTION or "")),
             css=esc(static_url(first, "biothings.css"), quote=True),
@@ -172,8 +175,7 @@ class StaticHandler(tornado.web.StaticFileHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", formats.CONTENT_TYPES["json"])
-        self.finish(formats.to_json({"code": status_code, "success": False,
-                                     "error": "Not Found." if status_code == 404 else self._reason}))
+        self.finish(formats.error_json(status_code, "Not Found." if status_code == 404 else self._reason))
 
 
 class SpecHandler(BaseAPIHandler):
@@ -183,9 +185,11 @@ class SpecHandler(BaseAPIHandler):
     kwargs_name = "spec"
 
     def get(self):
+        """The server URL is relative ("/": the host the document came from): a Host or
+        X-Forwarded-Proto header cannot put another host in an answer cached in public."""
         self.parse_options()
         spec = copy.copy(cached_spec(self.application, self.web_settings))
-        spec["servers"] = [{"url": f"{self.request.protocol}://{self.request.host}"}]
+        spec["servers"] = [{"url": "/"}]
         self.finish_result(spec)
 
 
@@ -198,11 +202,11 @@ _FRONT_PAGE = """<!DOCTYPE html>
 <form id="search" class="search" role="search">
   <label class="endpoint"{endpoint_hidden}>Search in <select id="endpoint" aria-label="API"></select></label>
   <div class="row"><input type="search" id="q" name="q" autocomplete="off" aria-label="query"
-    placeholder="e.g. cdk2, symbol:CDK2, name:&quot;cyclin dependent&quot;, __all__">
+    placeholder="e.g. {query_examples}">
   <button type="submit" id="submit">Search</button></div>
   <div class="row options">
     <label>Facets <select id="facet-fields" multiple size="4" aria-label="facet fields"></select></label>
-    <label>Filter <input type="text" id="filter" aria-label="filter" placeholder="e.g. taxid:9606"></label>
+    <label>Filter <input type="text" id="filter" aria-label="filter" placeholder="e.g. {filter_example}"></label>
     <label>Size <input type="number" id="size" min="0" max="1000" value="10" aria-label="size"></label>
   </div>
 </form>

@@ -63,7 +63,7 @@ class ESRequestHandler(BaseESRequestHandler):
         loop = asyncio.get_running_loop()
         call = self.engine_call = loop.create_task(backend.execute(query, options))
         seconds = self.web_settings.SEARCH_TIMEOUT
-        timer = loop.call_later(seconds, self.abandon_engine_call, SearchTimeout, seconds) if seconds else None
+        timer = loop.call_later(seconds, self._abandon_engine_call, SearchTimeout, seconds) if seconds else None
         try:
             return await call
         except asyncio.CancelledError:
@@ -79,7 +79,7 @@ class ESRequestHandler(BaseESRequestHandler):
             memory.abandoned()
         raise error(*arguments) from None  # bound to no name: no cycle keeps this frame alive
 
-    def abandon_engine_call(self, error, *arguments):
+    def _abandon_engine_call(self, error, *arguments):
         """Cancel the engine call; the request fails with ``error(*arguments)``."""
         call = self.engine_call
         if call is not None and not call.done():
@@ -89,7 +89,7 @@ class ESRequestHandler(BaseESRequestHandler):
     def on_connection_close(self):
         super().on_connection_close()
         self.client_gone = True
-        self.abandon_engine_call(SearchCancelled)
+        self._abandon_engine_call(SearchCancelled)
 
     def pre_query_builder_hook(self, options):
         """Adjust options before the query is built; returns them."""
@@ -132,13 +132,13 @@ class ESRequestHandler(BaseESRequestHandler):
         res = await self.call_engine(backend, query, options)
         with self.shaping_budget():  # no request holds the worker (TRANSFORM_TIMEOUT)
             res = self.pre_transform_hook(options, res)
-        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self.transformed, transform, res, options)
+        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self._transformed, transform, res, options)
         with self.shaping_budget():
             res = self.pre_finish_hook(options, res)
         await give_loop_a_turn()
         return await self.finish_answer(res)
 
-    def transformed(self, transform, res, options):
+    def _transformed(self, transform, res, options):
         """The transform's answer, within the shaping budget."""
         with self.shaping_budget():
             return transform.transform(res, options)
@@ -170,7 +170,7 @@ class BiothingHandler(ESRequestHandler):
 
     def pre_query_builder_hook(self, options):
         options.annotation = True
-        if self.request.method == "GET":
+        if self.request.method != "POST":  # GET and HEAD
             options.annotation_single = True
         else:
             options.templates = [{"query": term} for term in options.id]

@@ -1,11 +1,13 @@
-"""``/status``: engine health and, with ``STATUS_CHECK``, one known document; JSON whatever happens."""
+"""``/status``: engine health, every configured index present and, with ``STATUS_CHECK``,
+one known document; JSON whatever happens."""
 
-from biothings.web.engines.errors import EngineError
+from biothings.web.engines.errors import EngineError, IndexNotFound
 from biothings.web.handlers.base import APIError, BaseAPIHandler
 
 
 class StatusHandler(BaseAPIHandler):
-    """``{"success": true, "status": "green"}`` from cluster health; 503 when down, or
+    """``{"success": true, "status": "green"}`` from cluster health; 503 when the engine is
+    down, when a configured index does not exist (every data route would answer 404), or
     when the ``STATUS_CHECK`` document (``{"id": "1017", "index": ...}``) cannot be fetched."""
 
     name = "status"
@@ -26,6 +28,7 @@ class StatusHandler(BaseAPIHandler):
         status = health.get("status", "unknown")
         if status == "red":
             raise APIError(503, "Search engine cluster is red.", status=status)
+        await self.check_indices(options.dev)
         document = await self.check_document()
         result = {"success": True, "status": status}
         if options.dev:
@@ -38,6 +41,26 @@ class StatusHandler(BaseAPIHandler):
             if document is not None:
                 result["document"] = document
         self.finish_result(result)
+
+    async def check_indices(self, dev=False):
+        """Every configured index exists: a 503 naming the missing ones otherwise."""
+        missing = {}
+        for settings in self.web_settings.all_settings():
+            for biothing_type in settings.biothing_types:
+                index = settings.index(biothing_type)
+                if index in missing.values():
+                    continue
+                try:
+                    await settings.engine.count(index)
+                except IndexNotFound:
+                    missing[biothing_type] = index
+                except EngineError:
+                    continue  # health answered above: a passing fault is not a missing index
+        if missing:
+            names = ", ".join(f"{index!r} (type {kind})" for kind, index in missing.items())
+            detail = {"indices": {"missing": missing}} if dev else {}
+            raise APIError(503, f"Index not found: {names}; load it (python -m biothings.web.load).",
+                           status="unavailable", headers={"Retry-After": "10"}, **detail)
 
     async def check_document(self):
         """Fetch the ``STATUS_CHECK`` document: ``{"id", "index", "found": True}``, ``None``
@@ -59,6 +82,3 @@ class StatusHandler(BaseAPIHandler):
                            headers={"Retry-After": "10"},
                            document={"id": doc_id, "index": index, "found": False})
         return {"id": doc_id, "index": index, "found": True}
-
-    async def head(self):
-        await self.get()

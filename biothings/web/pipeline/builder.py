@@ -14,14 +14,14 @@ import re
 import orjson
 from elasticsearch.dsl import Q
 
+from biothings.web import querystring
 from biothings.web.pipeline.errors import BadRequest
 
 # Suffix of the aggregation counting documents without the faceted field.
 MISSING_SUFFIX = "__missing"
 _FACET_TOKEN = re.compile(r"\s*([^,()\s]+)\s*(\()?|\s*(\))\s*|\s*,\s*")
-_LEADING_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)[*?]\S')
-# a regular expression term starting with "." (any character) scans every term too
-_LEADING_REGEX_WILDCARD = re.compile(r'(?:^|[\s(:+\-!])(?<!\\)/\.')
+# DSL clauses of a userquery template whose values are patterns the guard checks
+_PATTERN_CLAUSES = ("wildcard", "regexp", "fuzzy", "prefix")
 # what a field name (sort, facets, scopes) may look like: no DSL, no scripts
 _FIELD_NAME = re.compile(r"[\w@-][\w.@-]*")
 # scopes may also be wildcard patterns of field names (``*``, ``accession.*``), as in
@@ -122,14 +122,104 @@ class ESQueryBuilder:
         return {"query_string": {"query": q, "default_operator": "AND", "lenient": True}}
 
     def check_query_string(self, q, keyword):
-        """Refuse query strings too long or too costly to run."""
+        """Refuse query strings too long, malformed, or too costly to run.
+
+        The checks read the parsed query (``biothings.web.querystring``), not the
+        raw text, so ``a&&*ase`` or ``name:/(.*)ase/`` cannot slip past them."""
         limit = self.web_settings.MAX_QUERY_LENGTH
         if len(q) > limit:
             raise BadRequest(f"Query string too long: {len(q)} characters, the maximum is {limit}.",
                              keyword=keyword, max=limit, num=len(q))
-        if not self.web_settings.ALLOW_LEADING_WILDCARD and (
-                _LEADING_WILDCARD.search(q) or _LEADING_REGEX_WILDCARD.search(q)):
-            raise BadRequest("Leading wildcards are not allowed in queries.", keyword=keyword)
+        self.check_parsed(self.parse_query_string(q, keyword), keyword)
+
+    def parse_query_string(self, q, keyword):
+        """The syntax tree of ``q``; a syntax error or too deep a nesting is a 400."""
+        depth = self.web_settings.MAX_QUERY_DEPTH
+        try:
+            return querystring.parse(q, max_depth=depth)
+        except querystring.QueryStringError as exc:
+            details = {"max": depth} if "deeper than" in str(exc) else {}
+            raise BadRequest(f"Failed to parse query [{q[:200]}]: {exc}", keyword=keyword, **details) from None
+
+    def check_parsed(self, tree, keyword):
+        """Clause count, regex length and the expensive kinds of leaves of a parsed query."""
+        settings = self.web_settings
+        expensive = settings.ALLOW_EXPENSIVE_QUERIES
+        leading = expensive or settings.ALLOW_LEADING_WILDCARD
+        leaves = list(querystring.leaves(tree))
+        if len(leaves) > settings.MAX_QUERY_CLAUSES:
+            raise BadRequest(f"The query holds {len(leaves)} clauses, the maximum is {settings.MAX_QUERY_CLAUSES}.",
+                             keyword=keyword, max=settings.MAX_QUERY_CLAUSES, num=len(leaves))
+        fuzzy = 0
+        for leaf in leaves:
+            if isinstance(leaf, querystring.Regexp):
+                self.check_regexp(leaf.pattern, keyword)
+            elif isinstance(leaf, querystring.Wildcard) and not leading and leaf.pattern != "*" \
+                    and leaf.pattern[:1] in ("*", "?"):
+                raise BadRequest("Leading wildcards are not allowed in queries (ALLOW_EXPENSIVE_QUERIES).",
+                                 keyword=keyword)
+            elif isinstance(leaf, querystring.Fuzzy):
+                fuzzy += 1
+            elif isinstance(leaf, querystring.Range) and not expensive and self.is_text_field(leaf.field):
+                raise BadRequest(f"Ranges over text fields are expensive queries, disabled on this API "
+                                 f"(ALLOW_EXPENSIVE_QUERIES): [{leaf.field or 'default fields'}].", keyword=keyword)
+        if not expensive and fuzzy > settings.MAX_FUZZY_TERMS:
+            raise BadRequest(f"The query holds {fuzzy} fuzzy terms, the maximum is {settings.MAX_FUZZY_TERMS} "
+                             f"(ALLOW_EXPENSIVE_QUERIES).", keyword=keyword, max=settings.MAX_FUZZY_TERMS, num=fuzzy)
+
+    def check_regexp(self, pattern, keyword):
+        settings = self.web_settings
+        if not settings.ALLOW_EXPENSIVE_QUERIES:
+            raise BadRequest("Regular expressions are expensive queries, disabled on this API "
+                             "(ALLOW_EXPENSIVE_QUERIES).", keyword=keyword)
+        if len(pattern) > settings.MAX_REGEX_LENGTH:
+            raise BadRequest(f"Regular expression too long: {len(pattern)} characters, the maximum is "
+                             f"{settings.MAX_REGEX_LENGTH}.", keyword=keyword,
+                             max=settings.MAX_REGEX_LENGTH, num=len(pattern))
+
+    def is_text_field(self, name):
+        """Whether ``name`` (None: the default fields; a pattern) may designate a text field."""
+        types = self.web_settings.metadata.field_types()
+        if name is None or name == "*":
+            return "text" in types.values() or not types
+        if "*" in name or "?" in name:
+            import fnmatch
+            return any(kind == "text" for field, kind in types.items() if fnmatch.fnmatchcase(field, name))
+        return types.get(name) == "text"
+
+    def check_dsl(self, dsl, keyword):
+        """The query-string and pattern checks over every clause of a DSL tree (userquery
+        templates: the client's text lands inside them)."""
+        stack = [dsl]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            for kind, spec in node.items():
+                if kind in ("query_string", "simple_query_string") and isinstance(spec, dict) \
+                        and isinstance(spec.get("query"), str):
+                    self.check_parsed(self.parse_query_string(spec["query"], keyword), keyword)
+                elif kind in _PATTERN_CLAUSES and isinstance(spec, dict):
+                    self.check_pattern_clause(kind, spec, keyword)
+                else:
+                    stack.append(spec)
+
+    def check_pattern_clause(self, kind, spec, keyword):
+        """A ``wildcard``/``regexp``/``fuzzy``/``prefix`` clause of a template."""
+        for value in spec.values():
+            if isinstance(value, dict):
+                value = value.get("value", value.get("wildcard"))
+            if not isinstance(value, str):
+                continue
+            if kind == "regexp":
+                self.check_regexp(value, keyword)
+            elif kind == "wildcard" and value[:1] in ("*", "?") and not (
+                    self.web_settings.ALLOW_EXPENSIVE_QUERIES or self.web_settings.ALLOW_LEADING_WILDCARD):
+                raise BadRequest("Leading wildcards are not allowed in queries (ALLOW_EXPENSIVE_QUERIES).",
+                                 keyword=keyword)
 
     def build_userquery(self, name, q, options):
         """A named query template from ``USERQUERY_DIR/name``; ``{{q}}`` gets q."""
@@ -144,7 +234,14 @@ class ESQueryBuilder:
             built = Q(self.build_string_query(q, options)) if q is not None else Q("match_all")
         if filtered is not None:
             built = Q("bool", must=[built], filter=[filtered])
-        return built.to_dict()
+        if q is not None:
+            limit = self.web_settings.MAX_QUERY_LENGTH
+            if len(q) > limit:
+                raise BadRequest(f"Query string too long: {len(q)} characters, the maximum is {limit}.",
+                                 keyword="q", max=limit, num=len(q))
+        dsl = built.to_dict()
+        self.check_dsl(dsl, "q")
+        return dsl
 
     def load_userquery(self, name):
         """``(query text, filter text)`` of a template, read once and cached."""
@@ -180,7 +277,7 @@ class ESQueryBuilder:
 
     def build_term(self, term, options):
         """One batch term (POST query or annotation) -> its search body."""
-        scopes = options.get("scopes")
+        scopes = dict.get(options, "scopes")
         if isinstance(term, list):
             if not scopes or len(term) != len(scopes):
                 raise BadRequest(
@@ -193,7 +290,7 @@ class ESQueryBuilder:
         else:
             query = self.build_id_match(check_term(term, "q"), options)
         body = {"query": query}
-        if options.get("annotation"):
+        if dict.get(options, "annotation"):
             body["version"] = True
         return self.apply_extras(body, options)
 
@@ -236,7 +333,7 @@ class ESQueryBuilder:
         if fields == ["_id"]:
             return {"ids": {"values": [str(term)]}}
         clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}
-        analyzer = options.get("analyzer")
+        analyzer = dict.get(options, "analyzer")
         if analyzer:
             clause["analyzer"] = analyzer
         return {"multi_match": clause}
@@ -245,9 +342,9 @@ class ESQueryBuilder:
         """Refuse a request asking for more than ``MAX_ANSWER_HITS`` hits: ``size`` per
         search, ``searches`` of them. Annotation batches give no size (an id may match up to
         ``ANNOTATION_MAX_MATCH`` documents): their answers are counted by the backend."""
-        size = options.get("size")
+        size = dict.get(options, "size")
         limit = self.web_settings.MAX_ANSWER_HITS
-        if size is None or not limit or options.get("fetch_all"):
+        if size is None or not limit or dict.get(options, "fetch_all"):
             return
         if searches * size > limit:
             raise BadRequest(f"The request asks for up to {searches * size} hits ({searches} x size {size}), "
@@ -263,7 +360,7 @@ class ESQueryBuilder:
         """
         extras = options.batch_extras
         body.update(self.extras(options) if extras is None else extras)
-        filter_text = options.get("filter")
+        filter_text = dict.get(options, "filter")
         if filter_text:
             body["query"] = {"bool": {"must": [body["query"]], "filter": [
                 {"query_string": {"query": filter_text, "default_operator": "AND", "lenient": True}}]}}
@@ -273,8 +370,8 @@ class ESQueryBuilder:
         """The body keys the options ask for: paging, sort, source filtering, facets,
         post_filter, explain (checks the filter too, so a bad one fails a batch once)."""
         settings = self.web_settings
-        get = options.get  # one dict.get per read, whatever the name
-        extras = {}
+        get = dict.get.__get__(options)  # one dict.get per read, whatever the name (even "get")
+        extras = {"track_total_hits": True}  # exact totals, never capped at 10,000
         if get("fetch_all"):
             extras["size"] = settings.ES_SCROLL_SIZE
         else:
@@ -297,7 +394,6 @@ class ESQueryBuilder:
             extras["sort"] = self.build_sort(get("sort"))
         if get("facets"):
             extras["aggs"] = self.build_aggs(get("facets"), get("facet_size"))
-            extras["track_total_hits"] = True
         if get("filter"):
             self.check_query_string(get("filter"), "filter")
         if get("post_filter"):
@@ -344,6 +440,8 @@ class ESQueryBuilder:
             raise BadRequest(f"Facets nest {depth} deep, the maximum is {self.web_settings.MAX_AGGS_DEPTH}.",
                              keyword="facets", max=self.web_settings.MAX_AGGS_DEPTH, num=depth)
         size = size if size is not None else 10
+        if size < 1:  # Elasticsearch: [size] must be greater than 0
+            raise BadRequest(f"facet_size must be greater than 0, got {size}.", keyword="facet_size")
         buckets = _buckets(tree, size)
         limit = self.web_settings.MAX_FACET_BUCKETS
         if limit and buckets > limit:

@@ -178,7 +178,7 @@ class ESResultTransform:
     def transform_hit(self, hit, options):
         """An engine hit -> the API document, with every document option applied;
         ``None`` when ``jmespath_exclude_empty`` leaves nothing of it."""
-        get = options.get  # not attribute reads: see ESQueryBuilder.apply_extras
+        get = dict.get.__get__(options)  # not attribute reads: see ESQueryBuilder.extras
         doc = {"_id": hit["_id"]}
         if get("annotation_single"):
             if "_version" in hit:
@@ -355,37 +355,3 @@ class ESResultTransform:
                 "total": total,
             }
         return facets
-
-    # ---------------------------------------------------------- mappings
-    @staticmethod
-    def transform_mapping(mapping, prefix=None, search=None):
-        """A mapping's ``properties`` -> ``{"a.b": {"type", "index", "searched_by_default"}}``."""
-        fields = {}
-
-        def walk(properties, path):
-            for name, spec in properties.items():
-                dotted = f"{path}.{name}" if path else name
-                if "properties" in spec:
-                    fields[dotted] = {"type": spec.get("type", "object")}
-                    walk(spec["properties"], dotted)
-                    continue
-                indexed = spec.get("index", True) is not False and spec.get("enabled", True) is not False
-                fields[dotted] = {
-                    "type": spec.get("type", "object"),
-                    "index": indexed,
-                    "searched_by_default": indexed,
-                }
-                for sub, subspec in (spec.get("fields") or {}).items():
-                    sub_indexed = subspec.get("index", True) is not False
-                    fields[f"{dotted}.{sub}"] = {
-                        "type": subspec.get("type", "object"),
-                        "index": sub_indexed,
-                        "searched_by_default": sub_indexed,
-                    }
-
-        walk(mapping.get("properties") or {}, "")
-        if prefix:
-            fields = {key: value for key, value in fields.items() if key.startswith(prefix)}
-        if search:
-            fields = {key: value for key, value in fields.items() if search in key}
-        return dict(sorted(fields.items()))

@@ -7,18 +7,74 @@ engine client, the pipeline (builder, backend, transform), the metadata cache
 and the compiled request options.
 """
 
+import difflib
 import importlib
 import importlib.util
 import logging
 import os
 import re
 import types
+import urllib.parse
 
 import orjson
 
 from biothings.web.settings import default
 
 logger = logging.getLogger("biothings.web")
+
+_HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+class SettingsError(ValueError):
+    """A config mistake found at start-up: the message names the setting and what is wrong."""
+
+
+def _type_names(kinds):
+    return " or ".join("a class" if kind is type else kind.__name__ for kind in kinds)
+
+
+def check_value(name, value, kinds, source):
+    """``value`` of setting ``name`` is one of ``kinds`` (ints pass for floats, tuples for lists)."""
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    elif isinstance(value, kinds):
+        ok = True
+    elif isinstance(value, int) and float in kinds:
+        ok = True
+    elif isinstance(value, tuple) and list in kinds:
+        ok = True
+    else:
+        ok = False
+    if not ok:
+        raise SettingsError(f"{source}: setting {name} must be {_type_names(kinds)}, "
+                            f"not {type(value).__name__} ({str(value)[:60]!r})")
+
+
+def parse_es_hosts(value):
+    """``ES_HOST`` -> a list of URLs: comma-separated text or a list; ``host:port``
+    means ``http://host:port``. Raises ``SettingsError`` for what cannot be a URL (the
+    message never shows credentials written in the URL)."""
+    hosts = value.split(",") if isinstance(value, str) else list(value or [])
+    urls = []
+    for host in hosts:
+        if isinstance(host, dict):  # the client's own host dicts are passed on as they are
+            urls.append(host)
+            continue
+        text = str(host).strip()
+        if not text:
+            continue
+        if "://" not in text:
+            text = "http://" + text
+        parts = urllib.parse.urlsplit(text)
+        try:
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != -1
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
+            shown = text.partition("://")[2].rpartition("@")[2] or text
+            raise SettingsError(f"{shown}: not an http(s) URL with a host and a port number (ES_HOST)")
+        urls.append(text.rstrip("/"))
+    return urls
 
 
 def _parse_env(name, text, like):
@@ -51,12 +107,21 @@ def _load_module(config):
     if isinstance(config, str):
         if config.endswith(".py") or os.sep in config:
             path = os.path.abspath(config)
+            if not os.path.isfile(path):
+                raise SettingsError(f"config file {path} not found")
             name = os.path.splitext(os.path.basename(path))[0]
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-        return importlib.import_module(config)
+        try:
+            return importlib.import_module(config)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (config == exc.name or config.startswith(exc.name + ".")):
+                raise  # the config itself imports something missing: its own traceback says what
+            where = os.path.join(os.getcwd(), config.replace(".", os.sep) + ".py")
+            raise SettingsError(f"config module {config!r} not found: no {where}, and not importable "
+                                f"from the Python path (give --conf a module name or a .py file)") from None
     # any object with attributes works as a config
     return config
 
@@ -82,20 +147,49 @@ class BiothingWebSettings:
     def __init__(self, config=None, parent=None, **kwargs):
         self.config = _load_module(config)
         self.parent = parent
-        self._values = {}
-        base = parent._values if parent is not None else {
-            key: value for key, value in vars(default).items() if key.isupper()}
-        self._values.update(base)
+        # every API its own copy of the defaults: nothing one API changes reaches another
+        self._values = default.settings() if parent is None else dict(parent._values)
+        own = {}
         if self.config is not None:
-            for key in dir(self.config):
-                if key.isupper():
-                    self._values[key] = getattr(self.config, key)
-        self._values.update({key: value for key, value in kwargs.items() if key.isupper()})
+            own.update((key, getattr(self.config, key)) for key in dir(self.config)
+                       if key.isupper() and not key.startswith("_"))
+        own.update((key, value) for key, value in kwargs.items() if key.isupper())
+        self.check(own, self._config_name())
+        self._values.update(own)
         for key, value in list(self._values.items()):
             if key in os.environ:
                 self._values[key] = _parse_env(key, os.environ[key], value)
+        self._resolve_paths()
         self.children = [BiothingWebSettings(sub, parent=self) for sub in _sub_configs(self.config)]
         self._prepare()
+
+    def _config_name(self):
+        path = getattr(self.config, "__file__", None)
+        return os.path.basename(path) if path else getattr(self.config, "__name__", "settings")
+
+    def check(self, values, source):
+        """Refuse unknown names (did-you-mean) and values of the wrong type."""
+        known = default.types()
+        extra = set(values.get("APP_SETTINGS") or ()) | set((self.parent._values.get("APP_SETTINGS") or ())
+                                                            if self.parent is not None else ())
+        for name, value in values.items():
+            if name in known:
+                check_value(name, value, known[name], source)
+            elif name.endswith("_KWARGS"):
+                check_value(name, value, (dict,), source)
+            elif name not in extra:
+                close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise SettingsError(f"{source}: unknown setting {name}{hint}; a setting of the app's own "
+                                    f"must be listed in APP_SETTINGS")
+
+    def _resolve_paths(self):
+        """A relative ``EMBEDDED_DATA_DIR`` is relative to the config file's folder."""
+        path = os.fspath(self._values["EMBEDDED_DATA_DIR"])
+        config_file = getattr(self.config, "__file__", None)
+        if not os.path.isabs(path) and config_file:
+            path = os.path.join(os.path.dirname(os.path.abspath(config_file)), path)
+        self._values["EMBEDDED_DATA_DIR"] = os.path.abspath(path)
 
     def __getattr__(self, name):
         try:
@@ -108,7 +202,9 @@ class BiothingWebSettings:
 
     # ------------------------------------------------------------ derived
     def _prepare(self):
-        """Precompute what handlers would otherwise work out per request."""
+        """Precompute what handlers would otherwise work out per request; check the
+        option declarations (``*_KWARGS``) now rather than at the first request."""
+        self.es_hosts = parse_es_hosts(self.ES_HOST)
         self.biothing_types = list(self.ES_INDICES)
         self.default_type = self.biothing_types[0] if self.biothing_types else None
         self.annotation_id_rules = [
@@ -120,6 +216,20 @@ class BiothingWebSettings:
         self._pipeline = None
         self._metadata = None
         self._optionsets = {}
+        for name, declared in self._values.items():
+            if name.endswith("_KWARGS") and declared:
+                self._check_options(name, declared)
+
+    def _check_options(self, name, declared):
+        from biothings.web.options import OptionSet, check_spec
+        if set(declared) <= _HTTP_METHODS:  # {method: {option: spec}}
+            for method, specs in declared.items():
+                if not isinstance(specs, dict):
+                    raise SettingsError(f"{name}[{method!r}] must be a dict of option declarations")
+                self._optionsets[(name[:-len("_KWARGS")].lower(), method)] = OptionSet(specs, where=f"{name}[{method!r}]")
+        else:  # {option: spec}, e.g. COMMON_KWARGS: building blocks of the others
+            for option, spec in declared.items():
+                check_spec(option, spec, f"{name}[{option!r}]")
 
     def index(self, biothing_type=None):
         """The engine index name(s) of a biothing type; all of them for ``None``."""
@@ -136,7 +246,7 @@ class BiothingWebSettings:
         if found is None:
             from biothings.web.options import OptionSet
             declared = self.get(f"{group.upper()}_KWARGS") or {}
-            found = self._optionsets[key] = OptionSet(declared.get(method, {}))
+            found = self._optionsets[key] = OptionSet(declared.get(method, {}), where=f"{group.upper()}_KWARGS")
         return found
 
     # ------------------------------------------------------------ components

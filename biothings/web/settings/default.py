@@ -4,27 +4,46 @@ A config module overrides any of these by defining the same name; the
 environment overrides both (``ES_HOST=http://es:9200``, ``ALLOW_RANDOM_QUERY=1``,
 ``ES_INDICES='{"gene": "genes"}'``): values are parsed to the type of the
 default (str, int, float, bool, or list/dict as JSON).
+
+Settings are checked when an API starts: a name that is not one of these (a typo
+such as ``ES_QUERY_BUILDR``) is an error with a did-you-mean, unless the config lists
+it in ``APP_SETTINGS`` (settings of its own) or it names option declarations
+(``*_KWARGS``); a value of another type than its default's (or the annotation's,
+where more than one type is accepted) is an error naming the expected type.
+
+Reading a dict or list default from this module gives a new copy each time, so a
+config may write ``QUERY_KWARGS["GET"]["species"] = {...}`` after importing it:
+only that config's API changes.
 """
 
+import os
+
 # ---------------------------------------------------------------- engine
-# Elasticsearch URL(s), comma separated. Empty: the embedded engine serves
+# Elasticsearch (7, 8, 9) or OpenSearch (1-3) URL(s), comma separated; the client
+# is chosen from the cluster's GET / at start-up. Empty: the embedded engine serves
 # the indexes found in EMBEDDED_DATA_DIR.
-ES_HOST = ""
-# Extra keyword arguments for ``AsyncElasticsearch`` (api_key, basic_auth, ...).
+ES_HOST: str | list = ""
+# Extra keyword arguments of the cluster's client (``AsyncElasticsearch``, or
+# ``AsyncOpenSearch`` for OpenSearch): api_key, basic_auth, ca_certs, ...
 ES_ARGS = {}
 # biothing type -> index (or alias) name. The first type is the default.
 ES_INDICES = {"doc": "biothings"}
 # Seconds before a request to the engine is abandoned (answered with 503).
-ES_REQUEST_TIMEOUT = 10
-# HTTP connections kept per Elasticsearch node (the client's default of 10
+ES_REQUEST_TIMEOUT: float = 10
+# HTTP connections kept per cluster node (the clients' default of 10
 # queues requests under load).
 ES_CONNECTIONS = 64
 # fetch_all: hits per page.
 ES_SCROLL_SIZE = 1000
 # fetch_all: how long a scroll context lives between two pages.
 ES_SCROLL_TIME = "1m"
-# Where the embedded engine keeps its indexes.
-EMBEDDED_DATA_DIR = ".biothings_data"
+# The loader refuses to replace a live index by a build with no document, or with
+# fewer documents than this fraction of the live index's (a file that lost its
+# data): exit code 1, the live index untouched; --allow-shrink loads it anyway.
+LOAD_SHRINK_LIMIT = 0.5
+# Where the embedded engine keeps its indexes (a relative path is relative to the
+# config file's folder, not to the working directory).
+EMBEDDED_DATA_DIR: str | os.PathLike = ".biothings_data"
 # index name -> {"documents": path, "mapping": path, "metadata": path}: built
 # into the embedded engine at start-up when the index is absent.
 EMBEDDED_DATA_FILES = {}
@@ -56,10 +75,17 @@ APP_LIST = [
 ]
 
 # ---------------------------------------------------------------- API
+# Names of settings of the app's own (read by its builder or handlers), e.g.
+# ["SPECIES_TAXIDS"]: any other name this file does not define is an error.
+APP_SETTINGS = []
 # Shown on the front page and in the OpenAPI document.
 API_NAME = "BioThings API"
 # One line about the API (front page, OpenAPI document).
 API_DESCRIPTION = "A BioThings query API."
+# Example query strings of this API's data, shown on the front page and in the
+# OpenAPI document (e.g. ["cdk2", "symbol:CDK2"]). Empty: generic ones made from
+# the mapping (__all__, _exists_:FIELD).
+QUERY_EXAMPLES = []
 # Fields an annotation id is matched against when nothing else applies.
 ANNOTATION_DEFAULT_SCOPES = ["_id"]
 # [(regex, scopes)]: an id fully matching regex is looked up in scopes,
@@ -106,7 +132,7 @@ JMESPATH_MAX_VALUES = 100000
 # take, on every engine: past it the work is abandoned (Elasticsearch gets it as
 # each search's "timeout" too) and the client gets a JSON 503 with Retry-After.
 # Work for a client that has gone is abandoned as well. 0: no limit.
-SEARCH_TIMEOUT = 10.0
+SEARCH_TIMEOUT: float = 10
 # Most hits one request may ask for: size times the number of terms of a batch
 # (checked before searching), and most hits one answer may hold (annotation
 # batches: an id can match several documents). More: 400 naming it, with max and num.
@@ -117,6 +143,23 @@ MAX_ANSWER_BYTES = 50 * 1024 * 1024
 # gives the memory it freed back to the system (glibc's malloc_trim, from a
 # thread, once no request is in flight, at most every 10 s). 0: never.
 MEMORY_TRIM_BYTES = 64 * 1024 * 1024
+
+# ---------------------------------------------------------------- query strings
+# Expensive queries, as Elasticsearch's search.allow_expensive_queries: regular
+# expressions (/.../), leading wildcards (*abc), ranges over text fields and more
+# than MAX_FUZZY_TERMS fuzzy terms (abc~) in one query string. Off: such a query
+# (q, filter, post_filter, a userquery template) is a 400 naming this setting.
+ALLOW_EXPENSIVE_QUERIES = False
+# Fuzzy terms (abc~) one query string may hold while expensive queries are off.
+MAX_FUZZY_TERMS = 5
+# Most terms, phrases, ranges and wildcards one query string may hold
+# (Elasticsearch's max_clause_count); more: 400.
+MAX_QUERY_CLAUSES = 1024
+# Deepest nesting of parentheses in a query string; deeper: 400.
+MAX_QUERY_DEPTH = 30
+# Longest regular expression (/.../) in characters (Elasticsearch's
+# index.max_regex_length); longer: 400.
+MAX_REGEX_LENGTH = 1000
 
 # ---------------------------------------------------------------- HTTP
 # Cache-Control max-age of successful GET responses; 0 disables the header.
@@ -135,11 +178,44 @@ MAX_URL_LENGTH = 16384
 # the first type's when absent); 503 naming it when it cannot be fetched. {}: off.
 STATUS_CHECK = {}
 # Seconds between background refreshes of /metadata and field lists.
-METADATA_REFRESH_INTERVAL = 300
+METADATA_REFRESH_INTERVAL: float = 300
+# Seconds between checks that an index was reloaded (the loader swapped in a new
+# build, or moved the alias); a reload refreshes /metadata, field lists and ETags
+# at once. One cheap engine call per type. 0: only the refresh above.
+METADATA_CHECK_INTERVAL: float = 1
 # ETag on successful GET/HEAD answers, derived from the index build (the
 # _meta of the type's index: build_version, build_date, ...) and the request;
 # If-None-Match with it answers 304 without running the query.
 ETAG = True
+
+# ---------------------------------------------------------------- HTTP server
+# The HTTP/1.1 server: "biothings" (biothings.web.httpserver: asyncio and
+# llhttp, the fast one) or "tornado" (tornado's own HTTPServer, the fallback).
+# `python index.py --http=tornado` overrides it. Differences: docs/limits.md.
+HTTP_SERVER = "biothings"
+# Largest request head (request line and headers), in bytes; more: a JSON 431,
+# then the connection closes (tornado's server closes without an answer).
+HTTP_MAX_HEADER_SIZE = 65536
+# Seconds a client has to send a whole request head, counted from its first
+# byte (and to start its first request on a new connection); later: a JSON
+# 408, then the connection closes. 0: no timeout (as for the three below).
+HTTP_HEADER_TIMEOUT = 20.0
+# Seconds a client has to send a request body once its head arrived; later: a
+# JSON 408 (or the answer already sent), then the connection closes.
+HTTP_BODY_TIMEOUT = 60.0
+# Seconds a keep-alive connection may stay idle between two requests; then it
+# is closed. Keep it above the keep-alive timeout of a proxy in front (nginx's
+# upstream keepalive_timeout: 60 s).
+HTTP_IDLE_TIMEOUT = 75.0
+# Seconds a client that does not read its answers (the send buffer stays full)
+# keeps its connection; then the connection is dropped and its buffer freed.
+HTTP_WRITE_TIMEOUT = 30.0
+# Direct peers (addresses or networks) whose X-Forwarded-For, X-Real-Ip and
+# X-Forwarded-Proto / X-Scheme headers are trusted for the client's address and
+# scheme (access log, the OpenAPI document's server URL); from any
+# other peer these headers are ignored. Default: loopback (a proxy on the same
+# machine); [] trusts no one.
+HTTP_TRUSTED_PROXIES = ["127.0.0.0/8", "::1"]
 
 # ---------------------------------------------------------------- observability
 # Prometheus metrics (requests, latency, engine calls, in-flight) served at
@@ -158,18 +234,18 @@ ACCESS_LOG_FORMAT = "text"
 # slow requests), INFO (every request: about 30 us of CPU each, 7-12% of a fast
 # request; nginx in front usually logs them already, /metrics counts them all)
 # or ERROR (5xx only).
-ACCESS_LOG_LEVEL = "WARNING"
+ACCESS_LOG_LEVEL: str | int = "WARNING"
 # A successful request slower than this many milliseconds is logged at
 # WARNING (0: never).
-ACCESS_LOG_SLOW_MS = 1000
+ACCESS_LOG_SLOW_MS: float = 1000
 
 # ---------------------------------------------------------------- authentication
 # Off by default. Handler names whose requests need "Authorization: Bearer <token>"
 # (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
 # Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
-AUTH_REQUIRED_ROUTES = []
+AUTH_REQUIRED_ROUTES: list | str = []
 # Tokens accepted as they are: a list, or {token: subject}.
-AUTH_STATIC_TOKENS = []
+AUTH_STATIC_TOKENS: list | dict | str = []
 # OpenID Connect issuer URL: JWTs are checked against its JWKS, found through
 # {issuer}/.well-known/openid-configuration (needs PyJWT[crypto]).
 AUTH_OIDC_ISSUER = ""
@@ -189,21 +265,23 @@ AUTH_INTROSPECTION_CLIENT_ID = ""
 # This API's client secret at the introspection endpoint.
 AUTH_INTROSPECTION_CLIENT_SECRET = ""
 # Seconds the discovery document and keys are cached.
-AUTH_JWKS_CACHE_SECONDS = 300
+AUTH_JWKS_CACHE_SECONDS: float = 300
 # Seconds before a call to the identity provider counts as failed (a 503).
-AUTH_PROVIDER_TIMEOUT = 5
+AUTH_PROVIDER_TIMEOUT: float = 5
 # Seconds of clock skew tolerated on "exp" and "nbf".
-AUTH_LEEWAY = 30
+AUTH_LEEWAY: float = 30
 # Seconds an introspection answer is reused, active (never past the token's
 # "exp") or not: a token sent again in that time costs no call. 0: no cache.
-AUTH_INTROSPECTION_CACHE_SECONDS = 60
+AUTH_INTROSPECTION_CACHE_SECONDS: float = 60
 # Most calls a second to the identity provider (introspection, keys, discovery),
 # whatever tokens clients send; past it: 503 with Retry-After. 0: no cap.
-AUTH_PROVIDER_CALLS_PER_SECOND = 10.0
+AUTH_PROVIDER_CALLS_PER_SECOND: float = 10
 
 # ---------------------------------------------------------------- options
-# Every request parameter, declared once: type, default, aliases, max, enum.
-# Apps extend these (e.g. QUERY_KWARGS["GET"]["species"] = {...}).
+# Every request parameter, declared once: type (str, int, float, bool or list),
+# default, alias, max, min, enum, required, description. Apps extend these
+# (e.g. QUERY_KWARGS["GET"]["species"] = {...}: a copy, see the top of this file)
+# and declare options of their own handlers as NAME_KWARGS.
 COMMON_KWARGS = {
     "fields": {"type": list, "default": None, "alias": ["field", "_source"], "max": 1000},
     "dotfield": {"type": bool, "default": False},
@@ -272,14 +350,49 @@ STATUS_KWARGS["HEAD"] = STATUS_KWARGS["GET"]
 
 # ---------------------------------------------------------------- pipeline
 # Classes (or dotted names) of the pipeline stages; subclass to customise.
-ES_QUERY_BUILDER = "biothings.web.pipeline.ESQueryBuilder"
+ES_QUERY_BUILDER: str | type = "biothings.web.pipeline.ESQueryBuilder"
 # Runs the built query on the engine.
-ES_QUERY_BACKEND = "biothings.web.pipeline.ESQueryBackend"
+ES_QUERY_BACKEND: str | type = "biothings.web.pipeline.ESQueryBackend"
 # Turns engine answers into API answers.
-ES_RESULT_TRANSFORM = "biothings.web.pipeline.ESResultTransform"
+ES_RESULT_TRANSFORM: str | type = "biothings.web.pipeline.ESResultTransform"
 
 # ---------------------------------------------------------------- logging
 # Level of the "biothings" loggers (DEBUG, INFO, WARNING, ...).
-LOGGING_LEVEL = "INFO"
+LOGGING_LEVEL: str | int = "INFO"
 # Parameters of /{ver}/spec (the OpenAPI document).
 SPEC_KWARGS = {"GET": {"format": COMMON_KWARGS["format"], "_sorted": {"type": bool, "default": False}}}
+
+
+# ---------------------------------------------------------------- (not settings)
+# A dict or list default is handed out as a new deep copy at every read (see the top
+# of this file): the module keeps them out of its namespace, behind __getattr__.
+import copy as _copy  # noqa: E402
+
+_MUTABLE = {_name: _value for _name, _value in list(globals().items())
+            if _name.isupper() and not _name.startswith("_") and isinstance(_value, (dict, list))}
+for _name in _MUTABLE:
+    del globals()[_name]
+
+
+def __getattr__(name):
+    if name in _MUTABLE:
+        return _copy.deepcopy(_MUTABLE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_MUTABLE))
+
+
+def settings():
+    """Every default setting, ``{name: value}``, dicts and lists as new copies."""
+    found = {name: value for name, value in globals().items() if name.isupper() and not name.startswith("_")}
+    found.update(_copy.deepcopy(_MUTABLE))
+    return found
+
+
+def types():
+    """The types each setting accepts: its annotation's, else its default's (an int
+    setting annotated float accepts both)."""
+    declared = {name: getattr(hint, "__args__", (hint,)) for name, hint in __annotations__.items()}
+    return {name: declared.get(name, (type(value),)) for name, value in settings().items()}

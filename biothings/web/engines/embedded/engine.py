@@ -19,8 +19,8 @@ from biothings.web.engines.errors import (EngineError, IndexNotFound, QueryError
 from biothings.web.engines.embedded import store
 from biothings.web.engines.embedded.aggs import MAX_BUCKETS, AggPlan, BucketBudget
 from biothings.web.engines.embedded.lanes import Lane, checkpoint
-from biothings.web.engines.embedded.query import ID, MUST, Compiler, TEXT_FIELD_REASON
-from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
+from biothings.web.engines.embedded.query import ID, ID_FIELD, MUST, Compiler, TEXT_FIELD_REASON
+from biothings.web.engines.embedded.schema import Layout
 from biothings.web.engines.embedded.source import SourceFilter
 
 Q = tantivy.Query
@@ -49,7 +49,7 @@ class OpenedIndex:
         self.mapping = {"properties": mapping.get("properties", {}), "_meta": mapping.get("_meta", {})}
         self.layout = Layout.from_json(store.read_json(os.path.join(path, store.SCHEMA_FILE)))
         self.index = tantivy.Index.open(path)
-        self.index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
+        self.layout.register(self.index)
         self.schema = self.index.schema
         self.searcher = self.index.searcher()
         self.num_docs = self.searcher.num_docs
@@ -267,6 +267,10 @@ class EmbeddedEngine(Engine):
     async def get_mapping(self, index):
         return await self.lookups.run(None, self.get_mapping_sync, index)
 
+    async def index_version(self, index):
+        """The version directories ``current`` points at (one readlink per index, no thread hop)."""
+        return ",".join(store.current_version(self.data_dir, name) or "" for name in self.names(index))
+
     async def count(self, index):
         response = await self.search(index, {"size": 0, "track_total_hits": True})
         return response["hits"]["total"]["value"]
@@ -483,7 +487,8 @@ def id_lookups(opened, items):
     score = None
     if docs:  # every _id has doc freq 1: the BM25 score of an id term is the same for all
         any_id = next(iter(docs))
-        top = searcher.search(Q.term_query(opened.schema, ID, any_id), 1, count=False).hits
+        scored = Compiler(opened.layout, opened.schema, searcher).term(ID_FIELD, any_id)
+        top = searcher.search(scored, 1, count=False).hits
         score = top[0][0] if top else 1.0
     took = int((time.perf_counter() - started) * 1000)
     answers = []
@@ -571,7 +576,6 @@ def parse_sort(spec, layout):
             field = None
             if layout is not None:
                 if name == ID:
-                    from biothings.web.engines.embedded.query import ID_FIELD
                     field = ID_FIELD
                 else:
                     field = layout.fields.get(name)

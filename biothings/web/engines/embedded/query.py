@@ -1,28 +1,54 @@
 """Elasticsearch query DSL (the subset the builder emits) -> tantivy ``Query``.
 
-``query_string`` is parsed with ``luqum`` and translated here, clause by clause,
-with Lucene's classic-parser semantics (``a OR b AND c`` is ``a +b +c``; a
-purely negative query matches everything but its negations, as in ES). The
-tantivy query parser is never used.
+``query_string`` is parsed by ``biothings.web.querystring`` (Lucene's classic
+syntax) and translated here with the semantics of Elasticsearch's
+``QueryStringQueryParser``: consecutive bare words are analysed together per
+field, each field's query is built from the field's type and search analyzer,
+fields combine in a ``dis_max`` (``best_fields``), a field that cannot take a
+value matches nothing when lenient, and a purely negative group matches
+everything but its negations. The tantivy query parser is never used.
+
+Scores follow Lucene's BM25 where tantivy's differ: each text term is boosted
+so that its inverse document frequency counts the documents that *have the
+field* (Lucene's ``docCount``), not every document, and without tantivy's
+``(k1 + 1)`` factor; keyword terms (Elasticsearch indexes them without
+frequencies or norms) score a constant per term; numeric terms, ranges,
+wildcards, regular expressions and ``exists`` score 1 as in Elasticsearch;
+fuzzy terms expand to at most ``max_expansions`` terms scored with the
+blended document frequency of ``FuzzyQuery``'s default rewrite.
 """
 
 import fnmatch
 import math
 import re
 
-from luqum.exceptions import ParseError
-from luqum.parser import parser as luqum_parser
-from luqum import tree as lt
+from rapidfuzz import process as fuzzy_process
+from rapidfuzz.distance import OSA
 import tantivy
 
+from biothings.web import querystring as qs
 from biothings.web.engines.errors import QueryError
-from biothings.web.engines.embedded.schema import analyze, to_bool, to_float, to_int
+from biothings.web.engines.embedded.analysis import AnalysisError
+from biothings.web.engines.embedded.schema import to_bool, to_float, to_int
 
 Q = tantivy.Query
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
+OCCUR = {qs.MUST: MUST, qs.SHOULD: SHOULD, qs.MUST_NOT: MUST_NOT}
 
 ID = "_id"
 FIELDS = "_fields"
+
+# Lucene's BM25 constants (Elasticsearch's defaults)
+K1, B = 1.2, 0.75
+# Most leaf queries one search may build (a query_string term counts once per field,
+# a fuzzy term once per expansion): Elasticsearch's indices.query.bool.max_clause_count.
+MAX_CLAUSE_COUNT = 16384
+# Longest regular expression (Elasticsearch's index.max_regex_length).
+MAX_REGEX_LENGTH = 1000
+# Fuzzy terms expand to at most this many terms unless the query says otherwise.
+DEFAULT_MAX_EXPANSIONS = 50
+# Groups nested deeper are refused (the builder's MAX_QUERY_DEPTH is the public limit).
+MAX_QUERY_DEPTH = 100
 
 TEXT_FIELD_REASON = (
     "Text fields are not optimised for operations that require per-document field data "
@@ -49,21 +75,104 @@ def wildcard_to_regex(pattern):
             i += 2
             continue
         if c == "*":
-            out.append(".*")
+            out.append("(?s:.)*")
         elif c == "?":
-            out.append(".")
+            out.append("(?s:.)")
         else:
             out.append(regex_escape(c))
         i += 1
     return "".join(out)
 
 
+_WILDCARD_PARTS = re.compile(r"(\\.)|([?*]+)", re.S)
+
+
+def normalize_wildcard(pattern, analyzer):
+    """Elasticsearch's ``normalizedWildcardQuery``: normalise the text between wildcards
+    (escaped characters and the wildcards themselves stay as written)."""
+    if analyzer is None:
+        return pattern
+    out, last = [], 0
+    for match in _WILDCARD_PARTS.finditer(pattern):
+        if match.start() > last:
+            out.append(analyzer.normalize(pattern[last:match.start()]))
+        out.append(match.group())
+        last = match.end()
+    if last < len(pattern):
+        out.append(analyzer.normalize(pattern[last:]))
+    return "".join(out)
+
+
+def _char(c):
+    return "\\x{%X}" % ord(c)
+
+
+def _chars(text):
+    return "".join(map(_char, text))
+
+
+def _above(c):
+    return "[\\x{%X}-\\x{10FFFF}]" % (ord(c) + 1) if ord(c) < 0x10FFFF else None
+
+
+def _below(c):
+    return "[\\x{0}-\\x{%X}]" % (ord(c) - 1) if ord(c) > 0 else None
+
+
+def _at_least(text, inclusive):
+    """Alternatives matching the strings >= ``text`` (> when not inclusive)."""
+    options = [_chars(text) + ("(?s:.)*" if inclusive else "(?s:.)+")]
+    for i, c in enumerate(text):
+        bigger = _above(c)
+        if bigger:
+            options.append(_chars(text[:i]) + bigger + "(?s:.)*")
+    return options
+
+
+def _at_most(text, inclusive, empty=True):
+    """Alternatives matching the strings <= ``text`` (< when not inclusive); ``empty``:
+    whether the empty string is one of them."""
+    options = [_chars(text[:i]) for i in range(0 if empty else 1, len(text) + (1 if inclusive else 0))]
+    for i, c in enumerate(text):
+        smaller = _below(c)
+        if smaller:
+            options.append(_chars(text[:i]) + smaller + "(?s:.)*")
+    return options
+
+
+def string_range_regex(lower, include_lower, upper, include_upper):
+    """One regex matching the terms between two bounds (code point order, as Lucene
+    compares UTF-8 bytes), so a term range runs as an automaton inside tantivy; None
+    when no string lies between them."""
+    def alternatives(options):
+        options = [o for o in options if o is not None]
+        return "|".join(f"(?:{o})" for o in options) if options else None
+
+    def then(head, tail):
+        return None if tail is None else head + "(?:" + tail + ")"
+
+    if upper is None:
+        found = alternatives(_at_least(lower, include_lower))
+    elif lower is None:
+        found = alternatives(_at_most(upper, include_upper))
+    else:
+        common = 0
+        while common < min(len(lower), len(upper)) and lower[common] == upper[common]:
+            common += 1
+        if common == len(lower):  # lower is a prefix of upper: lower + (what is <= the rest)
+            found = then(_chars(lower), alternatives(_at_most(upper[common:], include_upper, empty=include_lower)))
+        else:
+            low, high = lower[common], upper[common]
+            options = [then(_char(low), alternatives(_at_least(lower[common + 1:], include_lower)))]
+            if ord(high) - ord(low) > 1:
+                options.append("[\\x{%X}-\\x{%X}](?s:.)*" % (ord(low) + 1, ord(high) - 1))
+            options.append(then(_char(high), alternatives(_at_most(upper[common + 1:], include_upper))))
+            found = then(_chars(lower[:common]), alternatives(options))
+    return found
+
+
 def unescape(text):
     return re.sub(r"\\(.)", r"\1", text)
-
-
-def has_wildcard(text):
-    return re.search(r"(?<!\\)(?:\\\\)*[*?]", text) is not None
 
 
 def none():
@@ -72,6 +181,10 @@ def none():
 
 def everything():
     return Q.all_query()
+
+
+def constant(query, score=1.0):
+    return Q.const_score_query(query, float(score))
 
 
 def boolean(clauses, minimum=None):
@@ -87,41 +200,61 @@ def boosted(query, boost):
         raise QueryError(f"[boost] must be a number, got {boost!r}")
     if boost == 1.0:
         return query
+    if boost < 0:
+        raise QueryError(f"negative [boost] is not allowed, got [{boost}]")
     return Q.boost_query(query, boost)
 
 
-def disjunction(queries):
+def disjunction(queries, tie_breaker=None):
+    """Elasticsearch's dis_max of per-field queries; None when no field gave one."""
     queries = [q for q in queries if q is not None]
     if not queries:
-        return none()
+        return None
     if len(queries) == 1:
         return queries[0]
+    if tie_breaker:
+        return Q.disjunction_max_query(queries, float(tie_breaker))
     return Q.disjunction_max_query(queries)
+
+
+def idf(doc_count, doc_freq):
+    return math.log(1 + (doc_count - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
 class _IdField:
     """``_id`` behaves as a keyword field."""
 
     name = ID
-    es_type = "keyword"
+    es_type = "_id"
     kind = "keyword"
     tname = ID
     indexed = True
     fast = True
     ignore_above = None
+    normalizer = None
+    analyzer = search_analyzer = None
 
 
 ID_FIELD = _IdField()
 
 
 class Compiler:
-    """Compiles query clauses against one index's layout (and searcher, for string ranges)."""
+    """Compiles query clauses against one index's layout and searcher."""
 
-    def __init__(self, layout, schema, searcher):
+    def __init__(self, layout, schema, searcher, max_clauses=MAX_CLAUSE_COUNT):
         self.layout = layout
         self.schema = schema
         self.searcher = searcher
         self.random = None  # set by function_score/random_score: {"seed": ...}
+        self.max_clauses = max_clauses
+        self.clauses = 0
+        self._doc_counts = {}
+
+    def count_clause(self, number=1):
+        self.clauses += number
+        if self.clauses > self.max_clauses:
+            raise QueryError(f"the query expands to more than {self.max_clauses} clauses "
+                             f"(terms times fields, fuzzy expansions): make it simpler")
 
     # ------------------------------------------------------------------ fields
 
@@ -151,21 +284,67 @@ class Compiler:
                 out.append((field, boost))
         return out
 
+    def analyzer(self, field, override=None):
+        """The search analyzer of ``field`` (None: the whole text is one term)."""
+        try:
+            return self.layout.search_analyzer(field, override)
+        except AnalysisError:
+            raise QueryError(f"analyzer [{override}] not found") from None
+
+    # ------------------------------------------------------------------ scoring
+
+    def doc_count(self, field):
+        """Documents having ``field`` (Lucene's docCount, the base of its idf)."""
+        count = self._doc_counts.get(field.name)
+        if count is None:
+            if field is ID_FIELD:
+                count = self.searcher.num_docs
+            else:
+                count = self.searcher.doc_freq(FIELDS, field.name)
+            count = self._doc_counts[field.name] = max(count, 1)
+        return count
+
+    def text_term(self, field, token, blended_df=None, boost=1.0):
+        """A term of a text field, scored as Lucene's BM25 would score it."""
+        self.count_clause()
+        query = Q.term_query(self.schema, field.tname, token)
+        df = self.searcher.doc_freq(field.tname, token)
+        if not df:
+            return query
+        lucene = idf(self.doc_count(field), blended_df or df)
+        tantivy_idf = idf(self.searcher.num_docs, df)
+        return Q.boost_query(query, boost * lucene / (tantivy_idf * (1 + K1)))
+
+    def keyword_term(self, field, value, blended_df=None, boost=1.0):
+        """A keyword term: Elasticsearch indexes keywords without norms or frequencies,
+        so every match scores idf / (1 + k1 (1 - b + b / average values per document))."""
+        self.count_clause()
+        query = Q.term_query(self.schema, field.tname, value)
+        df = self.searcher.doc_freq(field.tname, value)
+        if not df:
+            return query
+        per_doc = self.layout.values_per_doc(field.name)
+        score = idf(self.doc_count(field), blended_df or df) / (1 + K1 * (1 - B + B / per_doc))
+        return constant(query, score * boost)
+
     # ------------------------------------------------------------------ values per field
 
     def _number(self, field, value, lenient):
+        """``value`` as the field's type; None when it cannot be one and ``lenient``."""
         try:
             if field.kind == "int":
                 if isinstance(value, str):
                     text = value.strip()
                     if not re.fullmatch(r"[+-]?\d+", text):
                         number = float(text)
-                        if not number.is_integer():
+                        if not math.isfinite(number):
                             raise ValueError(value)
+                        if not number.is_integer():
+                            return _NOT_INTEGRAL
                         return int(number)
-                    return int(text)
+                    return to_int(int(text), field, field.name)
                 if isinstance(value, float) and not value.is_integer():
-                    raise ValueError(value)
+                    return _NOT_INTEGRAL
                 return to_int(value, field, field.name)
             if field.kind == "float":
                 return to_float(value, field, field.name)
@@ -182,77 +361,167 @@ class Compiler:
         return str(value)
 
     def term(self, field, value, lenient=False):
-        """Exact term, no analysis (ES ``term``)."""
-        if field.kind in ("text", "keyword"):
-            return Q.term_query(self.schema, field.tname, self._keyword_text(value))
+        """Exact term (ES ``term``: keyword normalizers apply, text is not analysed).
+        A value the field cannot take matches nothing when ``lenient``."""
+        if field.kind == "text":
+            return self.text_term(field, self._keyword_text(value))
+        if field.kind == "keyword":
+            text = self._keyword_text(value)
+            normalizer = self.analyzer(field) if field is not ID_FIELD else None
+            return self.keyword_term(field, normalizer.normalize(text) if normalizer else text)
         number = self._number(field, value, lenient)
         if number is None:
+            return none()
+        if number is _NOT_INTEGRAL:
+            return none()
+        self.count_clause()
+        return constant(Q.term_query(self.schema, field.tname, number))
+
+    def match(self, field, value, operator="or", lenient=False, analyzer=None):
+        """ES ``match`` (boolean) on one field: the text analysed by the field's search
+        analyzer (or ``analyzer``), its tokens combined with the operator. None when
+        analysis leaves no token."""
+        text = self._keyword_text(value)
+        chain = self.analyzer(field, analyzer)
+        if chain is None or (field.kind == "keyword" and analyzer is None):
+            return self.term(field, text, lenient)
+        tokens = chain.tokens(text)
+        if not tokens:
             return None
-        return Q.term_query(self.schema, field.tname, number)
+        queries = [self.term(field, token, lenient) for token in tokens]
+        if len(queries) == 1:
+            return queries[0]
+        occur = MUST if str(operator).lower() == "and" else SHOULD
+        return boolean([(occur, q) for q in queries])
 
-    def match(self, field, value, operator="or", lenient=False):
-        """Analyzed match (ES ``match``): tokens combined with the operator."""
-        if field.kind == "text":
-            tokens = analyze(self._keyword_text(value))
-            if not tokens:
-                return None
-            if len(tokens) == 1:
-                return Q.term_query(self.schema, field.tname, tokens[0])
-            occur = MUST if str(operator).lower() == "and" else SHOULD
-            return boolean([(occur, Q.term_query(self.schema, field.tname, t)) for t in tokens])
-        return self.term(field, value, lenient)
+    def phrase(self, field, value, slop=0, lenient=False, analyzer=None):
+        """ES ``match_phrase`` on one field."""
+        text = self._keyword_text(value)
+        chain = self.analyzer(field, analyzer)
+        if chain is None or (field.kind == "keyword" and analyzer is None):
+            return self.term(field, text, lenient)
+        tokens = chain.tokens(text)
+        if not tokens:
+            return None
+        if len(tokens) == 1:
+            return self.term(field, tokens[0], lenient)
+        if field.kind != "text":
+            if lenient:
+                return none()
+            raise QueryError(f"field:[{field.name}] was indexed without position data; cannot run PhraseQuery")
+        self.count_clause(len(tokens))
+        query = Q.phrase_query(self.schema, field.tname, tokens, slop=int(slop or 0))
+        dfs = [self.searcher.doc_freq(field.tname, t) for t in tokens]
+        if not all(dfs):
+            return query
+        lucene = sum(idf(self.doc_count(field), df) for df in dfs)
+        tantivy_idf = sum(idf(self.searcher.num_docs, df) for df in dfs)
+        return Q.boost_query(query, lucene / (tantivy_idf * (1 + K1)))
 
-    def phrase(self, field, value, slop=0, lenient=False):
-        if field.kind == "text":
-            tokens = analyze(str(value))
-            if not tokens:
-                return None
-            if len(tokens) == 1:
-                return Q.term_query(self.schema, field.tname, tokens[0])
-            return Q.phrase_query(self.schema, field.tname, tokens, slop=int(slop or 0))
-        return self.term(field, value, lenient)
+    def _not_a_string(self, field, what, lenient):
+        if lenient:
+            return none()
+        raise QueryError(f"Can only use {what} queries on keyword and text fields - not on "
+                         f"[{field.name}] which is of type [{field.es_type}]")
 
     def regex(self, field, pattern, lenient=False):
+        """A tantivy regex (already translated) on a keyword or text field."""
         if field.kind not in ("text", "keyword"):
-            if lenient:
-                return None
-            raise QueryError(f"Can only use regexp/wildcard/prefix queries on keyword and text "
-                             f"fields - not on [{field.name}] which is of type [{field.es_type}]")
-        try:
-            return Q.regex_query(self.schema, field.tname, pattern)
-        except ValueError as exc:
-            raise QueryError(f"invalid regular expression [{pattern}]: {exc}")
+            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+        self.count_clause()
+        return constant(self.layout.automaton(self.schema, field.tname, pattern))
+
+    def regexp(self, field, pattern, lenient=False, case_insensitive=False):
+        """Lucene regular expression syntax on one field (not normalised, as in ES)."""
+        if len(pattern) > MAX_REGEX_LENGTH:
+            raise QueryError(f"The length of regex [{len(pattern)}] used in the query has exceeded "
+                             f"the allowed maximum of [{MAX_REGEX_LENGTH}].")
+        translated = lucene_regex(pattern)
+        return self.regex(field, ("(?i)" if case_insensitive else "") + translated, lenient)
 
     def wildcard(self, field, pattern, lenient=False, case_insensitive=False, normalize=True):
-        """``normalize``: lowercase for text fields, as query_string does; the
-        term-level ``wildcard``/``prefix`` queries match the pattern as given."""
+        """``normalize``: the field's normalizer / search analyzer applies between the
+        wildcards, as query_string does; the term-level ``wildcard`` query does not."""
         if pattern == "*":
             return self.exists(field.name)
-        if (field.kind == "text" and normalize) or case_insensitive:
-            pattern = pattern.lower()
-        return self.regex(field, wildcard_to_regex(pattern), lenient)
+        if field.kind not in ("text", "keyword"):
+            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+        if normalize and field is not ID_FIELD:
+            pattern = normalize_wildcard(pattern, self.analyzer(field))
+        return self.regex(field, ("(?i)" if case_insensitive else "") + wildcard_to_regex(pattern), lenient)
 
     def prefix(self, field, value, lenient=False, case_insensitive=False, normalize=True):
         value = self._keyword_text(value)
-        if (field.kind == "text" and normalize) or case_insensitive:
-            value = value.lower()
-        return self.regex(field, regex_escape(value) + ".*", lenient)
-
-    def fuzzy(self, field, value, fuzziness="AUTO", lenient=False):
-        value = self._keyword_text(value)
         if field.kind not in ("text", "keyword"):
-            return self.term(field, value, lenient)
-        if field.kind == "text":
-            value = value.lower()
-        distance = fuzzy_distance(value, fuzziness)
-        if distance == 0:
-            return Q.term_query(self.schema, field.tname, value)
-        return Q.fuzzy_term_query(self.schema, field.tname, value, distance, True, False)
+            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+        if normalize and field is not ID_FIELD:
+            chain = self.analyzer(field)
+            value = chain.normalize(value) if chain else value
+        return self.regex(field, ("(?i)" if case_insensitive else "") + regex_escape(value) + "(?s:.)*", lenient)
+
+    def fuzzy(self, field, value, distance=None, lenient=False, normalize=True,
+              max_expansions=DEFAULT_MAX_EXPANSIONS, prefix_length=0, transpositions=True):
+        """Lucene's ``FuzzyQuery``: the ``max_expansions`` terms nearest to ``value``
+        (``distance`` edits at most, None for AUTO), scored with their blended frequency."""
+        text = self._keyword_text(value)
+        if field.kind not in ("text", "keyword"):
+            return self._not_a_string(field, "fuzzy", lenient)
+        edits = auto_distance(text) if distance is None else int(distance)
+        if edits not in (0, 1, 2):
+            raise QueryError(f"Valid edit distances are [0, 1, 2] but was [{edits}]")
+        if normalize and field is not ID_FIELD:
+            chain = self.analyzer(field)
+            text = chain.normalize(text) if chain else text
+        if edits == 0:
+            return self.term(field, text) if field.kind == "text" else self.keyword_term(field, text)
+        expansions = self.expand(field, text, edits, max_expansions, prefix_length, transpositions)
+        if not expansions:
+            return none()
+        blended = max(df for _term, df, _boost in expansions)
+        build = self.text_term if field.kind == "text" else self.keyword_term
+        queries = [build(field, term, blended_df=blended, boost=boost) for term, _df, boost in expansions]
+        return queries[0] if len(queries) == 1 else boolean([(SHOULD, q) for q in queries])
+
+    def expand(self, field, text, edits, max_expansions, prefix_length, transpositions):
+        """``[(term, doc freq, boost)]``: terms within ``edits`` of ``text``, the best
+        ``max_expansions`` by similarity then term, as Lucene's top-terms rewrite keeps them."""
+        try:
+            max_expansions = int(max_expansions)
+            prefix_length = int(prefix_length)
+        except (TypeError, ValueError):
+            raise QueryError("[fuzzy] max_expansions and prefix_length must be integers")
+        if max_expansions < 1:
+            raise QueryError("[fuzzy] max_expansions must be positive")
+        terms = self.layout.terms(self.searcher, field.tname)
+        if prefix_length:
+            prefix = text[:prefix_length]
+            choices = [t for t in terms if t.startswith(prefix)]
+        else:
+            choices = terms
+        if transpositions:
+            scorer = OSA.distance
+        else:
+            from rapidfuzz.distance import Levenshtein
+            scorer = Levenshtein.distance
+        found = fuzzy_process.extract(text, choices, scorer=scorer, score_cutoff=edits, limit=None)
+        length = len(text)
+        ranked = []
+        for term, distance, _index in found:
+            if distance == 0:
+                boost = 1.0
+            else:
+                boost = 1.0 - distance / min(len(term), length) if min(len(term), length) else 0.0
+            ranked.append((-boost, term))
+        ranked.sort()
+        out = []
+        for negative_boost, term in ranked[:max_expansions]:
+            out.append((term, self.searcher.doc_freq(field.tname, term), max(-negative_boost, 0.0)))
+        return out
 
     def exists(self, name):
         if name == ID or name in ("*",):
             return everything()
-        if "*" in name:
+        if "*" in name or "?" in name:
             names = [n for n in list(self.layout.fields) + list(self.layout.objects)
                      if fnmatch.fnmatchcase(n, name)]
         else:
@@ -260,40 +529,52 @@ class Compiler:
         names = [n for n in names if n in self.layout.fields or n in self.layout.objects]
         if not names:
             return none()
+        self.count_clause()
         if len(names) == 1:
             query = Q.term_query(self.schema, FIELDS, names[0])
         else:
             query = Q.term_set_query(self.schema, FIELDS, names)
-        return Q.const_score_query(query, 1.0)
+        return constant(query)
 
-    def range(self, field, gt=None, gte=None, lt=None, lte=None, lenient=False):
+    def range(self, field, gt=None, gte=None, lt=None, lte=None, lenient=False, normalize=False):
+        """ES ``range``; ``normalize``: bounds go through the field's normalizer or
+        search analyzer (query_string ranges). Constant score 1."""
         lower, include_lower = (gte, True) if gte is not None else (gt, False)
         upper, include_upper = (lte, True) if lte is not None else (lt, False)
+        if field is ID_FIELD:
+            if lenient:
+                return none()
+            raise QueryError("Field [_id] of type [_id] does not support range queries")
         if lower is None and upper is None:
             return self.exists(field.name)
         if field.kind in ("int", "float"):
             return self._numeric_range(field, lower, include_lower, upper, include_upper, lenient)
         if field.kind == "bool":
+            bounds = [self._number(field, b, True) if b is not None else None for b in (lower, upper)]
             values = [v for v in (False, True)
-                      if _in_range(v, self._number(field, lower, True) if lower is not None else None,
-                                   include_lower,
-                                   self._number(field, upper, True) if upper is not None else None,
-                                   include_upper)]
+                      if _in_range(v, bounds[0], include_lower, bounds[1], include_upper)]
             return self._set(field, values)
-        # keyword / text / _id: walk the term dictionary
         lower = None if lower is None else self._keyword_text(lower)
         upper = None if upper is None else self._keyword_text(upper)
-        if field.kind == "text":
-            lower = lower.lower() if lower is not None else None
-            upper = upper.lower() if upper is not None else None
-        terms = [t for t, _n in self.searcher.terms_with_prefix(field.tname, "")
-                 if _in_range(t, lower, include_lower, upper, include_upper)]
-        return self._set(field, terms)
+        if normalize:
+            chain = self.analyzer(field)
+            if chain is not None:
+                lower = None if lower is None else chain.normalize(lower)
+                upper = None if upper is None else chain.normalize(upper)
+        if lower is not None and upper is not None and (
+                lower > upper or (lower == upper and not (include_lower and include_upper))):
+            return none()
+        self.count_clause()
+        pattern = string_range_regex(lower, include_lower, upper, include_upper)
+        if pattern is None:
+            return none()
+        return constant(self.layout.automaton(self.schema, field.tname, pattern))
 
     def _set(self, field, values):
         if not values:
             return none()
-        return Q.const_score_query(Q.term_set_query(self.schema, field.tname, values), 1.0)
+        self.count_clause()
+        return constant(Q.term_set_query(self.schema, field.tname, values))
 
     def _numeric_range(self, field, lower, include_lower, upper, include_upper, lenient):
         def bound(value, is_lower, inclusive):
@@ -301,7 +582,7 @@ class Compiler:
                 return None, True
             if field.kind == "float":
                 number = self._number(field, value, lenient)
-                return number, inclusive
+                return ("bad", True) if number is None else (number, inclusive)
             try:
                 number = float(value)
             except (TypeError, ValueError):
@@ -320,7 +601,7 @@ class Compiler:
         low, include_lower = bound(lower, True, include_lower)
         high, include_upper = bound(upper, False, include_upper)
         if low == "bad" or high == "bad":
-            return None
+            return none()
         if low is None and high is None:
             return self.exists(field.name)
         if field.kind == "int":
@@ -337,7 +618,8 @@ class Compiler:
                     low == high and not (include_lower and include_upper))):
                 return none()
             ftype = tantivy.FieldType.Float
-        return Q.range_query(self.schema, field.tname, ftype, low, high, include_lower, include_upper)
+        self.count_clause()
+        return constant(Q.range_query(self.schema, field.tname, ftype, low, high, include_lower, include_upper))
 
     # ------------------------------------------------------------------ DSL
 
@@ -354,7 +636,7 @@ class Compiler:
             query = method(spec)
         except QueryError:
             raise
-        except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
             raise QueryError(f"[{kind}] malformed query: {exc}")
         return none() if query is None else query
 
@@ -447,8 +729,8 @@ class Compiler:
         return name, value, options
 
     def _per_field(self, name, build):
-        fields = self.resolve(name)
-        return disjunction([build(field) for field in fields])
+        query = disjunction([build(field) for field in self.resolve(name)])
+        return none() if query is None else query
 
     def q_term(self, spec):
         name, value, options = self._field_spec(spec)
@@ -457,7 +739,7 @@ class Compiler:
         insensitive = options.get("case_insensitive")
         if insensitive:
             return boosted(self._per_field(name, lambda f: self.regex(
-                f, "(?i)" + regex_escape(self._keyword_text(value)), True)), options.get("boost"))
+                f, "(?i)" + regex_escape(self._keyword_text(value)))), options.get("boost"))
         return boosted(self._per_field(name, lambda f: self.term(f, value)), options.get("boost"))
 
     def q_terms(self, spec):
@@ -468,10 +750,15 @@ class Compiler:
         name, values = items[0]
 
         def build(field):
-            if field.kind in ("text", "keyword"):
+            if field.kind == "text":
                 converted = [self._keyword_text(v) for v in values]
+            elif field.kind == "keyword":
+                chain = self.analyzer(field) if field is not ID_FIELD else None
+                converted = [chain.normalize(self._keyword_text(v)) if chain else self._keyword_text(v)
+                             for v in values]
             else:
-                converted = [n for n in (self._number(field, v, False) for v in values) if n is not None]
+                converted = [n for n in (self._number(field, v, False) for v in values)
+                             if n is not None and n is not _NOT_INTEGRAL]
             return self._set(field, converted)
 
         return boosted(self._per_field(name, build), options.get("boost"))
@@ -503,7 +790,7 @@ class Compiler:
 
     def q_prefix(self, spec):
         name, value, options = self._field_spec(spec)
-        insensitive = options.get("case_insensitive", False)
+        insensitive = bool(options.get("case_insensitive", False))
         return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive, normalize=False)),
                        options.get("boost"))
 
@@ -511,101 +798,104 @@ class Compiler:
         name, value, options = self._field_spec(spec)
         if value is None:
             value = options.get("wildcard")
-        insensitive = options.get("case_insensitive", False)
+        insensitive = bool(options.get("case_insensitive", False))
         return boosted(self._per_field(name, lambda f: self.wildcard(f, str(value), False, insensitive,
                                                                    normalize=False)),
                        options.get("boost"))
 
     def q_regexp(self, spec):
         name, value, options = self._field_spec(spec)
-        pattern = str(value)
-        if options.get("case_insensitive"):
-            pattern = "(?i)" + pattern
-        return boosted(self._per_field(name, lambda f: self.regex(f, pattern)), options.get("boost"))
+        insensitive = bool(options.get("case_insensitive"))
+        return boosted(self._per_field(name, lambda f: self.regexp(f, str(value), False, insensitive)),
+                       options.get("boost"))
 
     def q_fuzzy(self, spec):
         name, value, options = self._field_spec(spec)
-        fuzziness = options.get("fuzziness", "AUTO")
-        return boosted(self._per_field(name, lambda f: self.fuzzy(f, value, fuzziness)),
-                       options.get("boost"))
+        distance = fuzziness_edits(options.get("fuzziness", "AUTO"), self._keyword_text(value))
+        return boosted(self._per_field(name, lambda f: self.fuzzy(
+            f, value, distance, normalize=False,
+            max_expansions=options.get("max_expansions", DEFAULT_MAX_EXPANSIONS),
+            prefix_length=options.get("prefix_length", 0),
+            transpositions=options.get("transpositions", True))), options.get("boost"))
 
     def q_match(self, spec):
         name, value, options = self._field_spec(spec, value_key="query")
         if value is None:
             raise QueryError("[match] query requires a [query]")
-        check_analyzer("match", options)
         operator = options.get("operator", "or")
         lenient = bool(options.get("lenient", False))
-        return boosted(self._per_field(name, lambda f: self.match(f, value, operator, lenient)),
+        analyzer = options.get("analyzer")
+        return boosted(self._per_field(name, lambda f: self.match(f, value, operator, lenient, analyzer)),
                        options.get("boost"))
 
     def q_match_phrase(self, spec):
         name, value, options = self._field_spec(spec, value_key="query")
         slop = options.get("slop", 0)
-        return boosted(self._per_field(name, lambda f: self.phrase(f, value, slop)), options.get("boost"))
+        analyzer = options.get("analyzer")
+        return boosted(self._per_field(name, lambda f: self.phrase(f, value, slop, False, analyzer)),
+                       options.get("boost"))
 
     def q_multi_match(self, spec):
         if "query" not in spec:
             raise QueryError("[multi_match] requires a [query]")
-        check_analyzer("multi_match", spec)
         value = spec["query"]
         fields = spec.get("fields") or ["*"]
         operator = spec.get("operator", "or")
         lenient = bool(spec.get("lenient", False))
+        analyzer = spec.get("analyzer")
         kind = spec.get("type", "best_fields")
+        if kind not in ("best_fields", "phrase"):
+            raise QueryError(f"[multi_match] type [{kind}] is not supported by the embedded engine")
         queries = []
         for field, boost in self.default_fields(fields):
-            if kind in ("phrase", "phrase_prefix"):
-                query = self.phrase(field, value, spec.get("slop", 0), lenient)
+            if kind == "phrase":
+                query = self.phrase(field, value, spec.get("slop", 0), lenient, analyzer)
             else:
-                query = self.match(field, value, operator, lenient)
+                query = self.match(field, value, operator, lenient, analyzer)
             if query is not None:
                 queries.append(boosted(query, boost))
-        if not queries:
-            return none()
-        tie = spec.get("tie_breaker")
-        if len(queries) == 1:
-            query = queries[0]
-        elif tie:
-            query = Q.disjunction_max_query(queries, float(tie))
-        else:
-            query = Q.disjunction_max_query(queries)
-        return boosted(query, spec.get("boost"))
+        query = disjunction(queries, spec.get("tie_breaker"))
+        return none() if query is None else boosted(query, spec.get("boost"))
 
     def q_query_string(self, spec):
         if isinstance(spec, str):
             spec = {"query": spec}
-        check_analyzer("query_string", spec)
+        unknown = set(spec) - QUERY_STRING_OPTIONS
+        if unknown:
+            raise QueryError(f"[query_string] query does not support [{sorted(unknown)[0]}]")
         text = spec.get("query")
         if not isinstance(text, str):
             raise QueryError("[query_string] requires a [query] string")
+        if spec.get("type", "best_fields") != "best_fields":
+            raise QueryError(f"[query_string] type [{spec['type']}] is not supported by the embedded engine")
         if "fields" in spec and spec["fields"]:
-            fields = spec["fields"]
-        elif spec.get("default_field"):
-            fields = [spec["default_field"]]
+            fields = list(spec["fields"])
+            default_field = None
         else:
-            fields = ["*"]
+            default_field = spec.get("default_field") or "*"
+            fields = [default_field]
         # ES: searching all fields ("*") is implicitly lenient
-        lenient = bool(spec.get("lenient", False)) or list(fields) == ["*"]
+        lenient = spec.get("lenient")
+        lenient = bool(lenient) if lenient is not None else default_field == "*"
         translator = QueryStringTranslator(
-            self, self.default_fields(fields),
+            self, self.default_fields(fields), default_field,
             and_default=str(spec.get("default_operator", "OR")).upper() == "AND",
-            lenient=lenient)
+            lenient=lenient, options=spec)
         return boosted(translator.translate(text), spec.get("boost"))
 
     q_simple_query_string = q_query_string
 
 
-# Elasticsearch's built-in analyzers: accepted (the field's own analysis is used); any
-# other name fails the query as it does in Elasticsearch without a custom analyzer.
-BUILTIN_ANALYZERS = {"standard", "simple", "whitespace", "stop", "keyword", "pattern", "fingerprint",
-                     "english", "default", "snowball"}
+# query_string options the translator honours (others: a QueryError naming them)
+QUERY_STRING_OPTIONS = {
+    "query", "fields", "default_field", "default_operator", "lenient", "boost", "analyzer",
+    "quote_analyzer", "fuzziness", "fuzzy_max_expansions", "fuzzy_prefix_length",
+    "fuzzy_transpositions", "phrase_slop", "tie_breaker", "allow_leading_wildcard", "type",
+    "analyze_wildcard", "auto_generate_synonyms_phrase_query", "enable_position_increments",
+    "max_determinized_states", "rewrite", "fuzzy_rewrite", "time_zone", "escape", "_name",
+}
 
-
-def check_analyzer(kind, spec):
-    name = spec.get("analyzer") if isinstance(spec, dict) else None
-    if name is not None and name not in BUILTIN_ANALYZERS:
-        raise QueryError(f"[{kind}] analyzer [{name}] not found")
+_NOT_INTEGRAL = object()  # a number with decimals for an integer field: matches nothing
 
 
 def minimum_should_match(spec, count):
@@ -622,17 +912,30 @@ def minimum_should_match(spec, count):
     return value if value >= 0 else max(count + value, 0)
 
 
-def fuzzy_distance(term, fuzziness):
-    if fuzziness is None or str(fuzziness).upper().startswith("AUTO"):
-        length = len(term)
-        return 0 if length < 3 else (1 if length < 6 else 2)
+def auto_distance(text, low=3, high=6):
+    """Elasticsearch's ``AUTO`` fuzziness: 0 edits under 3 characters, 1 under 6, else 2."""
+    length = len(text)
+    return 0 if length < low else (1 if length < high else 2)
+
+
+def fuzziness_edits(fuzziness, text):
+    """ES ``fuzziness`` (``AUTO``, ``AUTO:3,6``, 0, 1, 2) -> edits for ``text``."""
+    spec = str(fuzziness if fuzziness is not None else "AUTO").strip().upper()
+    if spec.startswith("AUTO"):
+        low, high = 3, 6
+        if spec.startswith("AUTO:"):
+            try:
+                low, high = (int(part) for part in spec[5:].split(","))
+            except ValueError:
+                raise QueryError(f"failed to parse [AUTO:] fuzziness [{fuzziness}]")
+        return auto_distance(text, low, high)
     try:
-        value = float(fuzziness)
+        value = float(spec)
     except ValueError:
         raise QueryError(f"invalid fuzziness [{fuzziness}]")
-    if value < 1:  # legacy similarity (0.5): ES treats it like AUTO
-        return fuzzy_distance(term, "AUTO")
-    return min(int(value), 2)
+    if value < 0:
+        raise QueryError(f"invalid fuzziness [{fuzziness}]")
+    return min(2, int(value))
 
 
 def _in_range(value, lower, include_lower, upper, include_upper):
@@ -643,161 +946,227 @@ def _in_range(value, lower, include_lower, upper, include_upper):
     return True
 
 
+# ---------------------------------------------------------------------- Lucene regular expressions
+
+_LUCENE_REGEX_TOKEN = re.compile(r'\\(.)|"([^"]*)"|(\[)|([.@#])|([()|?*+])|(\{[0-9]*(?:,[0-9]*)?\})|(<|~|&)|(.)',
+                                 re.S)
+
+
+def lucene_regex(pattern):
+    """Lucene ``RegExp`` syntax (what ES regexp and ``/.../`` use) -> tantivy's regex.
+
+    ``\\x`` is the character x (no ``\\d`` classes), ``"..."`` a literal string, ``.``
+    any character, ``@`` any string, ``#`` the empty language; ``^`` and ``$`` are plain
+    characters. Complement (``~``), intersection (``&``) and numeric intervals
+    (``<1-10>``) have no equivalent in tantivy: refused rather than misread."""
+    out = []
+    position = 0
+    while position < len(pattern):
+        if pattern[position] == "[":
+            end, translated = _lucene_class(pattern, position)
+            out.append(translated)
+            position = end
+            continue
+        match = _LUCENE_REGEX_TOKEN.match(pattern, position)
+        escaped, quoted, _bracket, special, operator, repeat, unsupported, char = match.groups()
+        position = match.end()
+        if escaped is not None:
+            out.append(_literal(escaped))
+        elif quoted is not None:
+            out.append("(?:" + "".join(map(_literal, quoted)) + ")")
+        elif special == ".":
+            out.append("(?s:.)")
+        elif special == "@":
+            out.append("(?s:.)*")
+        elif special == "#":
+            out.append("[^\\x{0}-\\x{10FFFF}]")
+        elif operator is not None:
+            if operator in "?*+" and (not out or out[-1] in ("(", "|")):
+                raise QueryError(f"invalid regular expression [{pattern}]: '{operator}' repeats nothing")
+            out.append(operator)
+        elif repeat is not None:
+            if not out or out[-1] in ("(", "|"):
+                raise QueryError(f"invalid regular expression [{pattern}]: '{repeat}' repeats nothing")
+            out.append(repeat)
+        elif unsupported is not None:
+            raise QueryError(f"regular expression [{pattern}]: the operator '{unsupported}' "
+                             f"(complement, intersection, numeric interval) is not supported by the embedded engine")
+        else:
+            out.append(_literal(char))
+    depth = 0
+    for part in out:
+        depth += (part == "(") - (part == ")")
+        if depth < 0:
+            break
+    if depth:
+        raise QueryError(f"invalid regular expression [{pattern}]: unbalanced parentheses")
+    return "".join(out)
+
+
+def _literal(char):
+    return char if char.isalnum() else "\\x{%X}" % ord(char)
+
+
+def _lucene_class(pattern, start):
+    """``[...]`` from ``start``: (end position, tantivy class)."""
+    position = start + 1
+    out = ["["]
+    if position < len(pattern) and pattern[position] == "^":
+        out.append("^")
+        position += 1
+    first = True
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "]" and not first:
+            out.append("]")
+            return position + 1, "".join(out)
+        if char == "\\" and position + 1 < len(pattern):
+            char = pattern[position + 1]
+            position += 1
+        elif char == "-" and not first and position + 1 < len(pattern) and pattern[position + 1] != "]":
+            out.append("-")
+            position += 1
+            first = False
+            continue
+        out.append(_literal(char))
+        position += 1
+        first = False
+    raise QueryError(f"invalid regular expression [{pattern}]: unterminated character class")
+
+
 # ---------------------------------------------------------------------- query_string
 
-MOD_NONE, MOD_REQ, MOD_NOT = 0, 1, 2
-CONJ_NONE, CONJ_AND, CONJ_OR = 0, 1, 2
-
-
 class QueryStringTranslator:
-    """Lucene syntax (via luqum) -> tantivy query, with ES ``query_string`` semantics."""
+    """A ``querystring`` tree -> tantivy query, as Elasticsearch's QueryStringQueryParser."""
 
-    def __init__(self, compiler, fields, and_default, lenient):
+    def __init__(self, compiler, fields, default_field, and_default, lenient, options=None):
         self.c = compiler
-        self.fields = fields  # [(Field, boost)]
+        self.fields = fields              # [(Field, boost)]: the default fields
+        self.default_field = default_field  # "*" (all fields), a name, or None (a fields list)
         self.and_default = and_default
         self.lenient = lenient
+        options = options or {}
+        self.analyzer = options.get("analyzer")
+        self.quote_analyzer = options.get("quote_analyzer") or self.analyzer
+        self.tie_breaker = options.get("tie_breaker")
+        self.fuzziness = options.get("fuzziness", "AUTO")
+        self.max_expansions = options.get("fuzzy_max_expansions", DEFAULT_MAX_EXPANSIONS)
+        self.prefix_length = options.get("fuzzy_prefix_length", 0)
+        self.transpositions = options.get("fuzzy_transpositions", True)
+        self.phrase_slop = options.get("phrase_slop", 0)
+        self.leading_wildcard = options.get("allow_leading_wildcard", True)
+        for name in (self.analyzer, self.quote_analyzer):
+            if name is not None:
+                compiler.analyzer(None, name)
 
     def translate(self, text):
-        if not text.strip():
-            return none()
         try:
-            node = luqum_parser.parse(text)
-        except (ParseError, Exception) as exc:  # luqum raises several types
-            raise QueryError(f"Failed to parse query [{text}]: {exc}".strip())
-        query = self.node(node, None)
+            tree = qs.parse(text, max_depth=MAX_QUERY_DEPTH)
+        except qs.QueryStringError as exc:
+            raise QueryError(f"Failed to parse query [{text}]: {exc}") from None
+        query = self.node(tree)
         return none() if query is None else query
 
-    # clause list with Lucene's addClause rules
-    def _flatten(self, node, conj, out):
-        if isinstance(node, (lt.AndOperation, lt.OrOperation, lt.UnknownOperation)):
-            op = CONJ_AND if isinstance(node, lt.AndOperation) else (
-                CONJ_OR if isinstance(node, lt.OrOperation) else CONJ_NONE)
-            for i, child in enumerate(node.children):
-                self._flatten(child, conj if i == 0 else op, out)
-            return
-        mods = MOD_NONE
-        if isinstance(node, (lt.Not, lt.Prohibit)):
-            mods, node = MOD_NOT, node.a
-        elif isinstance(node, lt.Plus):
-            mods, node = MOD_REQ, node.a
-        out.append((conj, mods, node))
+    def node(self, node):
+        if isinstance(node, qs.Bool):
+            return self.group(node)
+        if isinstance(node, qs.Boost):
+            query = self.node(node.node)
+            return None if query is None else boosted(query, node.boost)
+        return getattr(self, "leaf_" + type(node).__name__.lower())(node)
 
-    def operation(self, node, field):
-        items = []
-        self._flatten(node, CONJ_NONE, items)
-        clauses = []  # [occur, query]
-        for conj, mods, child in items:
-            if clauses and conj == CONJ_AND and clauses[-1][0] is not MUST_NOT:
-                clauses[-1][0] = MUST
-            if clauses and self.and_default and conj == CONJ_OR and clauses[-1][0] is not MUST_NOT:
-                clauses[-1][0] = SHOULD
-            query = self.node(child, field)
-            if query is None:
-                continue
-            if not self.and_default:
-                prohibited = mods == MOD_NOT
-                required = mods == MOD_REQ or (conj == CONJ_AND and not prohibited)
-            else:
-                prohibited = mods == MOD_NOT
-                required = not prohibited and conj != CONJ_OR
-            if required and not prohibited:
-                occur = MUST
-            elif prohibited:
-                occur = MUST_NOT
-            else:
-                occur = SHOULD
-            clauses.append([occur, query])
-        return self._bool(clauses)
-
-    @staticmethod
-    def _bool(clauses):
+    def group(self, node):
+        items = [(conj, mods, self.node(child)) for conj, mods, child in node.items]
+        clauses = qs.occurs(items, self.and_default)
         if not clauses:
             return None
-        if all(occur is MUST_NOT for occur, _ in clauses):
-            clauses = [[MUST, everything()]] + clauses  # ES fixes purely negative queries
-        if len(clauses) == 1 and clauses[0][0] is not MUST_NOT:
+        if len(clauses) == 1 and clauses[0][0] != qs.MUST_NOT:
             return clauses[0][1]
-        return boolean([tuple(c) for c in clauses])
+        clauses = [(OCCUR[occur], query) for occur, query in clauses]
+        if all(occur is MUST_NOT for occur, _ in clauses):
+            clauses.append((MUST, constant(everything(), 0.0)))  # ES fixNegativeQueryIfNeeded
+        return boolean(clauses)
 
-    def node(self, node, field):
-        if isinstance(node, (lt.AndOperation, lt.OrOperation, lt.UnknownOperation)):
-            return self.operation(node, field)
-        if isinstance(node, (lt.Not, lt.Prohibit, lt.Plus)):
-            return self.operation(node, field)
-        if isinstance(node, (lt.Group, lt.FieldGroup)):
-            return self.node(node.expr, field)
-        if isinstance(node, lt.Boost):
-            query = self.node(node.expr, field)
-            return None if query is None else boosted(query, float(node.force))
-        if isinstance(node, lt.SearchField):
-            return self.search_field(node, field)
-        return self.leaf(node, field)
+    # ------------------------------------------------------------------ fields
 
-    def search_field(self, node, field):
-        name = unescape(node.name)
-        if name == "_exists_":
-            target = node.expr
-            if isinstance(target, (lt.Group, lt.FieldGroup)):
-                target = target.expr
-            if not isinstance(target, (lt.Word, lt.Phrase)):
-                raise QueryError("[_exists_] expects a field name")
-            value = target.value.strip('"') if isinstance(target, lt.Phrase) else unescape(target.value)
-            return self.c.exists(value)
-        if name == "*" and isinstance(node.expr, lt.Word) and node.expr.value == "*":
-            return everything()
-        return self.node(node.expr, [(f, None) for f in self.c.resolve(name)] if name != "*"
-                         else [(f, None) for f in self.c.layout.searchable])
+    def fields_of(self, name):
+        """[(Field, boost)] a leaf searches: the default fields, or those ``name`` names."""
+        if name is None:
+            return self.fields
+        if name == "*" and self.default_field == "*":
+            return self.fields
+        fields = self.c.resolve(name)
+        if len(fields) > self.c.max_clauses:
+            raise QueryError(f"field expansion for [{name}] matches too many fields, "
+                             f"limit: {self.c.max_clauses}, got: {len(fields)}")
+        return [(field, None) for field in fields]
 
-    def leaf(self, node, fields):
-        fields = self.fields if fields is None else fields
-        builders = []
-        if isinstance(node, lt.Word):
-            raw = node.value
-            if raw == "*":
-                if fields is self.fields:
-                    return everything()
-                return disjunction([self.c.exists(f.name) for f, _ in fields])
-            if has_wildcard(raw):
-                builders = [lambda f: self.c.wildcard(f, raw, lenient=True)]
-            else:
-                value = unescape(raw)
-                operator = "and" if self.and_default else "or"
-                builders = [lambda f: self.c.match(f, value, operator, self.lenient)]
-        elif isinstance(node, lt.Phrase):
-            value = unescape(node.value[1:-1])
-            builders = [lambda f: self.c.phrase(f, value, 0, self.lenient)]
-        elif isinstance(node, lt.Proximity):
-            value = unescape(node.term.value[1:-1])
-            slop = int(node.degree or 0)
-            builders = [lambda f: self.c.phrase(f, value, slop, self.lenient)]
-        elif isinstance(node, lt.Fuzzy):
-            value = unescape(node.term.value)
-            fuzziness = "AUTO" if getattr(node, "_implicit_degree", False) else node.degree
-            builders = [lambda f: self.c.fuzzy(f, value, fuzziness, self.lenient)]
-        elif isinstance(node, lt.Regex):
-            pattern = node.value[1:-1]
-            builders = [lambda f: self.c.regex(f, pattern, lenient=True)]
-        elif isinstance(node, lt.Range):
-            low = None if node.low.value == "*" else unescape(node.low.value.strip('"'))
-            high = None if node.high.value == "*" else unescape(node.high.value.strip('"'))
-            gt, gte = (None, low) if node.include_low else (low, None)
-            lt_, lte = (None, high) if node.include_high else (high, None)
-            builders = [lambda f: self.c.range(f, gt, gte, lt_, lte, lenient=self.lenient)]
-        elif isinstance(node, (lt.From, lt.To)):
-            value = node.a.value
-            value = unescape(value.strip('"')) if isinstance(node.a, (lt.Word, lt.Phrase)) else str(value)
-            if isinstance(node, lt.From):
-                kwargs = {"gte": value} if node.include else {"gt": value}
-            else:
-                kwargs = {"lte": value} if node.include else {"lt": value}
-            builders = [lambda f: self.c.range(f, lenient=self.lenient, **kwargs)]
-        else:
-            raise QueryError(f"unsupported query syntax: {node}")
+    def per_field(self, name, build):
+        """dis_max over the fields of ``name`` of ``build(field)``; unmapped: no match."""
+        fields = self.fields_of(name)
+        if not fields:
+            return none()
         queries = []
         for field, boost in fields:
-            for build in builders:
-                query = build(field)
-                if query is not None:
-                    queries.append(boosted(query, boost))
-        return disjunction(queries)
+            query = build(field)
+            if query is not None:
+                queries.append(boosted(query, boost))
+        return disjunction(queries, self.tie_breaker)
+
+    # ------------------------------------------------------------------ leaves
+
+    def leaf_text(self, node):
+        field, text = node.field, node.text
+        if field == "_exists_":
+            return self.c.exists(text)
+        if field is not None and len(text) > 1 and text[0] in "<>":
+            # field:>=10, field:<5: one-sided ranges (Elasticsearch's getFieldQuery)
+            inclusive = len(text) > 2 and text[1] == "="
+            bound = text[2:] if inclusive else text[1:]
+            if text[0] == ">":
+                return self.range(field, bound, None, inclusive, True)
+            return self.range(field, None, bound, True, inclusive)
+        operator = "and" if self.and_default else "or"
+        return self.per_field(field, lambda f: self.c.match(f, text, operator, self.lenient, self.analyzer))
+
+    def leaf_phrase(self, node):
+        if node.field == "_exists_":
+            return self.c.exists(node.text)
+        slop = node.slop or self.phrase_slop
+        return self.per_field(node.field, lambda f: self.c.phrase(
+            f, node.text, slop, self.lenient, self.quote_analyzer))
+
+    def leaf_fuzzy(self, node):
+        distance = node.distance
+        if distance is None:
+            distance = fuzziness_edits(self.fuzziness, node.text)
+        return self.per_field(node.field, lambda f: self.c.fuzzy(
+            f, node.text, distance, self.lenient, max_expansions=self.max_expansions,
+            prefix_length=self.prefix_length, transpositions=self.transpositions))
+
+    def leaf_prefix(self, node):
+        return self.per_field(node.field, lambda f: self.c.prefix(f, node.text, self.lenient))
+
+    def leaf_wildcard(self, node):
+        field, pattern = node.field, node.pattern
+        actual = field if field is not None else self.default_field
+        if pattern == "*" and actual is not None:
+            return everything() if actual == "*" else self.c.exists(actual)
+        if not self.leading_wildcard and pattern[:1] in ("*", "?"):
+            raise QueryError("'*' or '?' not allowed as first character in WildcardQuery")
+        return self.per_field(field, lambda f: self.c.wildcard(f, pattern, self.lenient))
+
+    def leaf_regexp(self, node):
+        if len(node.pattern) > MAX_REGEX_LENGTH:
+            raise QueryError(f"The length of regex [{len(node.pattern)}] used in the [query_string] has "
+                             f"exceeded the allowed maximum of [{MAX_REGEX_LENGTH}].")
+        translated = lucene_regex(node.pattern)
+        return self.per_field(node.field, lambda f: self.c.regex(f, translated, self.lenient))
+
+    def leaf_range(self, node):
+        return self.range(node.field, node.low, node.high, node.include_low, node.include_high)
+
+    def range(self, field, low, high, include_low, include_high):
+        gt, gte = (None, low) if include_low else (low, None)
+        lt, lte = (None, high) if include_high else (high, None)
+        return self.per_field(field, lambda f: self.c.range(f, gt, gte, lt, lte, self.lenient, normalize=True))

@@ -20,10 +20,12 @@ Elasticsearch does.
 """
 
 import math
+import threading
 
 import tantivy
 
-TEXT_ANALYZER = "es_standard"
+from biothings.web.engines.errors import QueryError
+from biothings.web.engines.embedded.analysis import Analysis, AnalysisError, tokenizer_name
 
 INT_TYPES = {"integer", "long", "short", "byte", "unsigned_long", "token_count"}
 FLOAT_TYPES = {"float", "double", "half_float", "scaled_float"}
@@ -35,21 +37,8 @@ OBJECT_TYPES = {"object", "nested"}
 SORTABLE_KINDS = ("keyword", "int", "float", "bool")
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
-
-
-def text_analyzer():
-    """ES-standard-like analysis: split on non-alphanumerics, lowercase, no length cut."""
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.lowercase())
-            .build())
-
-
-_ANALYZER = text_analyzer()
-
-
-def analyze(text):
-    """The tokens of ``text`` exactly as the index stored them for text fields."""
-    return _ANALYZER.analyze(text)
+# compiled regex queries kept per opened index (wildcards, regexes, term ranges)
+AUTOMATA = 512
 
 
 def kind_of(es_type):
@@ -69,10 +58,11 @@ def kind_of(es_type):
 class Field:
     """One mapped leaf field (or multi-field), as the engine sees it."""
 
-    __slots__ = ("name", "es_type", "kind", "tname", "indexed", "fast", "sources", "ignore_above")
+    __slots__ = ("name", "es_type", "kind", "tname", "indexed", "fast", "sources", "ignore_above",
+                 "analyzer", "search_analyzer", "normalizer")
 
     def __init__(self, name, es_type, kind, tname, indexed=True, fast=False, sources=None,
-                 ignore_above=None):
+                 ignore_above=None, analyzer=None, search_analyzer=None, normalizer=None):
         self.name = name          # dotted ES name
         self.es_type = es_type
         self.kind = kind          # text keyword int float bool, or None (not searchable)
@@ -81,6 +71,10 @@ class Field:
         self.fast = fast
         self.sources = sources or [name]  # source paths feeding this field (copy_to, multi-fields)
         self.ignore_above = ignore_above  # keyword values longer than this are not indexed
+        # analysis (names in the index's Analysis): text fields, and keyword normalizers
+        self.analyzer = analyzer or ("standard" if kind == "text" else None)
+        self.search_analyzer = search_analyzer or self.analyzer
+        self.normalizer = normalizer
 
     @property
     def max_name(self):
@@ -89,12 +83,14 @@ class Field:
     def to_json(self):
         return {"name": self.name, "type": self.es_type, "kind": self.kind, "tname": self.tname,
                 "indexed": self.indexed, "fast": self.fast, "sources": self.sources,
-                "ignore_above": self.ignore_above}
+                "ignore_above": self.ignore_above, "analyzer": self.analyzer,
+                "search_analyzer": self.search_analyzer, "normalizer": self.normalizer}
 
     @classmethod
     def from_json(cls, obj):
         return cls(obj["name"], obj["type"], obj["kind"], obj["tname"], obj["indexed"],
-                   obj["fast"], obj["sources"], obj.get("ignore_above"))
+                   obj["fast"], obj["sources"], obj.get("ignore_above"), obj.get("analyzer"),
+                   obj.get("search_analyzer"), obj.get("normalizer"))
 
     def __repr__(self):
         return f"Field({self.name!r}, {self.es_type!r})"
@@ -120,9 +116,15 @@ def walk_mapping(properties, prefix=""):
 class Layout:
     """The mapping compiled: fields by dotted name, objects, and the tantivy schema."""
 
-    def __init__(self, fields, objects):
+    def __init__(self, fields, objects, analysis=None, stats=None):
         self.fields = {f.name: f for f in fields}
         self.objects = set(objects)
+        self.analysis = analysis or Analysis()
+        # per keyword field: [documents with it, sum of their distinct values] (scoring)
+        self.stats = {name: list(pair) for name, pair in (stats or {}).items()}
+        self._terms = {}  # tantivy field -> its term list (fuzzy expansion), per opened index
+        self._automata = {}  # (tantivy field, regex) -> compiled regex query, the newest AUTOMATA
+        self._automata_lock = threading.Lock()
         self.searchable = [f for f in fields if f.kind and f.indexed]
         self.by_source = {}
         for field in fields:
@@ -130,10 +132,13 @@ class Layout:
                 continue
             for path in field.sources:
                 self.by_source.setdefault(path, []).append(field)
+        self._check_analysis()
         self.schema = self._build_schema()
 
     @classmethod
-    def from_mapping(cls, mapping):
+    def from_mapping(cls, mapping, settings=None):
+        """``settings``: the index settings (``{"analysis": ...}``) naming custom analyzers.
+        Raises ``AnalysisError`` for an analyzer or normalizer the engine cannot honour."""
         properties = (mapping or {}).get("properties", mapping or {})
         fields, objects, copies = [], [], {}
         for name, spec in walk_mapping(properties):
@@ -146,7 +151,10 @@ class Layout:
             sources = [spec["_multi_of"]] if "_multi_of" in spec else [name]
             field = Field(name, es_type, kind, f"f{len(fields)}", indexed,
                           fast=kind in SORTABLE_KINDS, sources=sources,
-                          ignore_above=spec.get("ignore_above"))
+                          ignore_above=spec.get("ignore_above"),
+                          analyzer=spec.get("analyzer") if kind == "text" else None,
+                          search_analyzer=spec.get("search_analyzer") if kind == "text" else None,
+                          normalizer=spec.get("normalizer") if kind == "keyword" else None)
             fields.append(field)
             targets = spec.get("copy_to") or []
             for target in [targets] if isinstance(targets, str) else targets:
@@ -155,14 +163,80 @@ class Layout:
         for target, origins in copies.items():
             if target in by_name:
                 by_name[target].sources.extend(o for o in origins if o not in by_name[target].sources)
-        return cls(fields, objects)
+        return cls(fields, objects, Analysis(settings))
 
     def to_json(self):
-        return {"fields": [f.to_json() for f in self.fields.values()], "objects": sorted(self.objects)}
+        return {"fields": [f.to_json() for f in self.fields.values()], "objects": sorted(self.objects),
+                "settings": self.analysis.to_json(), "stats": self.stats}
 
     @classmethod
     def from_json(cls, obj):
-        return cls([Field.from_json(f) for f in obj["fields"]], obj["objects"])
+        return cls([Field.from_json(f) for f in obj["fields"]], obj["objects"],
+                   Analysis(obj.get("settings")), obj.get("stats"))
+
+    def count(self, row):
+        """Add one document's row to the keyword statistics (at build time)."""
+        for field in self.fields.values():
+            if field.kind == "keyword" and field.tname in row:
+                pair = self.stats.setdefault(field.name, [0, 0])
+                pair[0] += 1
+                pair[1] += len(row[field.tname])
+
+    def values_per_doc(self, name):
+        """Average distinct values of a keyword field per document having it (1 if unknown)."""
+        pair = self.stats.get(name)
+        return pair[1] / pair[0] if pair and pair[0] else 1.0
+
+    def automaton(self, schema, tname, pattern):
+        """tantivy's regex query of ``pattern`` on a field, compiled once per opened index
+        (compiling holds the GIL: a pattern many requests use is built once, not per request).
+        ValueError (a QueryError upstream) for a pattern tantivy refuses (over 1,000 states)."""
+        key = (tname, pattern)
+        query = self._automata.get(key)
+        if query is None:
+            try:
+                query = tantivy.Query.regex_query(schema, tname, pattern)
+            except ValueError as exc:
+                raise QueryError(f"invalid or too complex regular expression: {exc}") from None
+            with self._automata_lock:
+                if len(self._automata) >= AUTOMATA:
+                    self._automata.pop(next(iter(self._automata)), None)
+                self._automata[key] = query
+        return query
+
+    def terms(self, searcher, tname):
+        """Every term of a field (tantivy's dictionary, read once per opened index)."""
+        found = self._terms.get(tname)
+        if found is None:
+            found = self._terms[tname] = [term for term, _count in searcher.terms_with_prefix(tname, "")]
+        return found
+
+    def _check_analysis(self):
+        """Resolve every analyzer and normalizer now: an unsupported one fails the build."""
+        for field in self.fields.values():
+            try:
+                if field.kind == "text":
+                    self.analysis.analyzer(field.analyzer)
+                    self.analysis.analyzer(field.search_analyzer)
+                elif field.normalizer:
+                    self.analysis.normalizer(field.normalizer)
+            except AnalysisError as exc:
+                raise AnalysisError(f"field [{field.name}]: {exc}") from None
+
+    def register(self, index):
+        """Register the text analyzers of the fields on a tantivy ``Index`` (build and open)."""
+        for name in sorted({f.analyzer for f in self.fields.values() if f.kind == "text"}):
+            index.register_tokenizer(tokenizer_name(name), self.analysis.analyzer(name).tantivy())
+
+    def search_analyzer(self, field, override=None):
+        """The ``Analyzer`` for query text on ``field`` (``override``: a name, e.g. ``analyzer=``)."""
+        if override is not None:
+            return self.analysis.analyzer(override)
+        if field.kind == "text":
+            return self.analysis.analyzer(field.search_analyzer)
+        if field.kind == "keyword" and field.normalizer:
+            return self.analysis.normalizer(field.normalizer)
+        return None  # the keyword analyzer: the text as one term
 
     def _build_schema(self):
         sb = tantivy.SchemaBuilder()
@@ -172,7 +246,7 @@ class Layout:
         for f in self.fields.values():
             if f.kind == "text":
                 if f.indexed:
-                    sb.add_text_field(f.tname, tokenizer_name=TEXT_ANALYZER)
+                    sb.add_text_field(f.tname, tokenizer_name=tokenizer_name(f.analyzer))
             elif f.kind == "keyword":
                 option = "freq" if f.indexed else "basic"
                 sb.add_text_field(f.tname, fast=True, tokenizer_name="raw", index_option=option)
@@ -193,6 +267,13 @@ class Layout:
     def field(self, name):
         return self.fields.get(name)
 
+    def check_shapes(self, values):
+        """A concrete value where the mapping has an object, or an object where it has a
+        value, is refused (``ValueError``), as Elasticsearch refuses it."""
+        problem = _shape_conflicts(self, values)
+        if problem:
+            raise ValueError(problem)
+
     def row(self, doc_id, source, source_bytes):
         """The tantivy document (as a dict for ``Document.from_dict``) of one ES document.
 
@@ -200,6 +281,7 @@ class Layout:
         type cannot take."""
         values = {}
         flatten(source, "", values)
+        self.check_shapes(values)
         row = {"_id": [doc_id], "_source": [source_bytes]}
         present = set()
         for path, leaves in values.items():
@@ -207,7 +289,7 @@ class Layout:
             if not fields:
                 continue
             for field in fields:
-                converted = convert(field, leaves, path)
+                converted = convert(field, leaves, path, self.analysis)
                 if not converted:
                     continue
                 present.add(field.name)
@@ -232,6 +314,21 @@ class Layout:
         return row
 
 
+def _shape_conflicts(layout, paths):
+    """ES's mapper_parsing_exception for a value whose shape the mapping contradicts."""
+    for path in paths:
+        if path in layout.objects:
+            return (f"object mapping for [{path}] tried to parse field [{path}] as object, "
+                    f"but found a concrete value")
+        prefix = path
+        while "." in prefix:
+            prefix = prefix.rpartition(".")[0]
+            field = layout.fields.get(prefix)
+            if field is not None and prefix not in layout.objects:
+                return f"failed to parse field [{prefix}] of type [{field.es_type}]: cannot take an object"
+    return None
+
+
 def flatten(obj, prefix, out):
     """Leaf values by dotted path; lists (of objects too) are flattened, nulls dropped."""
     for key, value in obj.items():
@@ -250,9 +347,10 @@ def _collect(path, value, out):
         out.setdefault(path, []).append(value)
 
 
-def convert(field, leaves, path):
+def convert(field, leaves, path, analysis=None):
     kind = field.kind
     out = []
+    normalizer = analysis.normalizer(field.normalizer) if (kind == "keyword" and field.normalizer) else None
     for value in leaves:
         if kind == "text" or kind == "keyword":
             if isinstance(value, bool):
@@ -263,7 +361,7 @@ def convert(field, leaves, path):
                 value = str(value)
             if kind == "keyword" and field.ignore_above and len(value) > field.ignore_above:
                 continue
-            out.append(value)
+            out.append(value if normalizer is None else normalizer.normalize(value))
         elif kind == "int":
             out.append(to_int(value, field, path))
         elif kind == "float":

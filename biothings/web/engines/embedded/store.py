@@ -31,7 +31,7 @@ import time
 import orjson
 import tantivy
 
-from biothings.web.engines.embedded.schema import TEXT_ANALYZER, Layout, text_analyzer
+from biothings.web.engines.embedded.schema import Layout
 
 CURRENT = "current"
 VERSIONS = "versions"
@@ -87,7 +87,10 @@ class IndexBuilder:
     """Writes one new version of an index; ``commit`` makes it current.
 
     ``add(doc)`` raises ``ValueError`` for a document the mapping cannot take
-    (nothing of it is indexed); ``abort`` throws the version away.
+    (nothing of it is indexed); ``abort`` throws the version away. ``mapping`` may
+    carry the index ``settings`` (``{"settings": {"analysis": ...}, "mappings": ...}``);
+    an analyzer the engine cannot honour raises ``AnalysisError`` (a ``ValueError``)
+    before anything is written.
     """
 
     def __init__(self, data_dir, name, mapping, meta=None, heap_size=512_000_000, num_threads=1):
@@ -96,15 +99,20 @@ class IndexBuilder:
         self.data_dir = os.path.abspath(data_dir)
         self.name = name
         mapping = mapping or {}
-        self.properties = mapping.get("properties", {}) if "properties" in mapping else mapping
+        # index settings (custom analyzers) may ride beside the mapping: {"settings", "mappings"}
+        self.settings = mapping.get("settings") or {}
+        if isinstance(mapping.get("mappings"), dict):
+            mapping = dict(mapping["mappings"], _meta=mapping["mappings"].get("_meta", mapping.get("_meta")))
+        self.properties = mapping.get("properties", {}) if "properties" in mapping else {
+            k: v for k, v in mapping.items() if k not in ("settings", "_meta")}
         self.meta = dict(meta or mapping.get("_meta") or {})
-        self.layout = Layout.from_mapping({"properties": self.properties})
+        self.layout = Layout.from_mapping({"properties": self.properties}, self.settings)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.version = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
         self.path = version_path(self.data_dir, name, self.version)
         os.makedirs(self.path)
         self.index = tantivy.Index(self.layout.schema, path=self.path, reuse=False)
-        self.index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
+        self.layout.register(self.index)
         self.writer = self.index.writer(heap_size=heap_size, num_threads=num_threads)
         self.seen = set()
         self.count = 0
@@ -122,6 +130,7 @@ class IndexBuilder:
         doc_id = str(doc_id)
         source_bytes = orjson.dumps(source)
         row = self.layout.row(doc_id, source, source_bytes)
+        self.layout.count(row)
         document = tantivy.Document.from_dict(row, self.layout.schema)
         if doc_id in self.seen:
             self.writer.delete_documents_by_term("_id", doc_id)
@@ -200,6 +209,18 @@ def cleanup_versions(data_dir, name, keep=KEEP_VERSIONS):
                 pass
 
 
+def live_count(data_dir, name):
+    """Documents of the version ``current`` points at (its ``COMPLETE`` file); None without one."""
+    version = current_version(data_dir, name)
+    if version is None:
+        return None
+    try:
+        with open(os.path.join(version_path(data_dir, name, version), COMPLETE_FILE), "rb") as handle:
+            return int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+
+
 def read_json(path):
     with open(path, "rb") as handle:
         return orjson.loads(handle.read())
@@ -208,11 +229,14 @@ def read_json(path):
 # ---------------------------------------------------------------------- mapping inference
 
 def infer_mapping(documents):
-    """An ES mapping for ``documents`` (an iterable of dicts), as ES's dynamic mapping
-    would make it: strings -> ``text`` with a ``keyword`` sub-field (``ignore_above``
-    256), ints -> ``long``, floats -> ``double`` (a field seen with both is
-    ``double``), bools -> ``boolean``, objects -> ``properties``. A field seen with
-    strings and other scalars is a string field. ``_id`` is not mapped."""
+    """An ES mapping for ``documents`` (an iterable of dicts), as Elasticsearch's dynamic
+    mapping makes it: the first type seen at a path wins (strings -> ``text`` with a
+    ``keyword`` sub-field, ``ignore_above`` 256; ints -> ``long``; floats -> ``double``;
+    bools -> ``boolean``; objects -> ``properties``), nulls and empty lists map nothing.
+    A later value of another type is then coerced where Elasticsearch coerces it (``"7"``
+    or ``7.5`` into a long, a number into a text) and otherwise refused when the document
+    is loaded, with its line number: never a silent switch of the field's type. ``_id``
+    is not mapped."""
     seen = {}
     for doc in documents:
         if isinstance(doc, dict):
@@ -227,6 +251,18 @@ def _observe(obj, prefix, seen, top=False):
         _observe_value(prefix + key, value, seen)
 
 
+def _kind(value):
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    return "string"
+
+
 def _observe_value(path, value, seen):
     if value is None:
         return
@@ -234,45 +270,30 @@ def _observe_value(path, value, seen):
         for item in value:
             _observe_value(path, item, seen)
         return
-    kinds = seen.setdefault(path, set())
-    if isinstance(value, dict):
-        kinds.add("object")
+    kind = seen.setdefault(path, _kind(value))  # the first type seen wins
+    if kind == "object" and isinstance(value, dict):
         _observe(value, path + ".", seen)
-    elif isinstance(value, bool):
-        kinds.add("boolean")
-    elif isinstance(value, int):
-        kinds.add("long")
-    elif isinstance(value, float):
-        kinds.add("double")
-    else:
-        kinds.add("string")
 
 
-def _leaf_spec(kinds):
-    if kinds == {"boolean"}:
-        return {"type": "boolean"}
-    if kinds == {"long"}:
-        return {"type": "long"}
-    if kinds <= {"long", "double"}:
-        return {"type": "double"}
-    return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+_LEAF_SPECS = {
+    "boolean": {"type": "boolean"},
+    "long": {"type": "long"},
+    "double": {"type": "double"},
+    "string": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+}
 
 
 def _build_properties(seen):
     root = {}
     for path in sorted(seen, key=lambda p: p.count(".")):
-        kinds = seen[path]
         parts = path.split(".")
         node = root
         for part in parts[:-1]:
             node = node.setdefault(part, {"properties": {}}).setdefault("properties", {})
-        if kinds == {"object"}:
+        if seen[path] == "object":
             node.setdefault(parts[-1], {"properties": {}})
-        elif "object" in kinds:
-            # an object here and a scalar there: ES would refuse one of them; keep the object
-            node.setdefault(parts[-1], {"properties": {}})
-        elif kinds:
-            node[parts[-1]] = _leaf_spec(kinds)
+        else:
+            node[parts[-1]] = dict(_LEAF_SPECS[seen[path]])
     return root
 
 
@@ -312,7 +333,7 @@ def build_index(data_dir, name, documents, mapping=None, meta=None, on_error="ab
 
 def iter_documents(path):
     """Documents of an NDJSON file or a JSON array file (``.gz`` too), as dicts."""
-    from biothings.web.load import read_documents  # one reader for the loader and the app
+    from biothings.web.documents import read_documents  # one reader for the loader and the app
 
     for _lineno, doc, error in read_documents(path):
         if error is not None:

@@ -1,0 +1,215 @@
+"""Version negotiation: the cluster's ``GET /`` picks the client once, at start-up.
+
+Each supported version is a loopback stub (tests/cluster_stub.py) that enforces
+its own media type rules, so the wrong client fails there as it would on the
+real cluster; the stub records the headers each client sends.
+"""
+
+import os
+import subprocess
+import sys
+
+import elasticsearch
+import pytest
+
+from biothings.web.settings import BiothingWebSettings
+from tests.cluster_stub import ClusterStub, self_signed_certificate
+from tests.servers import free_port
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])  # 9 in a plain install, 8 with [es8]
+
+
+@pytest.fixture
+def stub():
+    """Start cluster stubs: ``stub("elasticsearch", "8.15.3")``; stopped afterwards."""
+    started = []
+
+    def start(distribution, version, **options):
+        server = ClusterStub(distribution, version, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def stub_settings(url, **values):
+    return BiothingWebSettings("config", ES_HOST=url, ES_INDICES={"gene": "stub_genes"}, **values)
+
+
+def media_types(headers):
+    return [headers.get(name, "") for name in ("Accept", "Content-Type")]
+
+
+SUPPORTED = [
+    ("elasticsearch", "7.17.25", "Elasticsearch7Engine"),
+    ("elasticsearch", "8.15.3", "ElasticsearchEngine"),
+    ("elasticsearch", "9.1.5", "ElasticsearchEngine"),
+    ("opensearch", "1.3.20", "OpenSearchEngine"),
+    ("opensearch", "2.19.1", "OpenSearchEngine"),
+    ("opensearch", "3.1.0", "OpenSearchEngine"),
+]
+
+
+@pytest.mark.parametrize("distribution, version, engine", SUPPORTED,
+                         ids=[f"{'os' if d == 'opensearch' else 'es'}{v}" for d, v, _e in SUPPORTED])
+def test_each_version_is_served_by_its_client(stub, serve, distribution, version, engine):
+    cluster = stub(distribution, version)
+    settings = stub_settings(cluster.url)
+    if version.startswith("8.") and CLIENT_MAJOR == 9:
+        # the 9.x client sends compatible-with=9, which Elasticsearch 8 refuses
+        from biothings.web.engines.clusters import ClusterError
+        with pytest.raises(ClusterError, match=r'needs the elasticsearch client 8.x \(9\.[0-9.]+ is installed\): '
+                                               r'pip install "biothings\[es8\]"'):
+            serve(config=settings)
+        return
+    api = serve(config=settings)
+    assert type(settings.engine).__name__ == engine
+    gene = api.get("/v1/gene/1017")
+    assert gene.status_code == 200 and gene.json()["symbol"] == "CDK2", gene.text
+    answer = api.get("/v1/query", params={"q": "cdk2"}).json()
+    assert answer["total"] == 1 and answer["hits"][0]["_id"] == "1017"
+    batch = api.post("/v1/query", json={"q": ["cdk2", "1017"], "scopes": ["symbol", "_id"]}).json()
+    assert [hit["_id"] for hit in batch] == ["1017", "1017"]
+    assert api.get("/v1/metadata").json()["build_version"] == f"{distribution}-{version}"
+
+    # compatibility media types from the Elasticsearch 8/9 client only
+    searches = cluster.searches()
+    assert {path.rpartition("/")[2] for path, _headers in searches} == {"_search", "_msearch"}
+    for _path, headers in searches:
+        accept, content_type = media_types(headers)
+        if engine == "ElasticsearchEngine":
+            assert accept == f"application/vnd.elasticsearch+json; compatible-with={CLIENT_MAJOR}"
+            assert content_type in (f"application/vnd.elasticsearch+json; compatible-with={CLIENT_MAJOR}",
+                                    f"application/vnd.elasticsearch+x-ndjson; compatible-with={CLIENT_MAJOR}")
+        else:
+            assert accept == "application/json"
+            assert content_type in ("application/json", "application/x-ndjson")
+
+    # the choice is made once: requests do not read GET / again
+    roots = sum(1 for method, path, _headers in cluster.requests if path == "/")
+    for _ in range(5):
+        assert api.get("/v1/gene/1017").status_code == 200
+    assert sum(1 for method, path, _headers in cluster.requests if path == "/") == roots
+
+
+def start_server(tmp_path, url, hide=None, **values):
+    """``index.py``'s start-up against ``url`` in a subprocess; ``hide``: a client
+    module made unimportable (as when its extra is not installed)."""
+    config = {"ES_HOST": url, "ES_INDICES": {"gene": "stub_genes"}, **values}
+    (tmp_path / "stubconf.py").write_text("".join(f"{key} = {value!r}\n" for key, value in config.items()))
+    code = "import sys\n"
+    if hide:
+        code += f"sys.modules[{hide!r}] = None\n"
+    code += "from biothings.web.index_base import main\nmain()\n"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code, "--conf=stubconf", f"--port={free_port()}",
+                           "--processes=1", f"--dir={tmp_path}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def assert_one_line_error(result, expected):
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [expected]
+
+
+@pytest.mark.parametrize("distribution, version, name", [
+    ("elasticsearch", "6.8.23", "Elasticsearch 6.8.23"),
+    ("elasticsearch", "10.0.0", "Elasticsearch 10.0.0"),
+    ("opensearch", "4.0.0", "OpenSearch 4.0.0"),
+], ids=["es6", "es10", "os4"])
+def test_unsupported_version_stops_the_start(stub, tmp_path, distribution, version, name):
+    cluster = stub(distribution, version)
+    assert_one_line_error(start_server(tmp_path, cluster.url),
+                          f"error: {name} at {cluster.url}: not supported "
+                          "(Elasticsearch 7, 8 and 9 and OpenSearch 1, 2 and 3 are)")
+
+
+@pytest.mark.parametrize("distribution, version, module, message", [
+    ("elasticsearch", "7.17.25", "elasticsearch7",
+     'Elasticsearch 7.17.25 at {url}: needs the elasticsearch7 client: pip install "biothings[es7]"'),
+    ("opensearch", "2.19.1", "opensearchpy",
+     'OpenSearch 2.19.1 at {url}: needs the opensearch-py client: pip install "biothings[opensearch]"'),
+], ids=["es7", "os2"])
+def test_missing_client_extra_stops_the_start(stub, tmp_path, distribution, version, module, message):
+    cluster = stub(distribution, version)
+    assert_one_line_error(start_server(tmp_path, cluster.url, hide=module), "error: " + message.format(url=cluster.url))
+
+
+def test_credentials_of_es_args_reach_get_root(stub, serve, tmp_path):
+    cluster = stub("opensearch", "2.19.1", password="s3cret")
+    settings = stub_settings(cluster.url, ES_ARGS={"http_auth": ["elastic", "s3cret"]})
+    api = serve(config=settings)
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    method, path, headers = cluster.requests[0]
+    assert (method, path) == ("GET", "/") and headers["Authorization"].startswith("Basic ")
+    # a near miss: the wrong password is one line at start-up, not a traceback
+    assert_one_line_error(start_server(tmp_path, cluster.url, ES_ARGS={"basic_auth": ["elastic", "s3cre"]}),
+                          f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
+
+
+def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):
+    cluster = stub("elasticsearch", "8.15.3", password="s3cret")
+    with_password = cluster.url.replace("http://", "http://elastic:s3cret@")
+    api = serve(config=stub_settings(with_password))
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    result = start_server(tmp_path, cluster.url.replace("http://", "http://elastic:s3cre@"))
+    assert_one_line_error(result, f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
+    result = start_server(tmp_path, "http://elastic:s3cret@127.0.0.1:92OO")
+    assert_one_line_error(result, "error: 127.0.0.1:92OO: not an http(s) URL with a host and a port number (ES_HOST)")
+
+
+def test_tls_settings_of_es_args_reach_get_root(stub, serve, tmp_path):
+    certificate = self_signed_certificate(tmp_path)
+    cluster = stub("elasticsearch", "8.15.3", certificate=certificate)
+    settings = stub_settings(cluster.url, ES_ARGS={"ca_certs": certificate[0]})
+    api = serve(config=settings)
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    assert [path for _method, path, _headers in cluster.requests][:1] == ["/"]
+    # without the certificate's CA: one line at start-up, not a cluster chosen for later
+    result = start_server(tmp_path, cluster.url)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {cluster.url}: TLS: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert result.stderr.rstrip().endswith("(check ca_certs, verify_certs in ES_ARGS)")
+
+
+def test_an_answer_without_version_stops_the_start(tmp_path):
+    """A host that answers JSON but is not a cluster (here: the API itself)."""
+    from tests.servers import APIServer
+    server = APIServer(BiothingWebSettings("config", ES_HOST="", EMBEDDED_DATA_FILES={},
+                                           EMBEDDED_DATA_DIR=str(tmp_path / "data"))).start()
+    try:
+        result = start_server(tmp_path, server.url)
+    finally:
+        server.stop()
+    assert_one_line_error(result, f"error: {server.url}: GET / did not answer JSON: not Elasticsearch or OpenSearch")
+
+
+def test_a_cluster_that_answers_later_is_chosen_then(serve, caplog):
+    """Down at start-up: 503 with Retry-After, then the client its GET / calls for."""
+    port = free_port()
+    settings = stub_settings(f"http://127.0.0.1:{port}", ES_REQUEST_TIMEOUT=2)
+    api = serve(config=settings)
+    down = api.get("/v1/gene/1017")
+    assert down.status_code == 503 and down.headers["Retry-After"].isdigit()
+    cluster = ClusterStub("opensearch", "2.19.1", port=port).start()
+    try:
+        assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+        assert type(settings.engine.engine).__name__ == "OpenSearchEngine"
+    finally:
+        cluster.stop()
+
+
+def test_an_unsupported_cluster_that_answers_later_is_503(serve, caplog):
+    port = free_port()
+    api = serve(config=stub_settings(f"http://127.0.0.1:{port}", ES_REQUEST_TIMEOUT=2))
+    cluster = ClusterStub("elasticsearch", "6.8.23", port=port).start()
+    try:
+        answer = api.get("/v1/gene/1017")
+        assert answer.status_code == 503 and answer.json()["success"] is False
+        assert "Elasticsearch 6.8.23" not in answer.text
+        assert any("Elasticsearch 6.8.23" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    finally:
+        cluster.stop()

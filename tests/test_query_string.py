@@ -1,0 +1,201 @@
+"""Query strings as Elasticsearch reads them, and the guard on costly ones (over HTTP)."""
+
+import concurrent.futures
+import logging
+
+import pytest
+
+from biothings.web.engines.embedded import EmbeddedEngine, build_index
+from biothings.web.engines.embedded.analysis import AnalysisError
+
+
+def total(client, q, **params):
+    response = client.get("/v1/query", params={"q": q, "fields": "_id", **params})
+    assert response.status_code == 200, response.text
+    return response.json()["total"]
+
+
+def error_of(response, status=400):
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def embedded(request):
+    from tests.conftest import make_settings
+    from tests.servers import APIServer
+    from tests.conftest import Client
+    server = APIServer(make_settings("embedded", request)).start()
+    yield Client(server.url, "embedded")
+    server.stop()
+
+
+# ---------------------------------------------------------------------- semantics (embedded)
+
+@pytest.mark.parametrize("q,expected", [
+    ("cdk2 9606", 0),                  # bare words analysed together: all in one field
+    ("kinase pseudo", 0),
+    ("cyclin dependent kinase 2", 1),
+    ("kinase && cyclin", 5), ("kinase || cyclin", 29), ("!pseudo", 1545),
+    ("4.1", 1), ("1.5", 0), ("p58.1", 1),   # the standard tokenizer keeps numbers whole
+    ("genomic_pos.strand:[-1 TO 0]", 396), ("genomic_pos.strand:<=-1", 396), ("genomic_pos.start:<-2", 0),
+    ("genomic_pos:*", 731), ("_exists_:\"go.*\"", 543), ("_exists_:go.*", 0),
+    ("_id:1017", 1), ("cdk2~0", 1), ("taxid:abc AND kinase", 0), ("taxid:abc OR kinase", 29),
+])
+def test_elasticsearch_semantics(embedded, q, expected):
+    assert total(embedded, q) == expected
+
+
+@pytest.mark.parametrize("q", ["entrezgene:-1", "entrezgene:+1017", "a/b", "a:b:c", "AND", "(kinase", "kinase^"])
+def test_syntax_elasticsearch_refuses_is_400(api, q):
+    body = error_of(api.get("/v1/query", params={"q": q}))
+    assert body["error"].startswith("Failed to parse query") and body["keyword"] == "q"
+
+
+@pytest.mark.parametrize("q,expected", [("pubmed_count:[1000 TO *]", 23), ("pubmed_count:{* TO 0]", 0),
+                                        ("*:*", 1965), ("genomic_pos.strand:[-1 TO 0]", 396)])
+def test_open_ranges_and_match_all_accepted(api, q, expected):
+    assert total(api, q) == expected
+
+
+def test_every_search_tracks_exact_totals(api):
+    built = api.get("/v1/query", params={"q": "kinase OR protein", "rawquery": 1}).json()
+    assert built["track_total_hits"] is True
+
+
+def test_facet_size_zero_is_400(api):
+    body = error_of(api.get("/v1/query", params={"q": "__all__", "facets": "type_of_gene", "facet_size": 0}))
+    assert body["keyword"] == "facet_size"
+    assert api.get("/v1/query", params={"q": "__all__", "facets": "type_of_gene", "facet_size": 1}).status_code == 200
+
+
+# ---------------------------------------------------------------------- expensive queries
+
+@pytest.mark.parametrize("q", ["name:/kin.se/", "name:/[a-z]*ase.*/", "name:/(.*)ase(.*)/", "kinase OR /k.*/",
+                               "symbol:[cdk1 TO cdk3]", "[a TO b]"])
+def test_expensive_queries_off_by_default(api, q):
+    body = error_of(api.get("/v1/query", params={"q": q}))
+    assert "ALLOW_EXPENSIVE_QUERIES" in body["error"] and body["keyword"] == "q"
+
+
+def test_expensive_queries_one_setting(serve):
+    client = serve("embedded", ALLOW_EXPENSIVE_QUERIES=True)
+    assert total(client, "name:/kin.se/") == 29
+    assert total(client, "symbol:[cdk1 TO cdk3]") == 3
+    assert total(client, "symbol:*DK2") == 2  # CDK2, and symbols with a second word cdk2
+
+
+def test_regex_length_limit(serve):
+    client = serve("embedded", ALLOW_EXPENSIVE_QUERIES=True, MAX_REGEX_LENGTH=8)
+    assert total(client, "name:/kin.se.*/") == 29        # 8 characters
+    body = error_of(client.get("/v1/query", params={"q": "name:/kin.se.*.*/"}))  # 10
+    assert body["max"] == 8 and body["num"] == 10
+
+
+def test_fuzzy_terms_limit(serve):
+    client = serve("embedded", MAX_FUZZY_TERMS=2)
+    assert total(client, "kinaze~ OR cyclyn~") > 0
+    body = error_of(client.get("/v1/query", params={"q": "kinaze~ OR cyclyn~ OR protien~"}))
+    assert body["max"] == 2 and body["num"] == 3
+
+
+def test_clause_limit(serve):
+    client = serve("embedded", MAX_QUERY_CLAUSES=5)
+    assert total(client, "zzq OR zzr OR zzs OR zzt OR kinase") == 29
+    body = error_of(client.get("/v1/query", params={"q": "zzq OR zzr OR zzs OR zzt OR zzu OR kinase"}))
+    assert body["max"] == 5 and body["num"] == 6
+
+
+def test_deep_nesting_is_a_clear_400(serve, caplog):
+    client = serve("embedded", MAX_QUERY_DEPTH=30)
+    assert total(client, "(" * 30 + "kinase" + ")" * 30) == 29
+    with caplog.at_level(logging.WARNING):
+        body = error_of(client.get("/v1/query", params={"q": "(" * 1000 + "kinase" + ")" * 1000}))
+    assert body["max"] == 30 and "deeper than 30" in body["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_guard_reads_userquery_templates(serve, tmp_path):
+    folder = tmp_path / "userqueries" / "named"
+    folder.mkdir(parents=True)
+    (folder / "query.txt").write_text('{"query_string": {"query": "name:({{q}})"}}')
+    client = serve("embedded", USERQUERY_DIR=str(tmp_path / "userqueries"), MAX_QUERY_LENGTH=30)
+    assert total(client, "kinase", userquery="named") == 29
+    body = error_of(client.get("/v1/query", params={"q": "*ase", "userquery": "named"}))
+    assert "wildcard" in body["error"].lower()
+    error_of(client.get("/v1/query", params={"q": "/k.*/", "userquery": "named"}))
+    body = error_of(client.get("/v1/query", params={"q": "kinase " * 6, "userquery": "named"}))
+    assert body["max"] == 30
+
+
+def test_parsing_is_thread_safe(embedded):
+    """The same valid 300-clause query from 8 threads: every answer a 200 (luqum's
+    shared parser answered some of them 400)."""
+    q = " OR ".join(f"symbol:GENE{i}" for i in range(299)) + " OR symbol:CDK2"
+
+    def ask(_):
+        return embedded.get("/v1/query", params={"q": q, "fields": "_id"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(ask, range(48)))
+    assert statuses == [200] * 48
+
+
+# ---------------------------------------------------------------------- analyzers
+
+MAPPING = {
+    "settings": {"analysis": {"normalizer": {"folded": {"type": "custom", "filter": ["lowercase", "asciifolding"]}},
+                              "analyzer": {"spaces": {"type": "custom", "tokenizer": "whitespace",
+                                                      "filter": ["lowercase"]}}}},
+    "mappings": {"properties": {"code": {"type": "keyword", "normalizer": "folded"},
+                                "label": {"type": "text", "analyzer": "spaces"},
+                                "plain": {"type": "text", "analyzer": "simple"},
+                                "exact": {"type": "text", "analyzer": "keyword"}}},
+}
+DOCS = [{"_id": "1", "code": "Ärger-1", "label": "Alpha-1 B.2", "plain": "abc123def", "exact": "Whole Value"},
+        {"_id": "2", "code": "arger-2", "label": "alpha-1 c", "plain": "x-y", "exact": "whole value"}]
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("analysis"))
+    build_index(directory, "things", DOCS, MAPPING)
+    return EmbeddedEngine(directory)
+
+
+@pytest.mark.parametrize("query,ids", [
+    ({"term": {"code": "ARGER-1"}}, {"1"}),                  # the normalizer applies to terms
+    ({"query_string": {"query": "code:arger*"}}, {"1", "2"}),
+    ({"query_string": {"query": "label:alpha-1"}}, {"1", "2"}),  # whitespace tokenizer: one token
+    ({"query_string": {"query": "label:b.2"}}, {"1"}),
+    ({"query_string": {"query": "plain:def"}}, {"1"}),          # simple: letters only
+    ({"query_string": {"query": "plain:123"}}, set()),
+    ({"query_string": {"query": 'exact:"Whole Value"'}}, {"1"}),  # keyword analyzer: the whole value
+    ({"match": {"label": {"query": "ALPHA-1 B.2", "operator": "and"}}}, {"1"}),
+    ({"match": {"plain": {"query": "abc123def", "analyzer": "standard"}}}, set()),
+])
+def test_mapping_analyzers_are_honoured(analysed, query, ids):
+    import asyncio
+    answer = asyncio.run(analysed.search("things", {"query": query}))
+    assert {hit["_id"] for hit in answer["hits"]["hits"]} == ids
+
+
+@pytest.mark.parametrize("settings,properties,name", [
+    ({}, {"t": {"type": "text", "analyzer": "english"}}, "english"),
+    ({"analysis": {"analyzer": {"a": {"type": "custom", "tokenizer": "ngram"}}}},
+     {"t": {"type": "text", "analyzer": "a"}}, "ngram"),
+    ({"analysis": {"analyzer": {"a": {"type": "custom", "tokenizer": "standard", "filter": ["porter_stem"]}}}},
+     {"t": {"type": "text", "analyzer": "a"}}, "porter_stem"),
+    ({}, {"k": {"type": "keyword", "normalizer": "nope"}}, "nope"),
+])
+def test_unsupported_analysis_refused_at_load_time_by_name(tmp_path, settings, properties, name):
+    with pytest.raises(AnalysisError, match=name):
+        build_index(str(tmp_path), "things", DOCS[:1], {"settings": settings, "mappings": {"properties": properties}})
+
+
+def test_batch_analyzer_option(api):
+    found = api.post("/v1/query", json={"q": ["CDK2"], "scopes": ["symbol"]}).json()
+    assert found[0]["_id"] == "1017"
+    # the keyword analyzer keeps "CDK2" as is; the index holds "cdk2": Elasticsearch finds nothing
+    kept = api.post("/v1/query", json={"q": ["CDK2"], "scopes": ["symbol"], "analyzer": "keyword"}).json()
+    assert kept[0].get("notfound") is True
