@@ -392,3 +392,29 @@ def test_memory_is_given_back_after_large_answers(request):
         assert wait_until(lambda: server.app.memory.trims == 1)  # once the server is idle
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- sorting
+
+SORT_FIELDS = ["pubmed_count", "type_of_gene", "taxid", "chromosome", "map_location", "MIM", "go.BP.id",
+               "genomic_pos.start", "entrezgene", "_id", "_score"]
+
+
+def test_sorts_on_several_keys_read_only_the_matches_that_can_make_the_page(embedded_dir):
+    """The engine narrows the matches by the first key (its best ``from + size``, then every
+    match holding one of their values); the page is the one sorting every match gives."""
+    import random
+    engine = EmbeddedEngine(embedded_dir)
+    rng = random.Random(23)
+    queries = [{"match_all": {}}, {"query_string": {"query": "kinase OR receptor"}}]
+    for case in range(40):
+        keys = rng.sample(SORT_FIELDS, rng.randint(2, 4))
+        sort = [{name: {"order": rng.choice(["asc", "desc"])}} for name in keys]
+        query = queries[case % 2]
+        everything = engine.search_sync("genes", {"query": query, "sort": sort, "size": 2000})
+        ranked = [(hit["_id"], hit["sort"]) for hit in everything["hits"]["hits"]]
+        assert len(ranked) == everything["hits"]["total"]["value"] < 2000  # all of them: nothing narrowed
+        for start, size in ((0, 10), (7, 50), (300, 25)):
+            page = engine.search_sync("genes", {"query": query, "sort": sort, "from": start, "size": size})
+            assert [(hit["_id"], hit["sort"]) for hit in page["hits"]["hits"]] == ranked[start:start + size], sort
+            assert page["hits"]["total"] == everything["hits"]["total"]

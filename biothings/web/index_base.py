@@ -58,6 +58,9 @@ def make_parser():
         help="seconds in-flight requests get to finish on SIGTERM")
     add("--gc_threshold", "--gc-threshold", type=int, default=10000, metavar="N",
         help="allocations between two young-generation garbage collections (Python's: 700); 0: Python's")
+    add("--switch_interval", "--switch-interval", type=float, default=0.0005, metavar="SECONDS",
+        help="longest a thread keeps the GIL while another waits (Python's: 0.005); shorter: the event "
+             "loop waits less behind threads shaping large answers; 0: Python's")
     add("--logging", default=None, metavar="LEVEL", help=argparse.SUPPRESS)  # tornado's spelling of LOGGING_LEVEL
     return parser
 
@@ -220,6 +223,8 @@ async def serve(web_settings, sockets, app_settings, args):
     # out of the collector's scans shortens GC pauses on the request path
     gc.freeze()
     tune_gc(args.gc_threshold)
+    if args.switch_interval > 0:
+        sys.setswitchinterval(args.switch_interval)
     logger.info("serving on %s (pid %d, %s event loop, gc threshold %d)",
                 ", ".join(str(s.getsockname()) for s in sockets), os.getpid(),
                 type(asyncio.get_running_loop()).__module__.split(".")[0], gc.get_threshold()[0])

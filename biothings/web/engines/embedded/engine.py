@@ -620,7 +620,7 @@ def execute(opened, body, offset=None, size=None, window=True, max_buckets=MAX_B
             total, ranked = _random_hits(searcher, hits_query, offset, size, compiler.random)
             sorted_by_fields = False
         elif keys and not (len(keys) == 1 and keys[0].kind == "score" and keys[0].desc):
-            total, ranked = _sorted_hits(searcher, hits_query, keys, offset, size)
+            total, ranked = _sorted_hits(searcher, hits_query, keys, offset, size, opened.schema)
             sorted_by_fields = True
         else:
             total, ranked = _scored_hits(searcher, hits_query, offset, size)
@@ -702,14 +702,38 @@ def _random_hits(searcher, query, offset, size, options):
 
 def _column_values(searcher, query, key, total):
     """address -> sort value of ``key`` for every match (None when missing)."""
-    field = key.field
-    column = field.tname if (not key.desc or field.tname == ID) else field.max_name
-    hits = searcher.search(query, total, count=False, order_by_field=column,
+    hits = searcher.search(query, total, count=False, order_by_field=_sort_column(key),
                            order=tantivy.Order.Asc).hits
     return {_addr_key(address): value for value, address in hits}
 
 
-def _sorted_hits(searcher, query, keys, offset, size):
+def _sort_column(key):
+    """The fast column the engine orders ``key`` by: the smallest value ascending, the largest descending."""
+    return key.field.tname if (not key.desc or key.field.tname == ID) else key.field.max_name
+
+
+def _page_candidates(searcher, schema, query, key, want):
+    """The matches that can be among the first ``want`` when ``key`` sorts first: those whose
+    key is at least as good as the ``want``-th best's. The engine finds them: its ``want``
+    best by ``key`` alone, then every match holding one of their values (a match holding
+    such a value sorts at least as well). ``(query, count)``, or None when it cannot narrow."""
+    if key.kind != "field" or key.missing_first or (key.field is not ID_FIELD and not key.field.indexed):
+        return None
+    order = tantivy.Order.Desc if key.desc else tantivy.Order.Asc
+    best = searcher.search(query, want, count=False, order_by_field=_sort_column(key), order=order).hits
+    values = list({value for value, _address in best})
+    if len(best) < want or None in values:
+        return None  # the page reaches matches without the key
+    try:
+        holding = Q.const_score_query(Q.term_set_query(schema, key.field.tname, values), 0.0)
+    except ValueError:  # a value type the index cannot look up
+        return None
+    narrowed = Q.boolean_query([(MUST, query), (MUST, holding)])
+    count = _count(searcher, narrowed)
+    return (narrowed, count) if count >= want else None
+
+
+def _sorted_hits(searcher, query, keys, offset, size, schema):
     total = _count(searcher, query)
     checkpoint()
     if not total or not size or offset >= total:
@@ -717,13 +741,20 @@ def _sorted_hits(searcher, query, keys, offset, size):
     want = offset + size
     if len(keys) == 1 and keys[0].kind == "field" and not keys[0].missing_first:
         key = keys[0]
-        column = key.field.tname if (not key.desc or key.field.tname == ID) else key.field.max_name
         order = tantivy.Order.Desc if key.desc else tantivy.Order.Asc
-        hits = searcher.search(query, size, count=False, order_by_field=column,
+        hits = searcher.search(query, size, count=False, order_by_field=_sort_column(key),
                                order=order, offset=offset).hits
         return total, [(None, address, [_sort_value(key, value)]) for value, address in hits]
-    # general case: all matches with their key values, sorted here
-    scored = searcher.search(query, total, count=False).hits
+    # general case: the matches that can make the page (the engine narrows them by the
+    # first key), with their key values, sorted here
+    matches = total
+    # (not with a score key: combined queries score differently, an all-matching one as 0)
+    if want < total and not any(key.kind == "score" for key in keys):
+        narrowed = _page_candidates(searcher, schema, query, keys[0], want)
+        if narrowed is not None:
+            query, matches = narrowed
+        checkpoint()
+    scored = searcher.search(query, matches, count=False).hits
     addresses = [address for _score, address in scored]
     addresses.sort(key=_addr_key)
     columns = []
@@ -734,7 +765,7 @@ def _sorted_hits(searcher, query, keys, offset, size):
         elif key.kind == "doc":
             columns.append({_addr_key(a): _addr_key(a) for a in addresses})
         else:
-            columns.append(_column_values(searcher, query, key, total))
+            columns.append(_column_values(searcher, query, key, matches))
     rows = [(a, [column.get(_addr_key(a)) for column in columns]) for a in addresses]
     for position in reversed(range(len(keys))):
         key = keys[position]
