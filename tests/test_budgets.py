@@ -380,9 +380,7 @@ def test_failed_requests_leave_nothing_to_the_garbage_collector(request, serve):
 
 
 def test_memory_is_given_back_after_large_answers(request):
-    from biothings.web.memory import tune_allocator
     from tests.servers import APIServer
-    assert tune_allocator()  # glibc: large blocks are unmapped when freed
     server = APIServer(make_settings("embedded", request, MEMORY_TRIM_BYTES=100000)).start()
     try:
         session = requests.Session()
@@ -418,3 +416,37 @@ def test_sorts_on_several_keys_read_only_the_matches_that_can_make_the_page(embe
             page = engine.search_sync("genes", {"query": query, "sort": sort, "from": start, "size": size})
             assert [(hit["_id"], hit["sort"]) for hit in page["hits"]["hits"]] == ranked[start:start + size], sort
             assert page["hits"]["total"] == everything["hits"]["total"]
+
+
+# ---------------------------------------------------------------- heavy work off the event loop
+
+def test_large_answers_are_shaped_off_the_event_loop(serve):
+    """Transform of 64 hits or more, and YAML/HTML/msgpack serialization, run in a shaping
+    thread: the event loop goes on serving while they run."""
+    import threading
+
+    from biothings.web.handlers import QueryHandler
+    from biothings.web.pipeline import ESResultTransform
+    from biothings.web.settings.default import APP_LIST
+    threads = []
+
+    class RecordingTransform(ESResultTransform):
+        def transform(self, res, options):
+            threads.append(("transform", threading.current_thread().name))
+            return super().transform(res, options)
+
+    class RecordingHandler(QueryHandler):
+        def serialize(self, data, title=None):
+            threads.append(("serialize", threading.current_thread().name))
+            return super().serialize(data, title)
+
+    client = serve("embedded", ES_RESULT_TRANSFORM=RecordingTransform,
+                   APP_LIST=[(r"/{pre}/{ver}/query/?", RecordingHandler)] + APP_LIST)
+    for params, expected in (({"q": "__all__", "size": 63}, ("loop", "loop")),
+                             ({"q": "__all__", "size": 64}, ("shaping", "shaping")),
+                             ({"q": "cdk2", "format": "yaml"}, ("loop", "shaping")),
+                             ({"q": "cdk2", "format": "msgpack"}, ("loop", "shaping"))):
+        threads.clear()
+        assert client.get("/v1/query", params=params).status_code == 200
+        where = tuple("shaping" if name.startswith("answer-shaping") else "loop" for _step, name in threads)
+        assert [step for step, _name in threads] == ["transform", "serialize"] and where == expected, params

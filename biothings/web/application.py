@@ -73,8 +73,6 @@ class BiothingsApplication(tornado.web.Application):
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
-        from biothings.web.memory import tune_allocator
-        tune_allocator()
         if self.metrics is not None and self.biothings.get("METRICS_ADDRESS") and self.metrics_server is None:
             from biothings.web.metrics import serve_metrics
             self.metrics_server = serve_metrics(self, self.biothings.METRICS_ADDRESS)

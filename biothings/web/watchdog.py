@@ -105,6 +105,7 @@ class Watchdog:
         self._wake = threading.Condition(self._lock)
         self._armed = set()
         self._thread = None
+        self._idle = True  # waiting with nothing armed: an arming must wake it
 
     def limit(self, seconds):
         """A context manager raising ``BudgetExceeded`` in the block after ``seconds``
@@ -115,7 +116,8 @@ class Watchdog:
 
     def arm(self, armed):
         with self._wake:
-            if not self._armed:
+            if self._idle:  # else it looks again within its resolution: no wake-up per arming
+                self._idle = False
                 self._wake.notify()
             self._armed.add(armed)
             if self._thread is None:
@@ -132,6 +134,7 @@ class Watchdog:
         with self._wake:
             while True:
                 if not self._armed:
+                    self._idle = True
                     self._wake.wait()
                     continue
                 self._wake.wait(self.resolution)

@@ -130,18 +130,18 @@ class ESRequestHandler(BaseESRequestHandler):
             return
         await give_loop_a_turn()
         res = await self.call_engine(backend, query, options)
-        with self.shaping_budget():  # no request holds the worker (TRANSFORM_TIMEOUT)
-            res = self.pre_transform_hook(options, res)
-        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self._transformed, transform, res, options)
-        with self.shaping_budget():
-            res = self.pre_finish_hook(options, res)
+        # a large answer is shaped in a thread (its hooks too), the event loop serving meanwhile
+        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self.shape, transform, options, res)
         await give_loop_a_turn()
         return await self.finish_answer(res)
 
-    def _transformed(self, transform, res, options):
-        """The transform's answer, within the shaping budget."""
+    def shape(self, transform, options, res):
+        """The engine's answer through the hooks and the transform, within ``TRANSFORM_TIMEOUT``
+        (no request holds the worker)."""
         with self.shaping_budget():
-            return transform.transform(res, options)
+            res = self.pre_transform_hook(options, res)
+            res = transform.transform(res, options)
+            return self.pre_finish_hook(options, res)
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -241,7 +241,7 @@ ACCESS_LOG_SLOW_MS: float = 1000
 
 # ---------------------------------------------------------------- authentication
 # Off by default. Handler names whose requests need "Authorization: Bearer <token>"
-# (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
+# (annotation, query, metadata, fields, status, spec, docs, frontpage, metrics), or ["*"] for all.
 # Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
 AUTH_REQUIRED_ROUTES: list | str = []
 # Tokens accepted as they are: a list, or {token: subject}.
