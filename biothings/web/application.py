@@ -45,7 +45,8 @@ class BiothingsApplication(tornado.web.Application):
         settings.setdefault("default_handler_class", NotFoundHandler)
         settings.setdefault("default_handler_args", {"web_settings": web_settings})
         settings.setdefault("static_hash_cache", True)
-        super().__init__(handlers, **settings)
+        from biothings.web import compression
+        super().__init__(handlers, transforms=[compression.transform(web_settings)], **settings)
         self.biothings = web_settings
         self.specs = {}  # id(API settings) -> its OpenAPI document, built at the first /spec or /
         self._refreshers = []
