@@ -1,6 +1,7 @@
 """Handlers running the builder -> backend -> transform pipeline."""
 
 import asyncio
+import re
 
 import orjson
 
@@ -219,6 +220,8 @@ class BiothingHandler(ESRequestHandler):
 
 # Content-Types of a streamed batch's body: one term a line
 LINE_BODY_TYPES = ("application/x-ndjson", "application/ndjson", "text/plain")
+# a form body (name=value&...) on one line
+_FORM_BODY = re.compile(rb"(\w+)=[^\n]*\s*")
 # terms of a streamed batch searched at once (one msearch), and most hits held at once
 BATCH_CHUNK_TERMS = 1000
 BATCH_CHUNK_HITS = 10000
@@ -255,9 +258,23 @@ class QueryHandler(Streaming, ESRequestHandler):
 
     async def post(self):
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type in LINE_BODY_TYPES:
+        if content_type in LINE_BODY_TYPES and self.is_line_body(content_type):
             return await self.stream_batch(content_type == "text/plain")
         await self.run_pipeline()
+
+    def is_line_body(self, content_type):
+        """Whether the body is one term a line: not a body that starts like JSON (read as JSON
+        whatever its Content-Type), nor a text body that reads as a form of this route's
+        parameters (``q=cdk2&scopes=symbol`` sent as text: its 400 names the Content-Type)."""
+        body = self.request.body.lstrip()
+        if not body or body[:1] == b"{":
+            return False
+        if content_type == "text/plain":
+            form = _FORM_BODY.fullmatch(body)
+            lookup = self.web_settings.optionset(self.kwargs_name, "POST").lookup
+            if form is not None and form.group(1).decode() in lookup:
+                return False
+        return True
 
     # ---------------------------------------------------------- streamed batches
     def body_terms(self, plain):
