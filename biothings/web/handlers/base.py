@@ -12,7 +12,7 @@ import yaml
 
 from biothings.web import caching, compression, formats, watchdog
 from biothings.web.accesslog import request_id as _request_id
-from biothings.web.engines.errors import EngineError, EngineUnavailable
+from biothings.web.engines.errors import EngineError, EngineUnavailable, ResultSetGone
 from biothings.web.options import OptionError
 from biothings.web.pipeline.errors import PipelineError
 
@@ -52,6 +52,8 @@ def as_api_error(exc):
         return APIError(exc.status, exc.reason, **exc.body)
     if isinstance(exc, EngineUnavailable):
         return APIError(503, exc.reason, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, ResultSetGone):  # the next page of a cursor: the client starts again
+        return APIError(400, exc.reason + " Start again from the first page (cursor=true).", keyword="after")
     if isinstance(exc, EngineError):
         return APIError(exc.status, exc.reason)
     return None

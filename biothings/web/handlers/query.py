@@ -411,7 +411,7 @@ class QueryHandler(Streaming, ESRequestHandler):
         if self.request.method == "POST":
             options.templates = [{"query": term} for term in options.q]
             return options
-        if options.after or options.cursor:
+        if options.after is not None or options.cursor:
             self.start_paging(options)
         if options.q is None and not options.scroll_id:
             raise APIError(400, "Missing required parameter 'q'.", keyword="q", alias=[], missing="q")
@@ -425,10 +425,10 @@ class QueryHandler(Streaming, ESRequestHandler):
         new cursor, which expires."""
         if options.fetch_all or options.scroll_id:
             raise APIError(400, "Cursor paging (cursor, after) and scrolling (fetch_all, scroll_id) are two ways "
-                                "to read on: use one.", keyword="after" if options.after else "cursor")
+                                "to read on: use one.", keyword="after" if options.after is not None else "cursor")
         settings = self.web_settings
         paging = cursors.Paging(keep_alive=cursors.keep_alive(settings))
-        if options.after:
+        if options.after is not None:
             payload = cursors.codec(settings).decode(options.after)
             if payload.get("r") != self.cursor_route():
                 raise cursors.CursorError("The cursor in 'after' belongs to another route: follow it where "
