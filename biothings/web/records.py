@@ -8,7 +8,8 @@ TSV and CSV write one row a document, with columns (decisions):
 
 - the columns are the ``fields`` parameter, in its order (dotted paths into nested
   objects: ``genomic_pos.chr``); without it, ``_id`` and every field of the mapping
-  that holds values (``/metadata/fields`` without the objects), in the mapping's order;
+  that holds values (``/metadata/fields`` without the objects), in alphabetical order
+  (the order every backend can give: clusters answer mappings sorted);
 - a path met through lists (``go.BP.id``), or holding a list, gives every value met,
   joined with ``|`` (``LIST_SEPARATOR``: commas are common inside the values, in gene
   names); a missing value or ``null`` is an empty cell; an object is its JSON text;

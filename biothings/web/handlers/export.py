@@ -81,7 +81,8 @@ class ExportHandler(Streaming, ESRequestHandler):
             return writer.page(docs)
 
     def columns(self, options):
-        """TSV/CSV columns: ``fields`` (not its exclusions), else ``_id`` and the mapping's fields."""
+        """TSV/CSV columns: ``fields`` (not its exclusions), else ``_id`` and the mapping's fields in
+        alphabetical order (as ``/metadata/fields`` lists them; clusters answer mappings sorted)."""
         if self.format not in ("tsv", "csv"):
             return ()
         asked = [str(field) for field in options.fields or () if not str(field).startswith("-")]
@@ -93,5 +94,5 @@ class ExportHandler(Streaming, ESRequestHandler):
         for name in names:
             found = metadata.types.get(name)
             if found is not None:
-                columns += [field for field in records.value_fields(found.mapping) if field not in columns]
+                columns += [field for field in sorted(records.value_fields(found.mapping)) if field not in columns]
         return columns
