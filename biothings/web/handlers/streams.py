@@ -66,10 +66,11 @@ class Streaming:
     async def start_stream(self, content_type):
         """Headers of the stream, then (HEAD: only them) its first flush."""
         self.set_header("Content-Type", content_type)
+        self.set_header("X-Accel-Buffering", "no")  # nginx passes each piece on as it comes
         coding = self.content_coding()
         compression.add_vary(self._headers)
         if coding is not None:
-            self.encoder = compression.encoder(coding)
+            self.encoder = compression.encoder(coding, stream=True)
             self.set_header("Content-Encoding", coding)
             if "Etag" in self._headers:
                 self.set_header("Etag", compression.etag_for(self._headers["Etag"], coding))
