@@ -180,7 +180,7 @@ def main():
     for name, data_dir in sets:
         for index, coding, docs, size, seconds, baseline, peak in bench_exports(name, data_dir, args.runs):
             print(f"| {index} | {coding} | {docs:,} | {size:,} | {seconds:.2f} | {docs / seconds:,.0f} | "
-                  f"{baseline / 1024:.0f} | {peak / 1024:.0f} |")
+                  f"{baseline / 1024:.1f} | {peak / 1024:.1f} |")
     print()
     print("| `size=1000` answer | bytes | saved |")
     print("|---|---:|---:|")
