@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import orjson
 import pytest
@@ -366,6 +365,17 @@ def test_an_engine_failure_mid_stream_truncates_it(request, long_streams):
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         for _ in response.lines:
             pass
+    assert wait_for(lambda: server.app.streams == 0 and server.app.inflight == 0)
+
+
+def test_a_stream_past_its_time_is_cut(long_streams):
+    server = long_streams("elasticsearch", STREAM_TIMEOUT=1)
+    response = server.open()
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for _ in response.lines:
+            pass
+    assert time.monotonic() - started < 10  # cut at about 1 s: the whole export takes 20 slow pages
     assert wait_for(lambda: server.app.streams == 0 and server.app.inflight == 0)
 
 

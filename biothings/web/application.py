@@ -51,6 +51,7 @@ class BiothingsApplication(tornado.web.Application):
         self.specs = {}  # id(API settings) -> its OpenAPI document, built at the first /spec or /
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
+        self.streams = 0  # streams being served (MAX_CONCURRENT_STREAMS, biothings.web.handlers.streams)
         self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)
         from biothings.web.memory import MemoryReturn
         self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0)

@@ -42,11 +42,6 @@ class StreamEnded(Exception):
     """The stream cannot go on (the client left, a write or the whole stream took too long)."""
 
 
-def running_streams(application):
-    """How many streams the process serves now (the application's counter)."""
-    return getattr(application, "streams", 0)
-
-
 class Streaming:
     """The writing side of a stream, mixed into an ``ESRequestHandler``.
 
@@ -58,7 +53,6 @@ class Streaming:
 
     encoder = None
     stream_deadline = None
-    holds_slot = False
 
     def stream_slot(self):
         return _StreamSlot(self)
@@ -152,15 +146,13 @@ class _StreamSlot:
     async def __aenter__(self):
         application = self.handler.application
         limit = self.handler.web_settings.MAX_CONCURRENT_STREAMS
-        if limit and running_streams(application) >= limit:
+        if limit and application.streams >= limit:
             raise APIError(429, f"Too many streams at once: this server streams {limit} at a time "
                                 f"(MAX_CONCURRENT_STREAMS). Retry later.",
                            headers={"Retry-After": str(RETRY_AFTER)}, max=limit)
-        application.streams = running_streams(application) + 1
-        self.handler.holds_slot = True
+        application.streams += 1
         return self
 
     async def __aexit__(self, *exc):
         self.handler.application.streams -= 1
-        self.handler.holds_slot = False
         return False
