@@ -148,3 +148,13 @@ def test_other_routes_are_compressed_too(api):
     assert status == 200 and headers["content-encoding"] == "gzip" and decoded(headers, body).startswith(b"{")
     status, headers, _ = raw_get(api, "/v1/gene/1017", {"format": "yaml"}, **{"Accept-Encoding": "zstd"})
     assert status == 200 and headers["content-encoding"] == "zstd"
+
+
+def test_static_files_answer_get_and_head_alike(api):
+    """Static files are written in pieces after their Content-Length: not compressed, so HEAD
+    (which has no body to compress) tells the truth."""
+    _, get, body = raw_get(api, "/_static/front.js", **{"Accept-Encoding": "gzip"})
+    _, head, _ = raw_get(api, "/_static/front.js", method="HEAD", **{"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in get and "content-encoding" not in head
+    assert int(get["content-length"]) == int(head["content-length"]) == len(body)
+    assert get["etag"] == head["etag"] and get["vary"] == "Accept-Encoding"

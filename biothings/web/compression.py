@@ -23,7 +23,9 @@ Decisions, and why (measured in docs/benchmarks.md, "Compression"):
   ``If-None-Match`` matches either tag a request could be answered with, and the 304
   carries the tag that matched.
 - HEAD answers with the GET's headers: the body is compressed, then dropped, so
-  ``Content-Length`` is the compressed length the GET would send.
+  ``Content-Length`` is the compressed length the GET would send. Static files (written in
+  pieces after their ``Content-Length``, and whose HEAD has no body to compress) are not
+  compressed: a proxy in front compresses them (docs/deployment.md).
 - Where: ``CompressedAnswers`` (a tornado output transform: every handler, both HTTP
   servers) compresses on the event loop; answers large enough to cost (more than
   ``OFF_LOOP_BYTES``) and streams are compressed by their handler in a thread, where
@@ -179,8 +181,12 @@ class CompressedAnswers(tornado.web.OutputTransform):
 
     def transform_first_chunk(self, status_code, headers, chunk, finishing):
         add_vary(headers)
+        # an answer written in pieces with its Content-Length announced (a static file) passes as
+        # it is: its HEAD, written without the body, could not give the compressed length
+        pieces_of_known_length = not finishing and "Content-Length" in headers
         if (self.coding is not None and "Content-Encoding" not in headers and status_code not in (204, 304)
-                and compressible(headers.get("Content-Type")) and (not finishing or len(chunk) >= self.min_bytes)):
+                and not pieces_of_known_length and compressible(headers.get("Content-Type"))
+                and (not finishing or len(chunk) >= self.min_bytes)):
             self.encoder = encoder(self.coding)
             headers["Content-Encoding"] = self.coding
             if "Etag" in headers:
@@ -188,8 +194,6 @@ class CompressedAnswers(tornado.web.OutputTransform):
             chunk = self.transform_chunk(chunk, finishing)
             if finishing:
                 headers["Content-Length"] = str(len(chunk))
-            elif "Content-Length" in headers:
-                del headers["Content-Length"]
         return status_code, headers, chunk
 
     def transform_chunk(self, chunk, finishing):
