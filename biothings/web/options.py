@@ -259,7 +259,8 @@ class OptionSet:
         if isinstance(json_body, dict):
             for key, value in json_body.items():
                 option = self.lookup.get(key)
-                if option is not None and option.name not in found:
+                # null is no value: the default, as if the key were absent
+                if option is not None and value is not None and option.name not in found:
                     found[option.name] = [value, key, False, False]
 
         result = self.options_class(self.defaults)
