@@ -3,6 +3,7 @@
     python scripts/mutate.py                 # every module, in the order below
     python scripts/mutate.py options auth    # these modules only
     python scripts/mutate.py --report        # the score table of what has run so far
+    python scripts/mutate.py --fresh auth    # again from scratch, after the tests changed
 
 Each module gets a work directory of its own (``.mutation/<module>/``: a ``setup.cfg``
 naming the module and the test files that cover it, links to the sources), so its
@@ -29,7 +30,7 @@ WORK = ROOT / ".mutation"
 
 # module -> (source file, the test files that exercise it)
 MODULES = {
-    "options": ("biothings/web/options.py", ["tests/test_options.py"]),
+    "options": ("biothings/web/options.py", ["tests/test_options.py", "tests/test_config_errors.py"]),
     "caching": ("biothings/web/caching.py", ["tests/test_caching.py"]),
     "auth": ("biothings/web/auth.py", ["tests/test_auth.py"]),
     "limits": ("biothings/web/limits.py", ["tests/test_limits.py", "tests/test_boundaries.py"]),
@@ -73,8 +74,10 @@ def workdir(module):
     return directory
 
 
-def run(module, max_children):
+def run(module, max_children, fresh=False):
     directory = workdir(module)
+    if fresh:  # after the tests changed: mutmut keeps the verdicts it has
+        shutil.rmtree(directory / "mutants", ignore_errors=True)
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
     env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded"}
     print(f"== {module}: {MODULES[module][0]}", flush=True)
@@ -118,13 +121,14 @@ def main():
     parser.add_argument("modules", nargs="*", metavar="module", help=f"any of: {', '.join(MODULES)} (default: all)")
     parser.add_argument("--report", action="store_true", help="print the score table and stop")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts (after the tests changed)")
     args = parser.parse_args()
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}; known: {', '.join(MODULES)}")
     if not args.report:
         for module in args.modules or MODULES:
-            run(module, args.max_children)
+            run(module, args.max_children, args.fresh)
     report()
 
 
