@@ -37,8 +37,9 @@ def assert_401(response):
 
 
 def test_off_by_default(api):
-    assert api.get("/v1/gene/1017").status_code == 200
-    assert api.get("/v1/gene/1017", headers=bearer("garbage")).status_code == 200
+    plain = api.get("/v1/gene/1017")
+    assert plain.status_code == 200 and plain.json()["_id"] == "1017"
+    assert api.get("/v1/gene/1017", headers=bearer("garbage")).json() == plain.json()
 
 
 def test_static_tokens_per_route(serve):

@@ -198,7 +198,7 @@ def test_hits_per_request_at_the_limit_and_past_it(serve, api):
     assert "MAX_ANSWER_HITS" in body["error"]
     body = error_of(client.post("/v1/query", json={"q": terms[:10], "scopes": ["symbol"], "size": 11}), 400)
     assert body["num"] == 110
-    assert client.get("/v1/query", params={"q": "__all__", "size": 100}).status_code == 200
+    assert len(client.get("/v1/query", params={"q": "__all__", "size": 100}).json()["hits"]) == 100
     assert error_of(client.get("/v1/query", params={"q": "__all__", "size": 101}), 400)["num"] == 101
 
 
@@ -223,8 +223,11 @@ def test_annotation_batches_count_the_hits_they_answer(serve, api):
                                     {"q": "symbol:CDK2"}])  # written whole
 def test_answer_bytes_at_the_limit_and_past_it(serve, api, fmt, params):
     params = {**params, "format": fmt}
-    size = len(api.get("/v1/query", params=params).content)
-    exact = serve(api.backend, MAX_ANSWER_BYTES=size).get("/v1/query", params=params)
+    for _ in range(5):  # "took" (milliseconds) may gain a digit between two answers: measure again then
+        size = len(api.get("/v1/query", params=params).content)
+        exact = serve(api.backend, MAX_ANSWER_BYTES=size).get("/v1/query", params=params)
+        if exact.status_code == 200 or exact.json().get("num", 0) <= size:
+            break
     assert exact.status_code == 200 and len(exact.content) == size
     body = error_of(serve(api.backend, MAX_ANSWER_BYTES=size - 1).get("/v1/query", params=params), 400)
     assert body["max"] == size - 1 and body["num"] > size - 1 and "MAX_ANSWER_BYTES" in body["error"]

@@ -142,17 +142,11 @@ def test_nested_aggs(settings):
               "aggs": {"b": {"terms": {"field": "b", "size": 2}}, "b__missing": {"missing": {"field": "b"}}}},
         "a__missing": {"missing": {"field": "a"}},
     }
-    with pytest.raises(BadRequest):
-        ESQueryBuilder(settings).build("x", options(facets=["a(b)"]))
 
 
 def test_limits(builder):
     with pytest.raises(BadRequest):
         builder.build("x" * 20000, options())
-    with pytest.raises(BadRequest):
-        builder.build("*dk2", options())
-    with pytest.raises(BadRequest):
-        builder.build("x", options(size=100, **{"from": 9950}))
     assert builder.build("cdk*", options())  # trailing wildcards are fine
     assert builder.build(r"a\*b", options())  # escaped star is not a wildcard
 

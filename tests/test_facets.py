@@ -80,6 +80,8 @@ def test_several_facets_and_aggs_alias(api):
 def test_facet_on_text_field_is_400(api):
     response = api.get("/v1/query", params={"q": "__all__", "facets": "name"})
     assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and "fielddata" in body["error"] and "[name]" in body["error"]
 
 
 def test_bad_facet_syntax_is_400(api):
@@ -89,7 +91,10 @@ def test_bad_facet_syntax_is_400(api):
         assert response.json()["keyword"] == "facets"
 
 
-def test_nested_facets_need_the_setting(serve, api):
-    strict = serve(api.backend, ALLOW_NESTED_AGGS=False)
+def test_nested_facets_need_the_setting(serve):
+    """Refused by the builder before any engine sees them: one backend is enough."""
+    strict = serve("embedded", ALLOW_NESTED_AGGS=False)
     response = strict.get("/v1/query", params={"q": "__all__", "facets": "type_of_gene(chromosome)"})
     assert response.status_code == 400
+    assert response.json() == {"code": 400, "success": False, "keyword": "facets",
+                               "error": "Nested facets are not enabled on this API."}

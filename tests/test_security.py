@@ -100,7 +100,9 @@ def test_userquery_placeholder_cannot_break_out(serve, tmp_path):
     assert built["query"]["match"]["symbol"] == hostile
     assert_no_script(built)
     for name in ("../userqueries/bysymbol", "/etc", "..", ".hidden"):
-        assert client.get("/v1/query", params={"q": "x", "userquery": name}).status_code == 400
+        response = client.get("/v1/query", params={"q": "x", "userquery": name})
+        assert response.status_code == 400
+        assert response.json()["keyword"] == "userquery" and response.json()["error"] == f"Unknown userquery '{name}'."
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
