@@ -322,3 +322,41 @@ def test_keywords_and_dunders_are_no_attributes_but_stay_options():
 def test_option_error_keeps_its_reason_and_body():
     error = OptionError("Bad.", keyword="x", num=3)
     assert str(error) == "Bad." and error.reason == "Bad." and error.body == {"keyword": "x", "num": 3}
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+def test_type_errors_name_the_alias_used():
+    for spec, value, reason in (({"type": str}, {"a": 1}, "Expected a string for 'ex'."),
+                                ({"type": int}, [1], "Expected an integer for 'ex'."),
+                                ({"type": list}, {"a": 1}, "Expected a list for 'ex'.")):
+        error = refused({**spec, "alias": "ex"}, json_body={"ex": value})
+        assert error.reason == reason and error.body == {"keyword": "x", "alias": "ex"}
+
+
+def test_unknown_names_before_known_ones_in_one_source():
+    optionset = OptionSet({"x": {"type": int}, "y": {"type": str}})
+    assert optionset.parse(query={"other": ["1"], "x": ["2"], "more": ["3"], "y": ["b"]}) == {"x": 2, "y": "b"}
+    assert optionset.parse(form={"other": ["1"], "x": ["2"]})["x"] == 2
+    assert optionset.parse(json_body={"other": 1, "x": 2})["x"] == 2
+
+
+def test_parsed_options_have_no_instance_dict():
+    """Options are made per request: slots all the way down."""
+    options = OptionSet({"x": {"type": int, "default": 1}}).parse()
+    assert all(vars(cls).get("__slots__") == () for cls in type(options).__mro__[:-2])
+
+
+def test_declaration_errors_read_whole():
+    from biothings.web.settings import SettingsError
+    with pytest.raises(SettingsError) as error:
+        OptionSet({"x": {"zzzz": 1}})
+    assert str(error.value) == ("options: option 'x' has an unknown key 'zzzz'; known: type, default, alias, max, "
+                                "min, enum, required, description")
+    with pytest.raises(SettingsError) as error:
+        OptionSet({"x": {"type": dict}}, where="QUERY_KWARGS['GET']")
+    assert str(error.value) == ("QUERY_KWARGS['GET']: option 'x' has type <class 'dict'>; one of str, int, float, "
+                                "bool, list")
+    with pytest.raises(SettingsError) as error:
+        OptionSet({"x": "int"})
+    assert str(error.value) == "options: the declaration of option 'x' must be a dict, not str"
