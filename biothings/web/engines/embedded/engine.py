@@ -313,6 +313,12 @@ class EmbeddedEngine(Engine):
 
     def msearch_sync(self, index, bodies):
         results = [None] * len(bodies)
+        pinned = {}  # index name -> the build every body of the batch reads: no answer mixes two
+
+        def current(name):
+            if name not in pinned:
+                pinned[name] = self.handle(name).current()
+            return pinned[name]
         lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
         for position, body in enumerate(bodies):
             if isinstance(body, tuple) and len(body) == 2:  # (header, body) pairs
@@ -326,7 +332,7 @@ class EmbeddedEngine(Engine):
                 continue
             checkpoint()
             try:
-                results[position] = self.search_sync(target, body)
+                results[position] = self.search_sync(target, body, current=current)
             except (SearchTimeout, SearchCancelled):
                 raise  # the whole request is over, not this body
             except EngineError as exc:
@@ -334,7 +340,7 @@ class EmbeddedEngine(Engine):
         for target, items in lookups.items():
             checkpoint()
             try:
-                answers = id_lookups(self.handle(target).current(), items)
+                answers = id_lookups(current(target), items)
             except (SearchTimeout, SearchCancelled):
                 raise
             except EngineError as exc:
@@ -343,15 +349,17 @@ class EmbeddedEngine(Engine):
                 results[position] = answer
         return results
 
-    def search_sync(self, index, body, scroll=None):
+    def search_sync(self, index, body, scroll=None, current=None):
+        """``current(name)``: the build to read (a batch pins one); the current one by default."""
         started = time.perf_counter()
         body = dict(body or {})
         names = self.names(index)
+        current = current or (lambda name: self.handle(name).current())
         if scroll is not None:
             expiry = _duration_seconds(scroll)
             if len(names) != 1:
                 raise QueryError("the embedded engine scrolls one index at a time")
-            opened = self.handle(names[0]).current()
+            opened = current(names[0])
             offset = _int(body.get("from", 0), "from")
             size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
             response = execute(opened, body, offset, size, window=False)
@@ -360,9 +368,9 @@ class EmbeddedEngine(Engine):
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
             response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
-            response = execute(self.handle(names[0]).current(), body, max_buckets=self.max_buckets)
+            response = execute(current(names[0]), body, max_buckets=self.max_buckets)
         else:
-            response = self._search_many(names, body)
+            response = self._search_many(names, body, current)
         response["took"] = int((time.perf_counter() - started) * 1000)
         return response
 
@@ -387,7 +395,7 @@ class EmbeddedEngine(Engine):
         response["took"] = int((time.perf_counter() - started) * 1000)
         return response
 
-    def _search_many(self, names, body):
+    def _search_many(self, names, body, current):
         """Several indexes: merge hits by score (or sort values); no aggregations."""
         if body.get("aggs") or body.get("aggregations"):
             raise QueryError("the embedded engine aggregates one index at a time")
@@ -397,7 +405,7 @@ class EmbeddedEngine(Engine):
         responses = []
         for name in names:
             checkpoint()
-            responses.append(execute(self.handle(name).current(), partial))
+            responses.append(execute(current(name), partial))
         hits = [hit for r in responses for hit in r["hits"]["hits"]]
         if body.get("sort") and any("sort" in h for h in hits):
             keys = parse_sort(body.get("sort"), None)
