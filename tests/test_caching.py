@@ -169,3 +169,36 @@ def test_the_config_and_the_build_are_in_the_etag(serve, api):
     plain = etag(serve(api.backend), "/v1/gene/1017")
     assert etag(serve(api.backend), "/v1/gene/1017") == plain  # same settings, same build: same tag
     assert etag(serve(api.backend, CACHE_MAX_AGE=60), "/v1/gene/1017") != plain
+
+
+# ---------------------------------------------------------------- the config token
+
+class Builder:  # a class-valued setting
+    pass
+
+
+class OtherBuilder:
+    pass
+
+
+def test_config_token_reads_classes_by_name_not_address():
+    from biothings.web.caching import _stable, config_token
+    from biothings.web.pipeline import ESQueryBuilder
+    from biothings.web.settings import BiothingWebSettings
+    assert _stable(ESQueryBuilder) == "biothings.web.pipeline.builder.ESQueryBuilder"
+    assert _stable(test_config_token_reads_classes_by_name_not_address) == (
+        "tests.test_caching.test_config_token_reads_classes_by_name_not_address")
+    assert _stable(object()) == "object" and _stable({1, 2}) == "set"
+    first, second = (BiothingWebSettings("config", ES_QUERY_BUILDER=Builder, ES_INDICES={"gene": "genes"})
+                     for _ in range(2))
+    token = config_token(first)
+    assert len(token) == 16 and token == config_token(first) == config_token(second)
+    assert config_token(BiothingWebSettings("config", ES_QUERY_BUILDER=OtherBuilder,
+                                            ES_INDICES={"gene": "genes"})) != token
+    assert config_token(BiothingWebSettings("config", ES_QUERY_BUILDER=Builder,
+                                            ES_INDICES={"gene": "other"})) != token
+    # values orjson cannot write (tuple keys): the names of the settings only
+    odd = BiothingWebSettings("config", ES_INDICES={"gene": "genes"}, LICENSE_TRANSFORM={("a", "b"): 1})
+    assert len(config_token(odd)) == 16
+    assert config_token(odd) == config_token(BiothingWebSettings(
+        "config", ES_INDICES={"gene": "other"}, LICENSE_TRANSFORM={("a", "b"): 1}))
