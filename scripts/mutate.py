@@ -4,6 +4,7 @@
     python scripts/mutate.py options auth    # these modules only
     python scripts/mutate.py --report        # the score table of what has run so far
     python scripts/mutate.py --fresh auth    # again from scratch, after the tests changed
+    python scripts/mutate.py --retest auth   # only the survivors again, after new tests
 
 Each module gets a work directory of its own (``.mutation/<module>/``: a ``setup.cfg``
 naming the module and the test files that cover it, links to the sources), so its
@@ -75,24 +76,39 @@ def workdir(module):
     return directory
 
 
-def run(module, max_children, fresh=False):
+def run(module, max_children, fresh=False, retest=False):
     directory = workdir(module)
     if fresh:  # after the tests changed: mutmut keeps the verdicts it has
         shutil.rmtree(directory / "mutants", ignore_errors=True)
+    # mutmut tries again only the mutants it is given by name: the survivors, after new tests
+    names = survivors(module) if retest else []
+    if retest and not names:
+        return
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
     env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded"}
     print(f"== {module}: {MODULES[module][0]}", flush=True)
-    subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=directory, env=env, check=False)
+    subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
+                   check=False)
+
+
+def verdicts(module):
+    """{mutant name: exit code} of a module's mutants (empty before its first run)."""
+    meta = WORK / module / "mutants" / (MODULES[module][0] + ".meta")
+    return json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+
+
+def survivors(module):
+    from mutmut.stats import status_by_exit_code
+    return sorted(name for name, code in verdicts(module).items()
+                  if status_by_exit_code[code] in ("survived", "no tests"))
 
 
 def score(module):
     """Counts per status of a module's mutants (``None`` before its first run)."""
     from mutmut.stats import status_by_exit_code
-    source = MODULES[module][0]
-    meta = WORK / module / "mutants" / (source + ".meta")
-    if not meta.exists():
+    codes = verdicts(module)
+    if not codes:
         return None
-    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
     counts = dict.fromkeys(STATUSES, 0)
     for code in codes.values():
         status = status_by_exit_code[code]
@@ -123,13 +139,14 @@ def main():
     parser.add_argument("--report", action="store_true", help="print the score table and stop")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts (after the tests changed)")
+    parser.add_argument("--retest", action="store_true", help="try the survivors again (after new tests)")
     args = parser.parse_args()
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}; known: {', '.join(MODULES)}")
     if not args.report:
         for module in args.modules or MODULES:
-            run(module, args.max_children, args.fresh)
+            run(module, args.max_children, args.fresh, args.retest)
     report()
 
 

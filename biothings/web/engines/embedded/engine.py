@@ -187,6 +187,7 @@ class EmbeddedEngine(Engine):
         self._versions = {}  # (name, version) -> OpenedIndex, few per index
         self._lock = threading.Lock()
         self._scroll_key = None
+        self._batch = threading.local()  # .builds: {index name: build} a running msearch pinned
 
     # ------------------------------------------------------------------ plumbing
 
@@ -207,6 +208,16 @@ class EmbeddedEngine(Engine):
             with self._lock:
                 handle = self._handles.setdefault(name, IndexHandle(self, name))
         return handle
+
+    def opened(self, name):
+        """The build of ``name`` a search reads: the current one, or the one its batch
+        pinned (every body of an msearch reads one build, whatever the loader swaps meanwhile)."""
+        pinned = getattr(self._batch, "builds", None)
+        if pinned is None:
+            return self.handle(name).current()
+        if name not in pinned:
+            pinned[name] = self.handle(name).current()
+        return pinned[name]
 
     def open_version(self, name, version):
         key = (name, version)
@@ -312,13 +323,14 @@ class EmbeddedEngine(Engine):
         return out
 
     def msearch_sync(self, index, bodies):
-        results = [None] * len(bodies)
-        pinned = {}  # index name -> the build every body of the batch reads: no answer mixes two
+        self._batch.builds = {}
+        try:
+            return self._msearch_pinned(index, bodies)
+        finally:
+            self._batch.builds = None
 
-        def current(name):
-            if name not in pinned:
-                pinned[name] = self.handle(name).current()
-            return pinned[name]
+    def _msearch_pinned(self, index, bodies):
+        results = [None] * len(bodies)
         lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
         for position, body in enumerate(bodies):
             if isinstance(body, tuple) and len(body) == 2:  # (header, body) pairs
@@ -332,7 +344,7 @@ class EmbeddedEngine(Engine):
                 continue
             checkpoint()
             try:
-                results[position] = self.search_sync(target, body, current=current)
+                results[position] = self.search_sync(target, body)
             except (SearchTimeout, SearchCancelled):
                 raise  # the whole request is over, not this body
             except EngineError as exc:
@@ -340,7 +352,7 @@ class EmbeddedEngine(Engine):
         for target, items in lookups.items():
             checkpoint()
             try:
-                answers = id_lookups(current(target), items)
+                answers = id_lookups(self.opened(target), items)
             except (SearchTimeout, SearchCancelled):
                 raise
             except EngineError as exc:
@@ -349,17 +361,15 @@ class EmbeddedEngine(Engine):
                 results[position] = answer
         return results
 
-    def search_sync(self, index, body, scroll=None, current=None):
-        """``current(name)``: the build to read (a batch pins one); the current one by default."""
+    def search_sync(self, index, body, scroll=None):
         started = time.perf_counter()
         body = dict(body or {})
         names = self.names(index)
-        current = current or (lambda name: self.handle(name).current())
         if scroll is not None:
             expiry = _duration_seconds(scroll)
             if len(names) != 1:
                 raise QueryError("the embedded engine scrolls one index at a time")
-            opened = current(names[0])
+            opened = self.opened(names[0])
             offset = _int(body.get("from", 0), "from")
             size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
             response = execute(opened, body, offset, size, window=False)
@@ -368,9 +378,9 @@ class EmbeddedEngine(Engine):
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
             response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
-            response = execute(current(names[0]), body, max_buckets=self.max_buckets)
+            response = execute(self.opened(names[0]), body, max_buckets=self.max_buckets)
         else:
-            response = self._search_many(names, body, current)
+            response = self._search_many(names, body)
         response["took"] = int((time.perf_counter() - started) * 1000)
         return response
 
@@ -395,7 +405,7 @@ class EmbeddedEngine(Engine):
         response["took"] = int((time.perf_counter() - started) * 1000)
         return response
 
-    def _search_many(self, names, body, current):
+    def _search_many(self, names, body):
         """Several indexes: merge hits by score (or sort values); no aggregations."""
         if body.get("aggs") or body.get("aggregations"):
             raise QueryError("the embedded engine aggregates one index at a time")
@@ -405,7 +415,7 @@ class EmbeddedEngine(Engine):
         responses = []
         for name in names:
             checkpoint()
-            responses.append(execute(current(name), partial))
+            responses.append(execute(self.opened(name), partial))
         hits = [hit for r in responses for hit in r["hits"]["hits"]]
         if body.get("sort") and any("sort" in h for h in hits):
             keys = parse_sort(body.get("sort"), None)
