@@ -360,3 +360,12 @@ def test_declaration_errors_read_whole():
     with pytest.raises(SettingsError) as error:
         OptionSet({"x": "int"})
     assert str(error.value) == "options: the declaration of option 'x' must be a dict, not str"
+
+
+def test_an_option_alone_names_options_in_its_errors_and_keeps_its_description():
+    from biothings.web.options import Option
+    from biothings.web.settings import SettingsError
+    with pytest.raises(SettingsError, match=r"^options: option 'x' has an unknown key 'zzzz'"):
+        Option("x", {"zzzz": 1})
+    assert Option("x", {"description": "Species, by name or taxid."}).description == "Species, by name or taxid."
+    assert Option("x", {}).description == ""
