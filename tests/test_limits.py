@@ -89,3 +89,55 @@ def test_an_integer_past_64_bits_is_a_json_400(api):
     assert body["keyword"] == "size" and body["max"] == 1000 and body["num"] == "9" * 25
     body = error_of(api.get("/v1/query", params={"q": "cdk2", "from": "-" + "9" * 25}), 400)
     assert body["keyword"] == "from" and body["num"] == "-" + "9" * 25
+
+
+def raw_exchange(client, request):
+    """Send raw bytes, read the whole answer (the server closes): (status, headers, body)."""
+    host, port = client.url.replace("http://", "").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"POST /v1/gene HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n" + b" " * 101, 413),
+    (b"GET /v1/query?q=" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"PROPFIND /v1/gene/1017 HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+])
+def test_refusals_before_the_handler_are_whole_json_answers(serve, request_bytes, status):
+    client = serve("embedded", MAX_BODY_SIZE=100, MAX_URL_LENGTH=100, ACCESS_CONTROL_ALLOW_ORIGIN="https://x.org")
+    code, headers, body = raw_exchange(client, request_bytes)
+    assert code == status
+    assert headers["content-type"] == "application/json; charset=UTF-8"
+    assert headers["content-length"] == str(len(body)) and body.startswith(b'{"code":%d' % status)
+    assert headers["connection"] == "close" and headers["x-content-type-options"] == "nosniff"
+    assert headers["access-control-allow-origin"] == "https://x.org"  # browsers can read the refusal
+    assert client.get("/v1/gene/1017").json()["_id"] == "1017"
+
+
+def test_a_client_gone_mid_body_is_no_longer_in_flight(request):
+    """The request counts from its head until its connection closes (shutdown waits for in-flight ones)."""
+    import time
+    from tests.conftest import make_settings
+    from tests.servers import APIServer
+    server = APIServer(make_settings("embedded", request)).start()
+    try:
+        host, port = server.url.replace("http://", "").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/gene HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"ids\": [")
+            deadline = time.monotonic() + 10
+            while server.app.inflight != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.app.inflight == 1
+        deadline = time.monotonic() + 10
+        while server.app.inflight != 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.app.inflight == 0
+    finally:
+        server.stop()
