@@ -110,9 +110,11 @@ def raw_exchange(client, request):
     (b"GET /v1/query?q=" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"PROPFIND /v1/gene/1017 HTTP/1.1\r\nHost: x\r\n\r\n", 501),
 ])
-def test_refusals_before_the_handler_are_whole_json_answers(serve, request_bytes, status):
+def test_refusals_before_the_handler_are_whole_json_answers(serve, caplog, request_bytes, status):
     client = serve("embedded", MAX_BODY_SIZE=100, MAX_URL_LENGTH=100, ACCESS_CONTROL_ALLOW_ORIGIN="https://x.org")
     code, headers, body = raw_exchange(client, request_bytes)
+    # the refused request never reaches a handler (which would answer a second time)
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
     assert code == status
     assert headers["content-type"] == "application/json; charset=UTF-8"
     assert headers["content-length"] == str(len(body)) and body.startswith(b'{"code":%d' % status)
