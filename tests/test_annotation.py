@@ -106,3 +106,19 @@ def test_license_on_source_nodes(api):
     doc = api.get("/v1/gene/1017").json()
     assert doc["ensembl"]["_license"] == data.META["src"]["ensembl"]["license_url"]
     assert doc["go"]["_license"] == data.META["src"]["go"]["license_url_short"]
+
+
+def test_license_transform_puts_a_sources_license_on_other_paths(serve):
+    ensembl = data.META["src"]["ensembl"]["license_url"]
+    go = data.META["src"]["go"]["license_url_short"]
+    client = serve("embedded", LICENSE_TRANSFORM={"genomic_pos": "ensembl", "go.BP": "go", "MIM": "go",
+                                                  "nosuchfield": "go", "chromosome": "nosuchsource"})
+    doc = client.get("/v1/gene/1017").json()
+    assert doc["genomic_pos"]["_license"] == ensembl  # an object
+    assert doc["go"]["BP"] and all(item["_license"] == go for item in doc["go"]["BP"])  # a dotted path, a list
+    assert doc["MIM"] == data.BY_ID["1017"]["MIM"] and doc["chromosome"] == "12"  # values carry none
+    assert "nosuchfield" not in doc
+    hit = client.get("/v1/query", params={"q": "symbol:CDK2", "fields": "genomic_pos.chr"}).json()["hits"][0]
+    assert hit["genomic_pos"] == {"_license": ensembl, "chr": "12"}
+    plain = serve("embedded").get("/v1/gene/1017").json()
+    assert "_license" not in plain["genomic_pos"] and "_license" not in plain["go"]["BP"][0]
