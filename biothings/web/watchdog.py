@@ -114,7 +114,9 @@ class Watchdog:
         return Armed(self, seconds)
 
     def arm(self, armed):
-        with self._wake:
+        # the plain lock, not the Condition: Condition.__enter__ is Python code, and a late
+        # interruption landing in it after the lock is taken would leave the lock held for good
+        with self._lock:
             if not self._armed:
                 self._wake.notify()
             self._armed.add(armed)
