@@ -250,3 +250,21 @@ def test_jmespath_values(serve):
     assert served(exact.get("/v1/query", params=params))["hits"][0]["alias"] == ["CDKN2", "p33(CDK2)", "CDK2"]
     body = error_of(serve("embedded", JMESPATH_MAX_VALUES=3).get("/v1/query", params=params), 400)
     assert body["keyword"] == "jmespath" and body["max"] == 3
+
+
+# ---------------------------------------------------------------- annotation matches
+
+def test_annotation_max_match(serve):
+    """An id matching several documents answers a list of at most ANNOTATION_MAX_MATCH of them."""
+    from collections import Counter
+    from tests import data
+    counts = Counter(doc["map_location"] for doc in data.DOCS if isinstance(doc.get("map_location"), str))
+    three = next(value for value, count in sorted(counts.items()) if count == 3 and ":" not in value)
+    four = next(value for value, count in sorted(counts.items()) if count == 4 and ":" not in value)
+    client = serve("embedded", ANNOTATION_MAX_MATCH=3)
+    exact = served(client.get(f"/v1/gene/map_location:{three}", params={"fields": "map_location"}))
+    assert len(exact) == 3 and {hit["map_location"] for hit in exact} == {three}
+    past = served(client.get(f"/v1/gene/map_location:{four}", params={"fields": "map_location"}))
+    assert len(past) == 3 and {hit["map_location"] for hit in past} == {four}
+    batch = served(client.post("/v1/gene", json={"ids": [f"map_location:{four}"], "fields": "map_location"}))
+    assert len(batch) == 3
