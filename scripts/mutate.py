@@ -41,7 +41,7 @@ MODULES = {
                  "tests/test_facets.py"]),
     "transform": ("biothings/web/pipeline/transform.py",
                   ["tests/test_transform.py", "tests/test_annotation.py", "tests/test_query.py",
-                   "tests/test_batch.py", "tests/test_http.py", "tests/test_parity.py"]),
+                   "tests/test_batch.py", "tests/test_facets.py", "tests/test_http.py", "tests/test_parity.py"]),
     "query": ("biothings/web/engines/embedded/query.py",
               ["tests/test_embedded_engine.py", "tests/test_engine_parity.py", "tests/test_query_string.py"]),
     "aggs": ("biothings/web/engines/embedded/aggs.py",
