@@ -144,3 +144,40 @@ def test_every_answer_is_a_finite_tree(transform, source, hits, options):
         return
     assert_tree(result, set())
     assert body
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+@pytest.mark.parametrize("expression, kind", [("|symbol", "a string"), ("|alias", "a list"), ("|`true`", "a boolean"),
+                                              ("|`1.5`", "a number"), ("|nosuch", "null")])
+def test_jmespath_on_the_whole_document_must_give_an_object(transform, expression, kind):
+    from biothings.web.pipeline.errors import BadRequest
+    with pytest.raises(BadRequest) as error:
+        transform.transform_hit(hit("1", {"symbol": "A", "alias": ["B"]}), Options(jmespath=expression))
+    assert str(error.value) == (f"jmespath on the whole document ('|expression') must give an object, "
+                                f"not {kind}.")
+    doc = transform.transform_hit(hit("1", {"symbol": "A"}), Options(jmespath="|{s: symbol}"))
+    assert doc == {"s": "A"}
+
+
+@pytest.mark.parametrize("error, reason", [({"type": "x", "reason": "bad clause"}, "bad clause"),
+                                           ({"type": "x"}, "Query failed."), ("shard failure", "shard failure"),
+                                           ("", "Query failed."), ({"reason": ""}, "Query failed.")])
+def test_a_failing_batch_term_says_why(transform, error, reason):
+    out = transform.transform([{"error": error, "status": 400}], Options(templates=[{"query": "a"}]))
+    assert out == [{"query": "a", "error": reason}]
+
+
+def test_batch_totals_of_every_shape(transform):
+    """``hits.total`` as Elasticsearch 7+ writes it (an object), as older ones did (a number), or absent."""
+    shapes = [{"hits": {"total": {"value": 3}, "hits": [hit("1", {})]}},
+              {"hits": {"total": 5, "hits": [hit("2", {})]}},
+              {"hits": {"hits": [hit("3", {})]}},
+              {"hits": {"total": {"relation": "eq"}, "hits": []}}]
+    out = transform.transform(shapes, Options(templates=[{"query": q} for q in "abcd"], with_total=True, size=1))
+    assert out["max_total"] == 5
+    assert out["msg"] == "2 query terms return > 1 hits, using from=1 to retrieve the remaining hits"
+    assert [entry["query"] for entry in out["hits"]] == ["a", "b", "c", "d"] and out["hits"][3]["notfound"]
+    nothing = transform.transform([{"hits": {"total": {"value": 0}, "hits": []}}],
+                                  Options(templates=[{"query": "a"}], with_total=True, size=1))
+    assert nothing == {"max_total": 0, "hits": [{"query": "a", "notfound": True}]}
