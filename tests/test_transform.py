@@ -181,3 +181,32 @@ def test_batch_totals_of_every_shape(transform):
     nothing = transform.transform([{"hits": {"total": {"value": 0}, "hits": []}}],
                                   Options(templates=[{"query": "a"}], with_total=True, size=1))
     assert nothing == {"max_total": 0, "hits": [{"query": "a", "notfound": True}]}
+
+
+def test_allow_null_makes_each_level_and_one_list_per_parent():
+    allow_null = ESResultTransform.option_allow_null
+    doc = {"a": None, "l": [{}, {"x": 1}, "not an object"]}
+    allow_null(doc, ["a.b", "l.x", "n.m.o"])
+    assert doc == {"a": {"b": None}, "l": [{"x": None}, {"x": 1}, "not an object"], "n": {"m": {"o": None}}}
+    listed = {"l": [{}, {}]}
+    allow_null(listed, ["l.x", "top"], always_list=["l.x", "top"])
+    assert listed == {"l": [{"x": []}, {"x": []}], "top": []}
+    assert listed["l"][0]["x"] is not listed["l"][1]["x"]  # never one list shared by two parents
+
+
+def test_facets_from_elasticsearch_shaped_aggregations(transform):
+    aggs = {
+        "flag__missing": {"doc_count": 2},  # first: skipped, the others still read
+        "flag": {"buckets": [{"key": 1, "key_as_string": "true", "doc_count": 5},
+                             {"key": False, "doc_count": 3}]},  # a bool key without key_as_string
+        "kind": {"buckets": [{"key": "ncRNA", "doc_count": 4}], "sum_other_doc_count": 7},
+        "stats": {"count": 3, "min": 1},  # not a terms aggregation
+        "filtered": {"doc_count": 9},
+        "odd": [1, 2],
+    }
+    facets = transform.transform_aggs(aggs, 12)
+    assert facets == {
+        "flag": {"_type": "terms", "terms": [{"term": "true", "count": 5}, {"term": "false", "count": 3}],
+                 "other": 0, "missing": 2, "total": 12},
+        "kind": {"_type": "terms", "terms": [{"term": "ncRNA", "count": 4}], "other": 7, "missing": 0, "total": 12},
+    }
