@@ -67,6 +67,8 @@ setup(
             "mygene>=3.2",
         ],
         "docs": ["mkdocs>=1.6"],
+        # make mutate (scripts/mutate.py): mutation testing of the core modules
+        "mutation": ["mutmut>=3.8,<4"],
     },
     entry_points={"console_scripts": ["biothings-load=biothings.web.load:main"]},
 )

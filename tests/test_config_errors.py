@@ -75,7 +75,8 @@ def test_option_declarations_are_checked_at_start_up(tmp_path, spec, words):
 def test_a_declared_int_with_max_is_enforced(serve, tmp_path):
     client = serve("embedded", QUERY_KWARGS={**default.QUERY_KWARGS, "GET": {
         **default.QUERY_KWARGS["GET"], "n": {"type": int, "max": 5}}})
-    assert client.get("/v1/query", params={"q": "cdk2", "n": 5}).status_code == 200
+    at_max = client.get("/v1/query", params={"q": "symbol:cdk2", "n": 5})
+    assert at_max.status_code == 200 and [hit["_id"] for hit in at_max.json()["hits"]] == ["1017"]
     body = client.get("/v1/query", params={"q": "cdk2", "n": 6}).json()
     assert body["code"] == 400 and body["keyword"] == "n" and body["max"] == 5 and body["num"] == 6
 

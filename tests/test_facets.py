@@ -1,10 +1,13 @@
 """Facets: terms aggregations with real missing counts, nested facets."""
 
+import json
+import uuid
 from collections import Counter
 
 import pytest
 
 from tests import data
+from tests.conftest import BACKENDS, cluster_url
 
 
 def facets(api, q="__all__", **params):
@@ -80,6 +83,8 @@ def test_several_facets_and_aggs_alias(api):
 def test_facet_on_text_field_is_400(api):
     response = api.get("/v1/query", params={"q": "__all__", "facets": "name"})
     assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and "fielddata" in body["error"] and "[name]" in body["error"]
 
 
 def test_bad_facet_syntax_is_400(api):
@@ -89,7 +94,32 @@ def test_bad_facet_syntax_is_400(api):
         assert response.json()["keyword"] == "facets"
 
 
-def test_nested_facets_need_the_setting(serve, api):
-    strict = serve(api.backend, ALLOW_NESTED_AGGS=False)
+def test_nested_facets_need_the_setting(serve):
+    """Refused by the builder before any engine sees them: one backend is enough."""
+    strict = serve("embedded", ALLOW_NESTED_AGGS=False)
     response = strict.get("/v1/query", params={"q": "__all__", "facets": "type_of_gene(chromosome)"})
     assert response.status_code == 400
+    assert response.json() == {"code": 400, "success": False, "keyword": "facets",
+                               "error": "Nested facets are not enabled on this API."}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_boolean_facet_terms_are_true_and_false(backend, request, serve, tmp_path):
+    """Elasticsearch answers a boolean bucket as key 1 / key_as_string "true": the facet says "true"."""
+    from biothings.web.load import load
+    from biothings.web.settings import BiothingWebSettings
+    where = ({"ES_HOST": "", "EMBEDDED_DATA_DIR": str(tmp_path / "data")} if backend == "embedded"
+             else {"ES_HOST": cluster_url(backend, request)})
+    settings = BiothingWebSettings("config", ES_INDICES={"gene": f"bool_{uuid.uuid4().hex[:8]}"},
+                                   EMBEDDED_DATA_FILES={}, **where)
+    docs = [dict(doc, is_coding=doc["type_of_gene"] == "protein-coding") for doc in data.DOCS[:50]]
+    path = tmp_path / "docs.ndjson"
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    mapping = dict(data.MAPPING, properties={**data.MAPPING["properties"], "is_coding": {"type": "boolean"}})
+    load(settings, str(path), mapping=mapping, meta=dict(data.META), progress=False)
+    client = serve(config=settings)
+    answer = client.get("/v1/query", params={"q": "__all__", "facets": "is_coding", "size": 0}).json()
+    coding = sum(doc["is_coding"] for doc in docs)
+    assert answer["facets"]["is_coding"]["terms"] == [{"term": "true", "count": coding},
+                                                      {"term": "false", "count": len(docs) - coding}]
+    assert client.get("/v1/query", params={"q": "is_coding:true", "size": 0}).json()["total"] == coding

@@ -7,6 +7,7 @@ import pytest
 
 from biothings.web.engines.embedded import EmbeddedEngine, build_index
 from biothings.web.engines.embedded.analysis import AnalysisError
+from tests import data
 
 
 def total(client, q, **params):
@@ -199,3 +200,67 @@ def test_batch_analyzer_option(api):
     # the keyword analyzer keeps "CDK2" as is; the index holds "cdk2": Elasticsearch finds nothing
     kept = api.post("/v1/query", json={"q": ["CDK2"], "scopes": ["symbol"], "analyzer": "keyword"}).json()
     assert kept[0].get("notfound") is True
+
+
+# ---------------------------------------------------------------------- oracles: slop, fuzzy AUTO, sort values
+
+def ids_of(client, q, **params):
+    response = client.get("/v1/query", params={"q": q, "fields": "_id", "size": 1000, **params})
+    assert response.status_code == 200, response.text
+    return {hit["_id"] for hit in response.json()["hits"]}
+
+
+def phrase_within(doc, first, second, slop):
+    """Lucene's sloppy phrase of two terms: positions p1, p2 in one value with |p2 - p1 - 1| <= slop."""
+    for value in data.values(doc, "name"):
+        tokens = data.tokens(value)
+        ones = [i for i, token in enumerate(tokens) if token == first]
+        twos = [i for i, token in enumerate(tokens) if token == second]
+        if any(abs(p2 - p1 - 1) <= slop for p1 in ones for p2 in twos):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("first, second, slop", [("cyclin", "kinase", 0), ("cyclin", "kinase", 1),
+                                                 ("kinase", "cyclin", 2), ("kinase", "cyclin", 3),
+                                                 ("protein", "kinase", 2)])
+def test_phrase_slop(embedded, first, second, slop):
+    expected = data.ids_where(lambda doc: phrase_within(doc, first, second, slop))
+    assert ids_of(embedded, f'name:"{first} {second}"~{slop}') == expected
+    if slop in (1, 3):
+        assert expected, "a case that matches nothing proves nothing"
+
+
+def osa_distance(a, b):
+    """Optimal string alignment (Damerau-Levenshtein without repeated edits of a substring)."""
+    rows = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+    return rows[-1][-1]
+
+
+@pytest.mark.parametrize("term, edits", [("kxnaxe", 2), ("kinaxe", 2), ("cyclxn", 2), ("cyclx", 1), ("kinas", 1),
+                                         ("cdk", 1), ("ab", 0)])
+def test_fuzzy_auto_allows_edits_by_length(embedded, term, edits):
+    """AUTO: 0 edits up to 2 characters, 1 up to 5, 2 from 6 on (Elasticsearch's fuzziness)."""
+    expected = data.ids_where(lambda doc: any(osa_distance(term, token) <= edits
+                                              for value in data.values(doc, "name") for token in data.tokens(value)))
+    assert ids_of(embedded, f"name:{term}~") == expected
+    if len(term) >= 6:
+        assert expected, "a case that matches nothing proves nothing"
+
+
+def test_sort_values_on_hits_only_when_sorted(api):
+    hits = api.get("/v1/query", params={"q": "symbol:CDK*", "sort": "-entrezgene", "fields": "entrezgene",
+                                        "size": 5}).json()["hits"]
+    assert [hit["sort"] for hit in hits] == [[hit["entrezgene"]] for hit in hits]
+    assert [hit["entrezgene"] for hit in hits] == sorted((hit["entrezgene"] for hit in hits), reverse=True)
+    two_keys = api.get("/v1/query", params={"q": "symbol:CDK*", "sort": "chromosome,-entrezgene",
+                                            "fields": "chromosome,entrezgene", "size": 3}).json()["hits"]
+    assert [hit["sort"] for hit in two_keys] == [[hit["chromosome"], hit["entrezgene"]] for hit in two_keys]
+    unsorted = api.get("/v1/query", params={"q": "symbol:CDK*", "fields": "entrezgene", "size": 5}).json()["hits"]
+    assert unsorted and all("sort" not in hit for hit in unsorted)

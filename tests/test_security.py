@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import data
 from tests.test_fuzz import JSON, TEXT
 
 HOSTILE = '<script>alert("x")</script>'
@@ -100,7 +101,9 @@ def test_userquery_placeholder_cannot_break_out(serve, tmp_path):
     assert built["query"]["match"]["symbol"] == hostile
     assert_no_script(built)
     for name in ("../userqueries/bysymbol", "/etc", "..", ".hidden"):
-        assert client.get("/v1/query", params={"q": "x", "userquery": name}).status_code == 400
+        response = client.get("/v1/query", params={"q": "x", "userquery": name})
+        assert response.status_code == 400
+        assert response.json()["keyword"] == "userquery" and response.json()["error"] == f"Unknown userquery '{name}'."
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
@@ -182,3 +185,37 @@ def test_cors_configurable(serve):
     for response in (closed.get("/v1/gene/1017"), closed.get("/nope"), closed.request("OPTIONS", "/v1/query"),
                      closed.post("/v1/query", data=b"x" * 200)):
         assert "Access-Control-Allow-Origin" not in response.headers, response.status_code
+
+
+def test_userquery_pattern_clauses_get_the_query_string_guards(serve, tmp_path):
+    """The client's text in a template's wildcard or regexp clause: a leading wildcard and a regular
+    expression are expensive queries, refused unless allowed, and a regex is held to MAX_REGEX_LENGTH."""
+    templates = {"wild": '{"wildcard": {"map_location": "{{q}}"}}',
+                 "wildvalue": '{"wildcard": {"map_location": {"value": "{{q}}"}}}',
+                 "wildkey": '{"wildcard": {"map_location": {"wildcard": "{{q}}"}}}',
+                 "regex": '{"regexp": {"map_location": "{{q}}"}}',
+                 "regexvalue": '{"bool": {"must": [{"regexp": {"map_location": {"value": "{{q}}"}}}]}}'}
+    for name, text in templates.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "query.txt").write_text(text)
+    strict = serve("embedded", USERQUERY_DIR=str(tmp_path))
+    expected = {doc["_id"] for doc in data.DOCS if str(doc.get("map_location", "")).startswith("17q")}
+    for name in ("wild", "wildvalue", "wildkey"):
+        hits = strict.get("/v1/query", params={"q": "17q*", "userquery": name, "size": 1000, "fields": "_id"})
+        assert {hit["_id"] for hit in hits.json()["hits"]} == expected, name
+        for leading in ("*q21", "?7q21"):
+            refused = strict.get("/v1/query", params={"q": leading, "userquery": name})
+            assert refused.status_code == 400 and refused.json() == {
+                "code": 400, "success": False, "keyword": "q",
+                "error": "Leading wildcards are not allowed in queries (ALLOW_EXPENSIVE_QUERIES)."}, name
+    for name in ("regex", "regexvalue"):
+        refused = strict.get("/v1/query", params={"q": "17q.*", "userquery": name})
+        assert refused.status_code == 400 and refused.json()["error"] == (
+            "Regular expressions are expensive queries, disabled on this API (ALLOW_EXPENSIVE_QUERIES)."), name
+    loose = serve("embedded", USERQUERY_DIR=str(tmp_path), ALLOW_EXPENSIVE_QUERIES=True, MAX_REGEX_LENGTH=5)
+    for name in ("regex", "regexvalue"):
+        hits = loose.get("/v1/query", params={"q": "17q.*", "userquery": name, "size": 1000, "fields": "_id"})
+        assert {hit["_id"] for hit in hits.json()["hits"]} == expected, name
+        long = loose.get("/v1/query", params={"q": "17q2.*", "userquery": name})
+        assert long.status_code == 400 and long.json()["max"] == 5 and long.json()["num"] == 6, name
+    assert loose.get("/v1/query", params={"q": "*q21", "userquery": "wild"}).status_code == 200

@@ -144,3 +144,69 @@ def test_every_answer_is_a_finite_tree(transform, source, hits, options):
         return
     assert_tree(result, set())
     assert body
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+@pytest.mark.parametrize("expression, kind", [("|symbol", "a string"), ("|alias", "a list"), ("|`true`", "a boolean"),
+                                              ("|`1.5`", "a number"), ("|nosuch", "null")])
+def test_jmespath_on_the_whole_document_must_give_an_object(transform, expression, kind):
+    from biothings.web.pipeline.errors import BadRequest
+    with pytest.raises(BadRequest) as error:
+        transform.transform_hit(hit("1", {"symbol": "A", "alias": ["B"]}), Options(jmespath=expression))
+    assert str(error.value) == (f"jmespath on the whole document ('|expression') must give an object, "
+                                f"not {kind}.")
+    doc = transform.transform_hit(hit("1", {"symbol": "A"}), Options(jmespath="|{s: symbol}"))
+    assert doc == {"s": "A"}
+
+
+@pytest.mark.parametrize("error, reason", [({"type": "x", "reason": "bad clause"}, "bad clause"),
+                                           ({"type": "x"}, "Query failed."), ("shard failure", "shard failure"),
+                                           ("", "Query failed."), ({"reason": ""}, "Query failed.")])
+def test_a_failing_batch_term_says_why(transform, error, reason):
+    out = transform.transform([{"error": error, "status": 400}], Options(templates=[{"query": "a"}]))
+    assert out == [{"query": "a", "error": reason}]
+
+
+def test_batch_totals_of_every_shape(transform):
+    """``hits.total`` as Elasticsearch 7+ writes it (an object), as older ones did (a number), or absent."""
+    shapes = [{"hits": {"total": {"value": 3}, "hits": [hit("1", {})]}},
+              {"hits": {"total": 5, "hits": [hit("2", {})]}},
+              {"hits": {"hits": [hit("3", {})]}},
+              {"hits": {"total": {"relation": "eq"}, "hits": []}}]
+    out = transform.transform(shapes, Options(templates=[{"query": q} for q in "abcd"], with_total=True, size=1))
+    assert out["max_total"] == 5
+    assert out["msg"] == "2 query terms return > 1 hits, using from=1 to retrieve the remaining hits"
+    assert [entry["query"] for entry in out["hits"]] == ["a", "b", "c", "d"] and out["hits"][3]["notfound"]
+    nothing = transform.transform([{"hits": {"total": {"value": 0}, "hits": []}}],
+                                  Options(templates=[{"query": "a"}], with_total=True, size=1))
+    assert nothing == {"max_total": 0, "hits": [{"query": "a", "notfound": True}]}
+
+
+def test_allow_null_makes_each_level_and_one_list_per_parent():
+    allow_null = ESResultTransform.option_allow_null
+    doc = {"a": None, "l": [{}, {"x": 1}, "not an object"]}
+    allow_null(doc, ["a.b", "l.x", "n.m.o"])
+    assert doc == {"a": {"b": None}, "l": [{"x": None}, {"x": 1}, "not an object"], "n": {"m": {"o": None}}}
+    listed = {"l": [{}, {}]}
+    allow_null(listed, ["l.x", "top"], always_list=["l.x", "top"])
+    assert listed == {"l": [{"x": []}, {"x": []}], "top": []}
+    assert listed["l"][0]["x"] is not listed["l"][1]["x"]  # never one list shared by two parents
+
+
+def test_facets_from_elasticsearch_shaped_aggregations(transform):
+    aggs = {
+        "flag__missing": {"doc_count": 2},  # first: skipped, the others still read
+        "flag": {"buckets": [{"key": 1, "key_as_string": "true", "doc_count": 5},
+                             {"key": False, "doc_count": 3}]},  # a bool key without key_as_string
+        "kind": {"buckets": [{"key": "ncRNA", "doc_count": 4}], "sum_other_doc_count": 7},
+        "stats": {"count": 3, "min": 1},  # not a terms aggregation
+        "filtered": {"doc_count": 9},
+        "odd": [1, 2],
+    }
+    facets = transform.transform_aggs(aggs, 12)
+    assert facets == {
+        "flag": {"_type": "terms", "terms": [{"term": "true", "count": 5}, {"term": "false", "count": 3}],
+                 "other": 0, "missing": 2, "total": 12},
+        "kind": {"_type": "terms", "terms": [{"term": "ncRNA", "count": 4}], "other": 7, "missing": 0, "total": 12},
+    }

@@ -63,3 +63,28 @@ def test_an_interruption_never_lands_outside_its_block():
         spin(0.0005)  # a stray exception would land here and fail the test
     assert interrupted and finished
     assert not watchdog._armed
+
+
+def test_an_interruption_while_arming_leaves_the_lock_free():
+    """An interruption pending while ``arm`` waits for the watchdog's lock lands once the lock is
+    taken: it must not leave the lock held (every later block would then wait for it forever)."""
+    from biothings.web.watchdog import Armed, _set_async_exc
+    watchdog = Watchdog()
+    main = threading.get_ident()
+    armed = Armed(watchdog, 60)
+    armed.thread_id, armed.deadline = main, time.monotonic() + 60
+    watchdog._lock.acquire()  # held by the watchdog's thread, say: arm() waits for it
+
+    def interrupt_then_release():
+        time.sleep(0.2)
+        _set_async_exc(main, id(BudgetExceeded))  # pending while the main thread waits
+        watchdog._lock.release()
+    threading.Thread(target=interrupt_then_release).start()
+    try:
+        watchdog.arm(armed)
+        for _ in range(100):  # lands here at the latest
+            pass
+    except BudgetExceeded:
+        pass
+    assert watchdog._lock.acquire(timeout=2), "the interruption left the watchdog's lock held"
+    watchdog._lock.release()

@@ -141,7 +141,6 @@ class Option:
         self.enum = spec.get("enum")
         self.required = spec.get("required", False)
         self.description = spec.get("description", "")
-        self.spec = spec
 
     def error(self, used, reason, **extra):
         if not -2 ** 63 <= extra.get("num", 0) < 2 ** 63:  # JSON answers carry 64-bit integers
@@ -183,7 +182,7 @@ class Option:
         if isinstance(value, bool) or isinstance(value, (dict, list)):
             raise self.error(used, f"Expected {'an integer' if kind is int else 'a number'} for '{used}'.")
         try:
-            number = kind(value.strip() if isinstance(value, str) else value)
+            number = kind(value)  # int() and float() skip surrounding whitespace themselves
             if kind is int and isinstance(value, float) and number != value:
                 raise ValueError
         except (ValueError, TypeError, OverflowError):
@@ -260,7 +259,8 @@ class OptionSet:
         if isinstance(json_body, dict):
             for key, value in json_body.items():
                 option = self.lookup.get(key)
-                if option is not None and option.name not in found:
+                # null is no value: the default, as if the key were absent
+                if option is not None and value is not None and option.name not in found:
                     found[option.name] = [value, key, False, False]
 
         result = self.options_class(self.defaults)

@@ -115,7 +115,9 @@ class Watchdog:
         return Armed(self, seconds)
 
     def arm(self, armed):
-        with self._wake:
+        # the plain lock, not the Condition: Condition.__enter__ is Python code, and a late
+        # interruption landing in it after the lock is taken would leave the lock held for good
+        with self._lock:
             if self._idle:  # else it looks again within its resolution: no wake-up per arming
                 self._idle = False
                 self._wake.notify()

@@ -77,7 +77,7 @@ def _buckets(facets, size):
 
 
 def _depth(facets):
-    return 1 + max((_depth(children) for _, children in facets), default=0) if facets else 0
+    return 1 + max(_depth(children) for _, children in facets) if facets else 0
 
 
 class ESQueryBuilder:

@@ -339,8 +339,10 @@ class ESResultTransform:
                 continue
             terms = []
             for bucket in agg["buckets"]:
-                entry = {"term": bucket.get("key_as_string", bucket["key"]) if isinstance(bucket["key"], bool)
-                         else bucket["key"], "count": bucket["doc_count"]}
+                key = bucket["key"]
+                if isinstance(key, bool) or bucket.get("key_as_string") in ("true", "false"):
+                    key = bucket.get("key_as_string", str(key).lower())  # a boolean field: 1 -> "true"
+                entry = {"term": key, "count": bucket["doc_count"]}
                 nested = {key: value for key, value in bucket.items()
                           if isinstance(value, dict) and ("buckets" in value or "doc_count" in value)}
                 if nested:

@@ -107,7 +107,8 @@ MAX_AGGS_DEPTH = 3
 MAX_FACET_BUCKETS = 65536
 # Named query templates: USERQUERY_DIR/NAME/query*.txt (+ filter*.txt).
 USERQUERY_DIR = ""
-# {path: alias_path}: licenses of the source at path also apply to alias_path.
+# {field path: source}: the objects at that path of each document carry the license of
+# that source of the metadata (e.g. {"snpeff.ann": "snpeff"}), as a source's own path does.
 LICENSE_TRANSFORM = {}
 # Allow the raw engine answer (raw) and the engine query (rawquery) to clients.
 ALLOW_RAW = True

@@ -188,6 +188,7 @@ class EmbeddedEngine(Engine):
         self._versions = {}  # (name, version) -> OpenedIndex, few per index
         self._lock = threading.Lock()
         self._scroll_key = None
+        self._batch = threading.local()  # .builds: {index name: build} a running msearch pinned
 
     # ------------------------------------------------------------------ plumbing
 
@@ -208,6 +209,16 @@ class EmbeddedEngine(Engine):
             with self._lock:
                 handle = self._handles.setdefault(name, IndexHandle(self, name))
         return handle
+
+    def opened(self, name):
+        """The build of ``name`` a search reads: the current one, or the one its batch
+        pinned (every body of an msearch reads one build, whatever the loader swaps meanwhile)."""
+        pinned = getattr(self._batch, "builds", None)
+        if pinned is None:
+            return self.handle(name).current()
+        if name not in pinned:
+            pinned[name] = self.handle(name).current()
+        return pinned[name]
 
     def open_version(self, name, version):
         key = (name, version)
@@ -349,6 +360,13 @@ class EmbeddedEngine(Engine):
         return out
 
     def msearch_sync(self, index, bodies):
+        self._batch.builds = {}
+        try:
+            return self._msearch_pinned(index, bodies)
+        finally:
+            self._batch.builds = None
+
+    def _msearch_pinned(self, index, bodies):
         results = [None] * len(bodies)
         lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
         for position, body in enumerate(bodies):
@@ -371,7 +389,7 @@ class EmbeddedEngine(Engine):
         for target, items in lookups.items():
             checkpoint()
             try:
-                answers = id_lookups(self.handle(target).current(), items)
+                answers = id_lookups(self.opened(target), items)
             except (SearchTimeout, SearchCancelled):
                 raise
             except EngineError as exc:
@@ -388,7 +406,7 @@ class EmbeddedEngine(Engine):
             expiry = _duration_seconds(scroll)
             if len(names) != 1:
                 raise QueryError("the embedded engine scrolls one index at a time")
-            opened = self.handle(names[0]).current()
+            opened = self.opened(names[0])
             offset = _int(body.get("from", 0), "from")
             size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
             response = execute(opened, body, offset, size, window=False)
@@ -397,7 +415,7 @@ class EmbeddedEngine(Engine):
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
             response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
-            response = execute(self.handle(names[0]).current(), body, max_buckets=self.max_buckets)
+            response = execute(self.opened(names[0]), body, max_buckets=self.max_buckets)
         else:
             response = self._search_many(names, body)
         response["took"] = int((time.perf_counter() - started) * 1000)
@@ -434,7 +452,7 @@ class EmbeddedEngine(Engine):
         responses = []
         for name in names:
             checkpoint()
-            responses.append(execute(self.handle(name).current(), partial))
+            responses.append(execute(self.opened(name), partial))
         hits = [hit for r in responses for hit in r["hits"]["hits"]]
         if body.get("sort") and any("sort" in h for h in hits):
             keys = parse_sort(body.get("sort"), None)

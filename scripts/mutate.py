@@ -1,0 +1,155 @@
+"""Mutation testing of the core modules with mutmut, one module at a time.
+
+    python scripts/mutate.py                 # every module, in the order below
+    python scripts/mutate.py options auth    # these modules only
+    python scripts/mutate.py --report        # the score table of what has run so far
+    python scripts/mutate.py --fresh auth    # again from scratch, after the tests changed
+    python scripts/mutate.py --retest auth   # only the survivors again, after new tests
+
+Each module gets a work directory of its own (``.mutation/<module>/``: a ``setup.cfg``
+naming the module and the test files that cover it, links to the sources), so its
+mutants, its test-to-function map and its results are kept apart: a run stopped half
+way resumes where it stopped, and modules can run one after the other in the
+background. Only the embedded backend runs (``BIOTHINGS_TEST_BACKENDS=embedded``):
+the web layer's mutants die on one engine. ``mutmut`` itself then runs, for each
+mutant, only the tests that called the mutated function.
+
+Survivors: ``cd .mutation/<module> && ../../.venv/bin/mutmut show <mutant name>``.
+docs/mutation.md records the scores and why each remaining survivor is equivalent.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+
+# module -> (source file, the test files that exercise it)
+MODULES = {
+    "options": ("biothings/web/options.py", ["tests/test_options.py", "tests/test_config_errors.py"]),
+    "caching": ("biothings/web/caching.py", ["tests/test_caching.py"]),
+    "auth": ("biothings/web/auth.py", ["tests/test_auth.py"]),
+    "limits": ("biothings/web/limits.py", ["tests/test_limits.py", "tests/test_boundaries.py"]),
+    "builder": ("biothings/web/pipeline/builder.py",
+                ["tests/test_builder.py", "tests/test_boundaries.py", "tests/test_limits.py", "tests/test_query.py",
+                 "tests/test_query_string.py", "tests/test_security.py", "tests/test_batch.py",
+                 "tests/test_facets.py"]),
+    "transform": ("biothings/web/pipeline/transform.py",
+                  ["tests/test_transform.py", "tests/test_annotation.py", "tests/test_query.py",
+                   "tests/test_batch.py", "tests/test_facets.py", "tests/test_http.py", "tests/test_parity.py"]),
+    "query": ("biothings/web/engines/embedded/query.py",
+              ["tests/test_embedded_engine.py", "tests/test_engine_parity.py", "tests/test_query_string.py"]),
+    "aggs": ("biothings/web/engines/embedded/aggs.py",
+             ["tests/test_facets.py", "tests/test_embedded_engine.py", "tests/test_engine_parity.py"]),
+    "load": ("biothings/web/load.py", ["tests/test_load.py", "tests/test_load_safety.py"]),
+    "store": ("biothings/web/engines/embedded/store.py",
+              ["tests/test_embedded_engine.py", "tests/test_load.py", "tests/test_load_safety.py",
+               "tests/test_reload.py"]),
+}
+# what the tests read besides the package and tests/
+ALSO_COPY = ["config.py", "pytest.ini"]
+STATUSES = ("killed", "survived", "timeout", "segfault", "suspicious", "no tests", "skipped", "not checked")
+
+
+def workdir(module):
+    """``.mutation/<module>/``: its config, links to the sources, mutmut's ``mutants/``."""
+    source, tests = MODULES[module]
+    directory = WORK / module
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ["biothings", "tests", *ALSO_COPY]:
+        link = directory / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    lines = ["[mutmut]", "source_paths = biothings", f"only_mutate = {source}",
+             "pytest_add_cli_args_test_selection =", *(f"    {test}" for test in tests),
+             "pytest_add_cli_args =", "    -p", "    no:cacheprovider",
+             "also_copy =", *(f"    {name}" for name in ALSO_COPY),
+             "use_git_change_detection = false", ""]
+    config = "\n".join(lines)
+    path = directory / "setup.cfg"
+    if not path.exists() or path.read_text() != config:
+        path.write_text(config)
+    return directory
+
+
+def run(module, max_children, fresh=False, retest=False):
+    directory = workdir(module)
+    if fresh:  # after the tests changed: mutmut keeps the verdicts it has
+        shutil.rmtree(directory / "mutants", ignore_errors=True)
+    # mutmut tries again only the mutants it is given by name: the survivors, after new tests
+    names = survivors(module) if retest else []
+    if retest and not names:
+        return
+    mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
+    env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded"}
+    print(f"== {module}: {MODULES[module][0]}", flush=True)
+    subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
+                   check=False)
+
+
+def verdicts(module):
+    """{mutant name: exit code} of a module's mutants (empty before its first run)."""
+    meta = WORK / module / "mutants" / (MODULES[module][0] + ".meta")
+    return json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+
+
+def survivors(module):
+    from mutmut.stats import status_by_exit_code
+    return sorted(name for name, code in verdicts(module).items()
+                  if status_by_exit_code[code] in ("survived", "no tests"))
+
+
+def score(module):
+    """Counts per status of a module's mutants (``None`` before its first run)."""
+    from mutmut.stats import status_by_exit_code
+    codes = verdicts(module)
+    if not codes:
+        return None
+    counts = dict.fromkeys(STATUSES, 0)
+    for code in codes.values():
+        status = status_by_exit_code[code]
+        counts[status] = counts.get(status, 0) + 1
+    counts["total"] = len(codes)
+    return counts
+
+
+def report():
+    print("| module | mutants | killed | survived | timeout | no tests | not run | score |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for module, (source, _) in MODULES.items():
+        counts = score(module)
+        if counts is None:
+            print(f"| {source} | not run | | | | | | |")
+            continue
+        # a mutant whose tests time out or crash is caught too (an endless loop, a recursion)
+        caught = counts["killed"] + counts["timeout"] + counts["segfault"]
+        tried = caught + counts["survived"] + counts["suspicious"] + counts["no tests"]
+        percent = f"{100 * caught / tried:.0f}%" if tried else "-"
+        print(f"| {source} | {counts['total']} | {counts['killed']} | {counts['survived']} | {counts['timeout']} "
+              f"| {counts['no tests']} | {counts['not checked']} | {percent} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", metavar="module", help=f"any of: {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--report", action="store_true", help="print the score table and stop")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts (after the tests changed)")
+    parser.add_argument("--retest", action="store_true", help="try the survivors again (after new tests)")
+    args = parser.parse_args()
+    unknown = [name for name in args.modules if name not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r}; known: {', '.join(MODULES)}")
+    if not args.report:
+        for module in args.modules or MODULES:
+            run(module, args.max_children, args.fresh, args.retest)
+    report()
+
+
+if __name__ == "__main__":
+    main()
