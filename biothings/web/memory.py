@@ -6,8 +6,12 @@ mmap threshold once a large block is freed (up to 32 MB), after which large bloc
 come from the heap too and stay there. So the process keeps its peak size for good.
 
 - ``tune_allocator()`` (start-up): large blocks (answer buffers, lists of hits) are
-  mapped on their own and unmapped when freed, and the free top of a heap is given
-  back past 128 KiB: glibc's defaults before it adapts them.
+  mapped on their own and unmapped when freed (past 128 KiB: glibc's default before it
+  adapts it), and the free top of a heap is given back past 4 MiB. Not at 128 KiB:
+  a search frees and allocates about a megabyte at the top of its thread's heap, and
+  a heap given back at every such free faults its pages in again at the next: a batch
+  of 1,000 full-text terms then took 35,000 page faults and 2.4x the CPU
+  (docs/benchmarks.md).
 - ``MemoryReturn``: after answers of ``MEMORY_TRIM_BYTES`` bytes in all (or a search
   abandoned halfway), ``malloc_trim`` gives the free pages inside the heaps back,
   from a thread, once no request is in flight (or ``MAX_WAIT`` seconds later under
@@ -29,7 +33,8 @@ logger = logging.getLogger("biothings.web.memory")
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-ALLOCATOR_THRESHOLD = 128 * 1024
+MMAP_THRESHOLD = 128 * 1024
+TRIM_THRESHOLD = 4 * 1024 * 1024
 MIN_INTERVAL = 10.0
 MAX_WAIT = 30.0
 
@@ -45,11 +50,12 @@ def _glibc():
 _libc = _glibc()
 
 
-def tune_allocator(threshold=ALLOCATOR_THRESHOLD):
+def tune_allocator(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHOLD):
     """Fixed mmap and trim thresholds (see the module docstring); False off glibc."""
     if _libc is None:
         return False
-    return bool(_libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(_libc.mallopt(M_TRIM_THRESHOLD, threshold))
+    return bool(_libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        _libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
 
 
 def trim():
