@@ -14,7 +14,11 @@ derives from ``BaseException`` so that no ``except Exception`` inside the block
 swallows it; catch it where the block is armed (see ``handlers.query``).
 
 Arming costs two uncontended lock round trips; the watchdog thread starts with the
-first armed block and sleeps while nothing is armed.
+first armed block and sleeps once a look (every ``RESOLUTION``) finds that nothing
+was armed since the one before. Arming wakes it only from that sleep: while it
+watches, it finds new blocks at its next look. (Waking it at every
+arming, several times per request, cost a thread switch and a turn of the GIL each:
+8% of a server's samples under load, docs/benchmarks.md.)
 """
 
 import ctypes
@@ -105,6 +109,8 @@ class Watchdog:
         self._wake = threading.Condition(self._lock)
         self._armed = set()
         self._thread = None
+        self._asleep = False  # the thread waits for a block to be armed (not watching)
+        self._armings = 0  # blocks armed so far: the thread sleeps after a look that saw none armed
 
     def limit(self, seconds):
         """A context manager raising ``BudgetExceeded`` in the block after ``seconds``
@@ -115,7 +121,9 @@ class Watchdog:
 
     def arm(self, armed):
         with self._wake:
-            if not self._armed:
+            self._armings += 1
+            if self._asleep:
+                self._asleep = False
                 self._wake.notify()
             self._armed.add(armed)
             if self._thread is None:
@@ -130,10 +138,12 @@ class Watchdog:
 
     def _watch(self):
         with self._wake:
+            seen = self._armings
             while True:
-                if not self._armed:
+                if not self._armed and self._armings == seen:  # nothing armed since the last look
+                    self._asleep = True
                     self._wake.wait()
-                    continue
+                seen = self._armings
                 self._wake.wait(self.resolution)
                 now = time.monotonic()
                 for armed in [armed for armed in self._armed if armed.deadline <= now]:
