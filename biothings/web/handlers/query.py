@@ -60,15 +60,20 @@ class ESRequestHandler(BaseESRequestHandler):
         connection, which makes Elasticsearch cancel the search."""
         if self.client_gone:
             raise SearchCancelled()
-        loop = asyncio.get_running_loop()
-        call = self.engine_call = loop.create_task(backend.execute(query, options))
+        # the request's own task is cancelled, not a task of the call's (one per request
+        # costs a task and two turns of the loop): only while it awaits the call
+        task = self.engine_call = asyncio.current_task()
         seconds = self.web_settings.SEARCH_TIMEOUT
-        timer = loop.call_later(seconds, self._abandon_engine_call, SearchTimeout, seconds) if seconds else None
+        timer = asyncio.get_running_loop().call_later(
+            seconds, self._abandon_engine_call, SearchTimeout, seconds) if seconds else None
         try:
-            return await call
+            return await backend.execute(query, options)
         except asyncio.CancelledError:
             if self.abandoned is None:
                 raise  # this request itself was cancelled
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: the cancellation is handled
+            if uncancel is not None:
+                uncancel()
         finally:
             self.engine_call = None
             if timer is not None:
@@ -132,9 +137,13 @@ class ESRequestHandler(BaseESRequestHandler):
         res = await self.call_engine(backend, query, options)
         with self.shaping_budget():  # no request holds the worker (TRANSFORM_TIMEOUT)
             res = self.pre_transform_hook(options, res)
-        res = await self.off_loop(hit_count(res) >= OFF_LOOP_ENTRIES, self._transformed, transform, res, options)
-        with self.shaping_budget():
-            res = self.pre_finish_hook(options, res)
+            large = hit_count(res) >= OFF_LOOP_ENTRIES
+            if not large:  # shaped here: the three steps in one budget
+                res = self.pre_finish_hook(options, transform.transform(res, options))
+        if large:  # shaped in a thread: the event loop serves the other requests meanwhile
+            res = await self.off_loop(True, self._transformed, transform, res, options)
+            with self.shaping_budget():
+                res = self.pre_finish_hook(options, res)
         await give_loop_a_turn()
         return await self.finish_answer(res)
 
