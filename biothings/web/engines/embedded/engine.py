@@ -256,9 +256,10 @@ class EmbeddedEngine(Engine):
         # one job: splitting a batch over threads is slower (GIL hand-offs)
         bodies = list(bodies)
         searches = [body[1] if isinstance(body, tuple) and len(body) == 2 else body for body in bodies]
-        lane = self.lookups if all(map(_is_lookup, searches)) else self.searches
-        timeouts = [seconds for seconds in map(_timeout_of, searches) if seconds is not None]
-        return await lane.run(min(timeouts, default=None), self.msearch_sync, index, bodies)
+        lookups = [_plain_id_lookup(search) for search in searches]  # read once, here and in the job
+        cheap = all(lookup is not None or _is_lookup(search) for lookup, search in zip(lookups, searches))
+        lane = self.lookups if cheap else self.searches
+        return await lane.run(_batch_timeout(searches), self.msearch_sync, index, bodies, lookups)
 
     async def scroll(self, scroll_id, scroll="1m"):
         self.scroll_key  # noqa: B018
@@ -311,7 +312,8 @@ class EmbeddedEngine(Engine):
                                       "_meta": opened.mapping["_meta"]}}
         return out
 
-    def msearch_sync(self, index, bodies):
+    def msearch_sync(self, index, bodies, plain=None):
+        """The answers of ``bodies``; ``plain``: ``_plain_id_lookup`` of each, if known."""
         results = [None] * len(bodies)
         lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
         for position, body in enumerate(bodies):
@@ -320,7 +322,7 @@ class EmbeddedEngine(Engine):
                 target = (header or {}).get("index", index)
             else:
                 target = index
-            lookup = _plain_id_lookup(body)
+            lookup = _plain_id_lookup(body) if plain is None else plain[position]
             if lookup is not None and isinstance(target, str) and "," not in target:
                 lookups.setdefault(target, []).append((position, lookup, body))
                 continue
@@ -446,6 +448,21 @@ def _timeout_of(body):
         return None
     seconds = _duration_seconds(timeout, "timeout")
     return seconds if seconds > 0 else None
+
+
+def _batch_timeout(searches):
+    """Seconds of the shortest ``timeout`` of a batch's bodies (None: no deadline); a value
+    the bodies share (the request's, one string) is read once, not once per body."""
+    shortest = last = None
+    for body in searches:
+        value = body.get("timeout") if isinstance(body, dict) else None
+        if value is None or value is last:
+            continue
+        last = value
+        seconds = _timeout_of(body)
+        if seconds is not None and (shortest is None or seconds < shortest):
+            shortest = seconds
+    return shortest
 
 
 def _plain_id_lookup(body):
