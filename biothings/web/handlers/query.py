@@ -22,7 +22,11 @@ async def give_loop_a_turn():
 def hit_count(res):
     """Hits in an engine answer (a search response, or a batch's list of them)."""
     if isinstance(res, list):
-        return sum(len(response["hits"]["hits"]) for response in res if "hits" in response)
+        count = 0
+        for response in res:  # a loop, not sum() of a generator: a batch has up to 1,000
+            if "hits" in response:
+                count += len(response["hits"]["hits"])
+        return count
     hits = res.get("hits") if isinstance(res, dict) else None
     return len(hits.get("hits") or ()) if isinstance(hits, dict) else 0
 

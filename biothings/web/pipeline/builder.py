@@ -358,7 +358,7 @@ class ESQueryBuilder:
         Runs once per body (per term of a batch); the bodies of a batch share the
         values of the extras, so treat those as read-only.
         """
-        extras = options.batch_extras
+        extras = dict.get(options, "batch_extras")
         body.update(self.extras(options) if extras is None else extras)
         filter_text = dict.get(options, "filter")
         if filter_text:
