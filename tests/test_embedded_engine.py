@@ -730,3 +730,20 @@ def test_forged_scroll_id_is_refused(engine):
     with pytest.raises(ScrollError):
         run(engine.scroll(forged))
     assert run(engine.scroll(first["_scroll_id"]))["hits"]["hits"]
+
+
+@pytest.mark.parametrize("includes", [["symbol"], ["symbol", "name", "go"], ["ensembl", "nope"], ["a"], ["MIM"]])
+def test_source_filter_of_top_level_names_keeps_what_the_walk_keeps(includes):
+    """``fields=symbol,name`` picks the keys (no walk over the document); the answer is the
+    one the general filter gives, on every demo gene and on keys holding dots or nothing."""
+    from biothings.web.engines.embedded.source import SourceFilter
+    fast = SourceFilter.parse(includes)
+    assert fast.top_level is not None
+    walk = SourceFilter.parse(includes)
+    walk.top_level = None  # the general filter, for the comparison
+    odd = [{"a": {}, "a.b": 1, "b": [], "ab": 2}, {"a": [], "a.b": {"c": 1}}, {"a": [{"x": None}, 3]}, {}]
+    for doc in [{k: v for k, v in d.items() if k != "_id"} for d in DOCS] + odd:
+        assert fast.apply(doc) == walk.apply(doc)
+    assert SourceFilter.parse(["go.BP"]).top_level is None
+    assert SourceFilter.parse(["sym*"]).top_level is None
+    assert SourceFilter.parse({"includes": ["symbol"], "excludes": ["symbol"]}).top_level is None
