@@ -9,7 +9,7 @@ starts ``python index.py --processes=1`` on it, and for each case keeps
 ``--concurrency`` expensive requests running for ``--seconds`` while one client sends
 the probe, ``GET /v1/gene/1017``, in a closed loop. Reports per case the probe's
 p50/p99/max, the expensive requests' statuses and times, and the server's resident
-memory: before, at its peak, and after the case plus a 3 s idle pause (what
+memory: before, at its peak, and after the case plus an idle pause (``--idle``: what
 ``MEMORY_TRIM_BYTES`` gives back). The target (docs/benchmarks.md): probe p99 under
 50 ms while one expensive request runs.
 """
@@ -85,7 +85,7 @@ def call(port, method, path, body=None, timeout=120):
         connection.close()
 
 
-def run_case(port, pid, name, seconds, concurrency):
+def run_case(port, pid, name, seconds, concurrency, idle):
     method, path, body = CASES.get(name, (None, None, None))
     stop = threading.Event()
     statuses, durations = {}, []
@@ -116,7 +116,7 @@ def run_case(port, pid, name, seconds, concurrency):
     stop.set()
     for worker in workers:
         worker.join()
-    time.sleep(3)
+    time.sleep(idle)
     latencies.sort()
     return {
         "case": name, "probes": len(latencies),
@@ -136,6 +136,7 @@ def main():
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "biothings-probe-bench"))
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--idle", type=float, default=3, help="seconds idle after each case, before RSS is read")
     parser.add_argument("--cases", default="none," + ",".join(CASES))
     parser.add_argument("--server-arg", action="append", default=[], help="extra argument of index.py")
     args = parser.parse_args()
@@ -149,7 +150,7 @@ def main():
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/gene/1017")
-        rows = [run_case(port, server.pid, name, args.seconds, args.concurrency)
+        rows = [run_case(port, server.pid, name, args.seconds, args.concurrency, args.idle)
                 for name in args.cases.split(",") if name]
     finally:
         server.terminate()

@@ -56,7 +56,7 @@ class _ProxyHandler(tornado.web.RequestHandler):
         headers = {key: value for key, value in self.request.headers.get_all() if key.lower() not in _HOP_HEADERS}
         request = tornado.httpclient.HTTPRequest(
             proxy.upstream + self.request.uri, method=self.request.method, headers=headers,
-            body=self.request.body if self.request.method in ("POST", "PUT") else None,
+            body=self.request.body if self.request.method in ("POST", "PUT", "DELETE") else None,
             allow_nonstandard_methods=True, request_timeout=120, decompress_response=True)
         response = await tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         body = response.body or b""

@@ -8,7 +8,9 @@ import pytest
 import tornado.web
 
 from biothings.web.handlers.base import BaseAPIHandler, BaseHandler
+from biothings.web.handlers.export import ExportHandler
 from biothings.web.handlers.query import BaseESRequestHandler, BiothingHandler, ESRequestHandler, QueryHandler
+from biothings.web.handlers.streams import Streaming
 from biothings.web.pipeline import ESQueryBackend, ESQueryBuilder, ESResultTransform
 from biothings.web.settings import BiothingWebSettings
 from tests import data
@@ -85,7 +87,7 @@ def test_routes_example(example):
 
 
 DOCUMENTED = (ESQueryBuilder, ESQueryBackend, ESResultTransform, BaseHandler, BaseAPIHandler,
-              BaseESRequestHandler, ESRequestHandler, BiothingHandler, QueryHandler)
+              BaseESRequestHandler, ESRequestHandler, BiothingHandler, QueryHandler, Streaming, ExportHandler)
 # tornado's RequestHandler methods and the HTTP verbs: tornado documents them
 INHERITED = set(dir(tornado.web.RequestHandler)) | {"get", "post", "head", "options"}
 

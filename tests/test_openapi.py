@@ -79,7 +79,8 @@ def test_spec_declares_options_bodies_and_errors(api):
     assert species["description"] == "Species names or NCBI taxids."
     # POST: JSON and form bodies from the declared options
     body = spec["paths"]["/v1/query"]["post"]["requestBody"]
-    assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded"}
+    assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded",
+                                    "application/x-ndjson", "text/plain"}  # JSON, a form, one term a line
     json_schema = body["content"]["application/json"]["schema"]
     assert json_schema["required"] == ["q"] and {"scopes", "with_total", "species"} <= set(json_schema["properties"])
     assert body["content"]["application/x-www-form-urlencoded"]["encoding"]["q"] == {"style": "form", "explode": False}

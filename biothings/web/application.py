@@ -45,11 +45,13 @@ class BiothingsApplication(tornado.web.Application):
         settings.setdefault("default_handler_class", NotFoundHandler)
         settings.setdefault("default_handler_args", {"web_settings": web_settings})
         settings.setdefault("static_hash_cache", True)
-        super().__init__(handlers, **settings)
+        from biothings.web import compression
+        super().__init__(handlers, transforms=[compression.transform(web_settings)], **settings)
         self.biothings = web_settings
         self.specs = {}  # id(API settings) -> its OpenAPI document, built at the first /spec or /
         self._refreshers = []
         self.inflight = 0  # requests being served (see biothings.web.limits)
+        self.streams = 0  # streams being served (MAX_CONCURRENT_STREAMS, biothings.web.handlers.streams)
         self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)
         from biothings.web.memory import MemoryReturn
         self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0)
@@ -73,8 +75,6 @@ class BiothingsApplication(tornado.web.Application):
 
     async def startup(self):
         """Load metadata now and keep it fresh in the background."""
-        from biothings.web.memory import tune_allocator
-        tune_allocator()
         if self.metrics is not None and self.biothings.get("METRICS_ADDRESS") and self.metrics_server is None:
             from biothings.web.metrics import serve_metrics
             self.metrics_server = serve_metrics(self, self.biothings.METRICS_ADDRESS)

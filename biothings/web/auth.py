@@ -297,15 +297,6 @@ class Authenticator:
         return answer
 
 
-def authenticator(web_settings):
-    """The ``Authenticator`` of an API, made once."""
-    found = web_settings.__dict__.get("_authenticator")
-    if found is None:
-        check_settings(web_settings)
-        found = web_settings.__dict__["_authenticator"] = Authenticator(web_settings)
-    return found
-
-
 def requires_auth(web_settings, handler_class):
     required = web_settings.get("AUTH_REQUIRED_ROUTES") or []
     if isinstance(required, str):
@@ -323,7 +314,7 @@ class AuthRequiredMixin:
             await result
         if self.request.method == "OPTIONS":  # CORS preflights carry no credentials
             return
-        self.current_user = await authenticator(self.web_settings).authenticate(
+        self.current_user = await self.web_settings.authenticator.authenticate(
             self.request.headers.get("Authorization"))
 
     def cache_max_age(self):
@@ -335,5 +326,5 @@ def protect(web_settings, handler_class):
     (settings that would accept foreign tokens stop the start here)."""
     if not requires_auth(web_settings, handler_class):
         return handler_class
-    authenticator(web_settings)
+    web_settings.authenticator  # noqa: B018 - made now: a settings mistake stops the start
     return type(handler_class.__name__, (AuthRequiredMixin, handler_class), {"__module__": handler_class.__module__})

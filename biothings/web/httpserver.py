@@ -678,6 +678,11 @@ class Exchange(httputil.HTTPConnection):
         self.delegate = None
 
     # ------------------------------------------------------------ tornado's HTTPConnection
+    def close(self):
+        """Drop the connection now, what is not sent with it (tornado's ``HTTP1Connection.close``):
+        a stream that cannot end well ends so, truncated for its client."""
+        self.protocol.abort()
+
     def set_close_callback(self, callback):
         self.close_callback = callback
 

@@ -1,22 +1,17 @@
 """Memory given back to the system after large answers (glibc; elsewhere nothing happens).
 
 A large answer (thousands of hits) allocates and frees hundreds of megabytes in a
-second. glibc keeps what was freed inside its heaps: by default it even raises its
-mmap threshold once a large block is freed (up to 32 MB), after which large blocks
-come from the heap too and stay there. So the process keeps its peak size for good.
+second. glibc keeps what was freed inside its heaps (and raises its mmap threshold
+once a large block is freed, so later large blocks stay in the heap too): the
+process would keep its peak size for good.
 
-- ``tune_allocator()`` (start-up): large blocks (answer buffers, lists of hits) are
-  mapped on their own and unmapped when freed (past 128 KiB: glibc's default before it
-  adapts it), and the free top of a heap is given back past 4 MiB. Not at 128 KiB:
-  a search frees and allocates about a megabyte at the top of its thread's heap, and
-  a heap given back at every such free faults its pages in again at the next: a batch
-  of 1,000 full-text terms then took 35,000 page faults and 2.4x the CPU
-  (docs/benchmarks.md).
-- ``MemoryReturn``: after answers of ``MEMORY_TRIM_BYTES`` bytes in all (or a search
-  abandoned halfway), ``malloc_trim`` gives the free pages inside the heaps back,
-  from a thread, once no request is in flight (or ``MAX_WAIT`` seconds later under
-  continuous load), at most every ``MIN_INTERVAL`` seconds: a trim holds the heap
-  locks for up to ~100 ms on a heap of hundreds of megabytes.
+``MemoryReturn``: after answers of ``MEMORY_TRIM_BYTES`` bytes in all (or a search
+abandoned halfway), ``malloc_trim`` gives the free pages inside the heaps back, from
+a thread, once no request is in flight (or ``MAX_WAIT`` seconds later under
+continuous load), at most every ``MIN_INTERVAL`` seconds: a trim holds the heap
+locks for up to ~100 ms on a heap of hundreds of megabytes. (Fixed low mmap and trim
+thresholds would return memory at each free instead, but cost every request
+mmap/munmap and brk calls: +0.5 ms on an id lookup, measured.)
 
 Python's own allocator keeps an arena (1 MiB) while one object in it lives, which
 no trim can return; ``PYTHONMALLOC=malloc`` makes every object a glibc block, so
@@ -31,10 +26,6 @@ import time
 
 logger = logging.getLogger("biothings.web.memory")
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 * 1024
-TRIM_THRESHOLD = 4 * 1024 * 1024
 MIN_INTERVAL = 10.0
 MAX_WAIT = 30.0
 
@@ -44,18 +35,10 @@ def _glibc():
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:  # pragma: no cover - no C library to load
         return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 _libc = _glibc()
-
-
-def tune_allocator(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHOLD):
-    """Fixed mmap and trim thresholds (see the module docstring); False off glibc."""
-    if _libc is None:
-        return False
-    return bool(_libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        _libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
 
 
 def trim():

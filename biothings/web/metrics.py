@@ -33,7 +33,7 @@ from biothings.web.accesslog import route_label
 from biothings.web.handlers.base import BaseHandler
 
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
-ENGINE_OPERATIONS = ("search", "msearch", "scroll", "get_mapping", "count")
+ENGINE_OPERATIONS = ("search", "msearch", "scroll", "search_page", "get_mapping", "count")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _created_dir = None
 

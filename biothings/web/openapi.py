@@ -84,6 +84,8 @@ SCHEMAS = {
             "hits": {"type": "array", "items": _ref("Hit")},
             "facets": {"type": "object", "additionalProperties": _ref("Facet")},
             "_scroll_id": {"type": "string", "description": "With fetch_all: pass it as scroll_id for the next page."},
+            "next": {"type": "string", "description": "With cursor or after, while hits remain: pass it as after "
+                                                      "for the next page."},
         },
         "additionalProperties": True,
     },
@@ -108,6 +110,17 @@ SCHEMAS = {
         ],
     },
     "BatchResult": {"type": "array", "items": _ref("BatchItem")},
+    "BatchLine": {
+        "description": "One line of a streamed batch (NDJSON): a term's hits, the term not found, or its error.",
+        "anyOf": [
+            {"type": "object", "required": ["query", "hits"],
+             "properties": {"query": {}, "total": {"type": "integer"}, "hits": {"type": "array", "items": _ref("Hit")}}},
+            {"type": "object", "required": ["query", "notfound"],
+             "properties": {"query": {}, "notfound": {"const": True}}},
+            {"type": "object", "required": ["query", "error"],
+             "properties": {"query": {}, "error": {"type": "string"}}},
+        ],
+    },
     "BatchResultWithTotal": {
         "type": "object",
         "required": ["hits"],
@@ -153,6 +166,7 @@ _ERRORS = {
     "400": "Bad request: a parameter, the body or the query syntax.",
     "404": "Not found.",
     "405": "Method not allowed on this route.",
+    "429": "Too many streams at once (MAX_CONCURRENT_STREAMS); see Retry-After.",
     "500": "Internal error (no details; logged with the request id).",
     "503": "Search engine unreachable, overloaded or timed out; see Retry-After.",
 }
@@ -166,16 +180,36 @@ OPERATIONS = {
         ("GET", 0): {
             "summary": "Search {typ}",
             "description": "Lucene query-string syntax in `q` ({examples}, `a AND (b OR c) NOT d`); "
-                           "`__all__` matches every document. `facets` adds terms facets; `fetch_all` scrolls.",
+                           "`__all__` matches every document. `facets` adds terms facets; `fetch_all` scrolls; "
+                           "`cursor=true` answers a `next` cursor, `after=<next>` the page after it.",
             "result": {"anyOf": [_ref("QueryResult"), _ref("ScrollEnd")]},
             "errors": ("503",),
         },
         ("POST", 0): {
             "summary": "Batch query {typ}",
             "description": "Each term of `q` is matched against the `scopes` fields; one entry per hit "
-                           "(up to `size` per term) or per term not found, in input order.",
+                           "(up to `size` per term) or per term not found, in input order. A body of one term "
+                           "a line (`application/x-ndjson`: a JSON string, number or list a line; `text/plain`: "
+                           "the line), the other parameters in the query string, is a streamed batch of up to "
+                           "MAX_BATCH_STREAM_TERMS terms: one NDJSON line per term, in order.",
             "result": {"anyOf": [_ref("BatchResult"), _ref("BatchResultWithTotal")]},
-            "errors": ("503",),
+            "request_content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/plain": {"schema": {"type": "string"}}},
+            "result_content": {"application/x-ndjson": {"schema": {"type": "string",
+                                                                   "description": "BatchLine objects, one a line."}}},
+            "errors": ("429", "503"),
+        },
+    },
+    "export": {
+        ("GET", 0): {
+            "summary": "Export every {typ} hit of a query",
+            "description": "Every hit of `q` as one stream (chunked transfer): `ndjson` (one document a line), "
+                           "`tsv` or `csv` (a header row, then one row a document; `fields` are the columns, "
+                           "dotted paths, lists joined with `|`), or `json` (an array). The stream is pinned to "
+                           "the index as it was at its start. An error after the first bytes closes the "
+                           "connection before the end of the stream.",
+            "result": {"type": "array", "items": _ref("Hit")},
+            "errors": ("429", "503"),
         },
     },
     "annotation": {
@@ -216,6 +250,10 @@ DESCRIPTIONS = {
     "filter": "A query-string filter applied to hits and facets.",
     "post_filter": "A query-string filter applied to hits only (facets unchanged).",
     "fetch_all": "Scroll through every hit, one page per request; answers a `_scroll_id`.",
+    "cursor": "Answer a `next` cursor while hits remain (cursor paging; the pages are pinned to the index "
+              "as the first one saw it).",
+    "after": "The `next` cursor of the previous page: answers the page after it (its query and sort come "
+             "from the cursor). Altered or expired: 400.",
     "scroll_id": "The `_scroll_id` of the previous page.",
     "explain": "Add the scoring explanation to each hit.",
     "userquery": "A named query template of the server.",
@@ -237,7 +275,10 @@ DESCRIPTIONS = {
     "prefix": "Keep field names starting with this text.",
 }
 
-_FORMAT_TYPES = {"yaml": "text/x-yaml", "msgpack": "application/x-msgpack", "html": "text/html"}
+_FORMAT_TYPES = {"yaml": "text/x-yaml", "msgpack": "application/x-msgpack", "html": "text/html",
+                 "ndjson": "application/x-ndjson", "tsv": "text/tab-separated-values", "csv": "text/csv"}
+# formats whose answer has the JSON answer's structure (others: text, described by a string)
+_STRUCTURED_FORMATS = ("yaml", "msgpack")
 
 
 def _option_schema(option, body=False):
@@ -306,14 +347,14 @@ def _response(description, schema, formats):
     content = {"application/json": {"schema": schema}}
     for fmt in formats:
         if fmt in _FORMAT_TYPES:
-            content[_FORMAT_TYPES[fmt]] = {"schema": {"type": "string"} if fmt == "html" else schema}
+            content[_FORMAT_TYPES[fmt]] = {"schema": schema if fmt in _STRUCTURED_FORMATS else {"type": "string"}}
     return {"description": description, "content": content}
 
 
 def _error_response(status):
     response = {"description": _ERRORS[status],
                 "content": {"application/json": {"schema": _ref("Error")}}}
-    if status == "503":
+    if status in ("429", "503"):
         response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return response
 
@@ -421,6 +462,7 @@ def _build_operation(web_settings, handler, method, info, path_params, biothing_
         }
         if not operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["encoding"]:
             del operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["encoding"]
+        operation["requestBody"]["content"].update(info.get("request_content", {}))
     else:
         parameters += [_parameter(option) for option in options.values()]
     if parameters:
@@ -434,6 +476,8 @@ def _build_operation(web_settings, handler, method, info, path_params, biothing_
                              "content": {info["media_type"]: {"schema": {"type": "string"}}}}}
     else:
         responses = {"200": _response("Success", result, formats)}
+        if info.get("result_content"):
+            responses["200"]["content"].update(info["result_content"])
     for status in ("400",) + tuple(info.get("errors", ())) + ("500",):
         responses.setdefault(status, _error_response(status))
     operation["responses"] = responses

@@ -71,7 +71,8 @@ class Options(dict):
 
 # flags the handlers and the pipeline set and read
 Options.register("annotation", "annotation_single", "templates", "template_hit", "template_miss",
-                 "biothing_type", "rawquery", "raw", "scroll_id", "fetch_all", "q", "id", "batch_extras")
+                 "biothing_type", "rawquery", "raw", "scroll_id", "fetch_all", "q", "id", "batch_extras",
+                 "paging", "streaming")
 
 
 def split_list(text):

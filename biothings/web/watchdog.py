@@ -109,8 +109,8 @@ class Watchdog:
         self._wake = threading.Condition(self._lock)
         self._armed = set()
         self._thread = None
-        self._asleep = False  # the thread waits for a block to be armed (not watching)
-        self._armings = 0  # blocks armed so far: the thread sleeps after a look that saw none armed
+        self._idle = True  # waiting with nothing armed: an arming must wake it
+        self._armings = 0  # blocks armed so far: the thread goes idle after a look that saw none armed
 
     def limit(self, seconds):
         """A context manager raising ``BudgetExceeded`` in the block after ``seconds``
@@ -122,8 +122,8 @@ class Watchdog:
     def arm(self, armed):
         with self._wake:
             self._armings += 1
-            if self._asleep:
-                self._asleep = False
+            if self._idle:  # else it looks again within its resolution: no wake-up per arming
+                self._idle = False
                 self._wake.notify()
             self._armed.add(armed)
             if self._thread is None:
@@ -141,7 +141,7 @@ class Watchdog:
             seen = self._armings
             while True:
                 if not self._armed and self._armings == seen:  # nothing armed since the last look
-                    self._asleep = True
+                    self._idle = True
                     self._wake.wait()
                 seen = self._armings
                 self._wake.wait(self.resolution)

@@ -36,6 +36,25 @@ class Engine:
         """Next page of a scroll. Raises ``ScrollError`` for a bad/expired id."""
         raise NotImplementedError
 
+    async def search_page(self, index, body, state=None, keep_alive="1m"):
+        """One page (``body["size"]`` hits) of a result set read in order, page after page.
+
+        Every page sees the index as the first one did (a point in time: later writes
+        and reloads are not seen), and the pages follow each other in an order stable
+        across them, so together they hold every hit once. ``state`` is ``None`` for
+        the first page, then the state the previous page returned; ``keep_alive`` is
+        how long the engine keeps the result set between two pages.
+
+        Returns ``(response, state)``: a search response (``hits`` as ``search``
+        gives them, ``sort`` values included when ``body`` sorts) and the JSON-able
+        state of the next page, ``None`` after the last one. Raises ``ResultSetGone``
+        when the pinned result set no longer exists (expired, or its index deleted).
+        """
+        raise NotImplementedError
+
+    async def close_pages(self, state):
+        """Release what a paged read holds (a point in time) before it expires; never raises."""
+
     async def get_mapping(self, index):
         """``{concrete_index_name: {"mappings": {"properties": ..., "_meta": ...}}}``."""
         raise NotImplementedError

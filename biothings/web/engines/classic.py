@@ -16,6 +16,8 @@ import orjson
 
 from biothings.web.engines.base import Engine, IndexPaths, translated
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
+from biothings.web.engines.paging import (ELASTICSEARCH_7_10_PIT, ELASTICSEARCH_PIT, OPENSEARCH_PIT, PointInTimePaging,
+                                          version_at_least)
 
 _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
@@ -44,11 +46,12 @@ def quiet_client_logging(module):
         logger.setLevel(logging.ERROR)
 
 
-class ClassicClientEngine(Engine):
+class ClassicClientEngine(PointInTimePaging, Engine):
     """A cluster over HTTP through a 7.x-style client (``client_module``)."""
 
     client_module = None  # import name of the client package
     client_class = None   # its asyncio client class
+    cluster = None  # the Cluster it serves (engines.clusters sets it): which point in time it has
 
     def __init__(self, hosts, connections=64, timeout=10, **client_args):
         module = importlib.import_module(self.client_module)
@@ -90,6 +93,11 @@ class ClassicClientEngine(Engine):
                                    headers=_JSON_HEADERS)
 
     @translated()
+    async def _call(self, method, path, params=None, body=None):
+        """Any request of the REST API (the paged reads' point in time calls)."""
+        return await self._request(method, path, params=params, body=body, headers=_JSON_HEADERS)
+
+    @translated()
     async def get_mapping(self, index):
         return await self._request("GET", self._index_path(index, "_mapping"), headers=_JSON_HEADERS)
 
@@ -116,6 +124,12 @@ class Elasticsearch7Engine(ClassicClientEngine):
     client_module = "elasticsearch7"
     client_class = "AsyncElasticsearch"
 
+    def point_in_time(self):
+        version = self.cluster.version if self.cluster is not None else "7.17"
+        if not version_at_least(version, (7, 10)):
+            return None
+        return ELASTICSEARCH_PIT if version_at_least(version, (7, 12)) else ELASTICSEARCH_7_10_PIT
+
 
 class OpenSearchEngine(ClassicClientEngine):
     """OpenSearch 1.x-3.x with ``opensearch-py`` (``pip install "biothings[opensearch]"``)."""
@@ -123,3 +137,7 @@ class OpenSearchEngine(ClassicClientEngine):
     name = "opensearch"
     client_module = "opensearchpy"
     client_class = "AsyncOpenSearch"
+
+    def point_in_time(self):
+        version = self.cluster.version if self.cluster is not None else "2.4"
+        return OPENSEARCH_PIT if version_at_least(version, (2, 4)) else None

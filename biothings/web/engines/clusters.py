@@ -235,6 +235,7 @@ def open_engine(cluster, hosts, **engine_args):
     module, client = client_for(cluster)
     module_name, _, class_name = client.engine.rpartition(".")
     engine = getattr(importlib.import_module(module_name), class_name)(hosts, **engine_args)
+    engine.cluster = cluster  # what it serves decides, e.g., which point in time API it has
     logger.info("%s: %s client %s", cluster, client.package, module.__versionstr__)
     return engine
 
@@ -305,6 +306,13 @@ class DeferredEngine(Engine):
 
     async def scroll(self, scroll_id, scroll="1m"):
         return await (await self._engine()).scroll(scroll_id, scroll)
+
+    async def search_page(self, index, body, state=None, keep_alive="1m"):
+        return await (await self._engine()).search_page(index, body, state, keep_alive)
+
+    async def close_pages(self, state):
+        if self.engine is not None:
+            await self.engine.close_pages(state)
 
     async def get_mapping(self, index):
         return await (await self._engine()).get_mapping(index)

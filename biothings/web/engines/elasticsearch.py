@@ -9,6 +9,7 @@ from elastic_transport import ConnectionTimeout, TransportError
 
 from biothings.web.engines.base import Engine, IndexPaths, translated
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
+from biothings.web.engines.paging import ELASTICSEARCH_PIT, PointInTimePaging
 
 
 def translate_error(exc, scrolling=False):
@@ -59,7 +60,7 @@ def _plain_http(host):
     return isinstance(host, str) and host.startswith("http://")
 
 
-class ElasticsearchEngine(Engine):
+class ElasticsearchEngine(PointInTimePaging, Engine):
     """Elasticsearch 8 and 9 over HTTP, with the ``elasticsearch`` client: 9.x sends
     ``compatible-with=9`` (Elasticsearch 9 only), 8.x ``compatible-with=8`` (8 and 9)."""
 
@@ -112,6 +113,18 @@ class ElasticsearchEngine(Engine):
     async def scroll(self, scroll_id, scroll="1m"):
         response = await self.client.scroll(scroll_id=scroll_id, scroll=scroll)
         return response.body
+
+    @translated()
+    async def _call(self, method, path, params=None, body=None):
+        """Any request of the REST API (the paged reads' point in time calls)."""
+        response = await self.client.perform_request(method, path, params=params, body=body,
+                                                     headers=self._JSON_HEADERS if body is not None else self._ACCEPT)
+        return response.body
+
+    _ACCEPT = {"accept": "application/json"}
+
+    def point_in_time(self):
+        return ELASTICSEARCH_PIT  # Elasticsearch 8 and 9
 
     @translated()
     async def get_mapping(self, index):

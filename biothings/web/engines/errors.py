@@ -32,6 +32,12 @@ class ScrollError(QueryError):
     """The scroll id is malformed or has expired."""
 
 
+class ResultSetGone(QueryError):
+    """A page of a paged read (``Engine.search_page``) whose pinned result set is gone: its
+    point in time expired or was closed, or the index it pinned was deleted or replaced
+    twice. The client starts again from the first page."""
+
+
 class EngineUnavailable(EngineError):
     """Unreachable, overloaded or timed out: clients should retry later."""
 

@@ -5,10 +5,11 @@ from biothings.web.handlers.metadata import MetadataFieldHandler, MetadataSource
 from biothings.web.handlers.pages import DocsHandler, FrontPageHandler, SpecHandler, StaticHandler
 from biothings.web.handlers.query import BaseESRequestHandler, BiothingHandler, ESRequestHandler, QueryHandler
 from biothings.web.handlers.status import StatusHandler
+from biothings.web.handlers.export import ExportHandler
 
 __all__ = [
     "APIError", "BaseHandler", "BaseAPIHandler", "NotFoundHandler",
-    "BaseESRequestHandler", "ESRequestHandler", "BiothingHandler", "QueryHandler",
+    "BaseESRequestHandler", "ESRequestHandler", "BiothingHandler", "QueryHandler", "ExportHandler",
     "MetadataSourceHandler", "MetadataFieldHandler", "StatusHandler",
     "FrontPageHandler", "SpecHandler", "DocsHandler", "StaticHandler",
 ]

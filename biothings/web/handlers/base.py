@@ -9,9 +9,9 @@ import orjson
 import tornado.web
 import yaml
 
-from biothings.web import caching, formats, watchdog
+from biothings.web import caching, compression, formats, watchdog
 from biothings.web.accesslog import request_id as _request_id
-from biothings.web.engines.errors import EngineError, EngineUnavailable
+from biothings.web.engines.errors import EngineError, EngineUnavailable, ResultSetGone
 from biothings.web.options import OptionError
 from biothings.web.pipeline.errors import PipelineError
 
@@ -51,6 +51,8 @@ def as_api_error(exc):
         return APIError(exc.status, exc.reason, **exc.body)
     if isinstance(exc, EngineUnavailable):
         return APIError(503, exc.reason, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, ResultSetGone):  # the next page of a cursor: the client starts again
+        return APIError(400, exc.reason + " Start again from the first page (cursor=true).", keyword="after")
     if isinstance(exc, EngineError):
         return APIError(exc.status, exc.reason)
     return None
@@ -118,6 +120,30 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Access-Control-Max-Age", "86400")
         self.set_status(204)
         self.finish()
+
+    def content_coding(self):
+        """The content coding this request's answer may take (``compression.negotiate``), or None."""
+        offered = self.__dict__.get("_offered_codings")
+        if offered is None:
+            settings = self.__dict__.get("web_settings") or self.application.biothings
+            offered = self._offered_codings = compression.offered(settings)
+        return compression.negotiate(self.request.headers.get("Accept-Encoding"), offered)
+
+    def check_etag_header(self):
+        """tornado's ``If-None-Match`` check, knowing compressed representations: the tag of
+        the coding this request negotiates matches too (``compression.etag_for``), and the
+        answer (a 304) then carries that tag."""
+        if super().check_etag_header():
+            return True
+        identity = self._headers.get("Etag")
+        coding = self.content_coding() if identity else None
+        if coding is None:
+            return False
+        self._headers["Etag"] = compression.etag_for(identity, coding)
+        if super().check_etag_header():
+            return True
+        self._headers["Etag"] = identity
+        return False
 
     def _handle_request_exception(self, e):
         # our exceptions carry their status: hand them to tornado as HTTP errors
@@ -337,11 +363,19 @@ class BaseAPIHandler(BaseHandler):
         format slower than JSON (YAML, HTML, msgpack)."""
         large = self.format != "json" or formats.entries(data) >= OFF_LOOP_ENTRIES
         body, content_type = await self.off_loop(large, self.serialize, data, title)
+        size = len(body)
         self.set_header("Content-Type", content_type)
+        coding = self.content_coding() if size >= compression.OFF_LOOP_BYTES else None
+        if coding is not None and compression.compressible(content_type):
+            # large enough for compressing to cost: in a thread (the output transform would do it on the loop)
+            body = await self.off_loop(True, compression.compress, body, coding)
+            self.set_header("Content-Encoding", coding)
+            if "Etag" in self._headers:
+                self.set_header("Etag", compression.etag_for(self._headers["Etag"], coding))
         self.finish(body)
         memory = getattr(self.application, "memory", None)
         if memory is not None:
-            memory.answered(len(body))
+            memory.answered(size)
 
     def finish_result(self, data, title=None):
         """Serialize ``data`` in the requested format and finish."""

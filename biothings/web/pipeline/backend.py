@@ -35,10 +35,14 @@ class ESQueryBackend:
             answer = await self.engine.msearch(self.index_of(options), self.timed(query))
         elif "scroll_id" in query and len(query) == 1:
             answer = await self.engine.scroll(query["scroll_id"], self.web_settings.ES_SCROLL_TIME)
+        elif options.paging is not None:  # a page of a cursor or an export (Engine.search_page)
+            paging = options.paging
+            answer, paging.state = await self.engine.search_page(
+                self.index_of(options), self.timed([query])[0], paging.state, paging.keep_alive)
         else:
             scroll = self.web_settings.ES_SCROLL_TIME if options.fetch_all else None
             answer = await self.engine.search(self.index_of(options), self.timed([query])[0], scroll=scroll)
-        self.check_answer(answer)
+        self.check_answer(answer, bool(options.streaming))
         return answer
 
     def timed(self, bodies):
@@ -50,8 +54,9 @@ class ESQueryBackend:
                     body["timeout"] = timeout
         return bodies
 
-    def check_answer(self, answer):
-        """Refuse an answer that timed out, or one holding more hits than ``MAX_ANSWER_HITS``."""
+    def check_answer(self, answer, streaming=False):
+        """Refuse an answer that timed out, or one holding more hits than ``MAX_ANSWER_HITS``
+        (not a page of a stream: a stream is how a client reads past that budget)."""
         settings = self.web_settings
         hits = 0
         for response in answer if isinstance(answer, list) else (answer,):
@@ -61,6 +66,6 @@ class ESQueryBackend:
             if found:
                 hits += len(found.get("hits") or ())
         limit = settings.MAX_ANSWER_HITS
-        if limit and hits > limit:
+        if limit and hits > limit and not streaming:
             raise BadRequest(f"The answer holds {hits} hits, the maximum is {limit} (MAX_ANSWER_HITS): "
                              f"ask for fewer terms or ids, or a smaller size.", keyword="size", max=limit, num=hits)

@@ -361,8 +361,8 @@ class ESQueryBuilder:
         ``ANNOTATION_MAX_MATCH`` documents): their answers are counted by the backend."""
         size = dict.get(options, "size")
         limit = self.web_settings.MAX_ANSWER_HITS
-        if size is None or not limit or dict.get(options, "fetch_all"):
-            return
+        if size is None or not limit or dict.get(options, "fetch_all") or dict.get(options, "streaming"):
+            return  # streams are how a client reads past the budget
         if searches * size > limit:
             raise BadRequest(f"The request asks for up to {searches * size} hits ({searches} x size {size}), "
                              f"the maximum is {limit} (MAX_ANSWER_HITS): ask for fewer terms or a smaller size.",

@@ -218,6 +218,7 @@ class BiothingWebSettings:
         self._engine = None
         self._pipeline = None
         self._metadata = None
+        self._authenticator = None
         self._optionsets = {}
         for name, declared in self._values.items():
             if name.endswith("_KWARGS") and declared:
@@ -285,6 +286,16 @@ class BiothingWebSettings:
             from biothings.web.metadata import MetadataCache
             self._metadata = MetadataCache(self)
         return self._metadata
+
+    @property
+    def authenticator(self):
+        """The bearer-token ``Authenticator`` of this API (its provider documents cached), made
+        once; its settings are checked then (an OIDC provider needs an audience)."""
+        if self._authenticator is None:
+            from biothings.web.auth import Authenticator, check_settings
+            check_settings(self)
+            self._authenticator = Authenticator(self)
+        return self._authenticator
 
     # ------------------------------------------------------------ public API
     @staticmethod

@@ -63,11 +63,13 @@ APP_LIST = [
     (r"/{pre}/{ver}/docs/?", "biothings.web.handlers.DocsHandler"),
     (r"/{pre}/_static/(.*)", "biothings.web.handlers.StaticHandler"),
     (r"/{pre}/{ver}/{typ}/query/?", "biothings.web.handlers.QueryHandler"),
+    (r"/{pre}/{ver}/{typ}/export/?", "biothings.web.handlers.ExportHandler"),
     (r"/{pre}/{ver}/{typ}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
     (r"/{pre}/{ver}/{typ}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),
     (r"/{pre}/{ver}/{typ}/([^/]+)/?", "biothings.web.handlers.BiothingHandler"),
     (r"/{pre}/{ver}/{typ}/?", "biothings.web.handlers.BiothingHandler"),
     (r"/{pre}/{ver}/query/?", "biothings.web.handlers.QueryHandler"),
+    (r"/{pre}/{ver}/export/?", "biothings.web.handlers.ExportHandler"),
     (r"/{pre}/{ver}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
     (r"/{pre}/{ver}/metadata/?", "biothings.web.handlers.MetadataSourceHandler"),
     (r"/{pre}/metadata/fields/?", "biothings.web.handlers.MetadataFieldHandler"),
@@ -143,6 +145,33 @@ MAX_ANSWER_BYTES = 50 * 1024 * 1024
 # gives the memory it freed back to the system (glibc's malloc_trim, from a
 # thread, once no request is in flight, at most every 10 s). 0: never.
 MEMORY_TRIM_BYTES = 64 * 1024 * 1024
+
+# ---------------------------------------------------------------- whole result sets
+# Secret that signs the cursors of cursor paging (next / after=): the same on every
+# host behind one name, so any of them continues any cursor. Empty: a random key
+# kept in EMBEDDED_DATA_DIR/.cursor-key, shared by the processes of one machine.
+CURSOR_SECRET = ""
+# Seconds a cursor stays valid after its page (a cluster keeps the point in time
+# of its result set that long); an older cursor: 400 saying it expired.
+CURSOR_KEEP_ALIVE: float = 300
+# Hits fetched from the engine per page of an export stream (memory held per
+# stream: about one page, plus the next one being fetched).
+EXPORT_PAGE_SIZE = 1000
+# Most streams (exports and streamed batches) one process serves at once; one
+# more: 429 with Retry-After. 0: no limit.
+MAX_CONCURRENT_STREAMS = 4
+# Seconds one stream may last; past it the connection is closed before the end
+# of the stream (the client sees a truncated transfer). 0: no limit.
+STREAM_TIMEOUT: float = 3600
+# Most terms of a streamed batch (POST /query with an NDJSON or text body, one
+# term a line); more: 400 before any answer line.
+MAX_BATCH_STREAM_TERMS = 100000
+# Content codings offered to clients, in the server's order of preference among
+# those a client accepts equally (Accept-Encoding): "zstd", "gzip". []: never compressed.
+COMPRESSION = ["zstd", "gzip"]
+# Answers of at least this many bytes are compressed when the client accepts it
+# (streams always are); smaller ones gain too little for the CPU.
+COMPRESS_MIN_BYTES = 1024
 
 # ---------------------------------------------------------------- query strings
 # Expensive queries, as Elasticsearch's search.allow_expensive_queries: regular
@@ -241,7 +270,7 @@ ACCESS_LOG_SLOW_MS: float = 1000
 
 # ---------------------------------------------------------------- authentication
 # Off by default. Handler names whose requests need "Authorization: Bearer <token>"
-# (annotation, query, metadata, fields, status, spec, docs, frontpage), or ["*"] for all.
+# (annotation, query, metadata, fields, status, spec, docs, frontpage, metrics), or ["*"] for all.
 # Missing or bad token: 401 with WWW-Authenticate; provider unreachable: 503.
 AUTH_REQUIRED_ROUTES: list | str = []
 # Tokens accepted as they are: a list, or {token: subject}.
@@ -313,6 +342,8 @@ QUERY_KWARGS = {
         "scroll_id": {"type": str, "default": None},
         "explain": {"type": bool, "default": False},
         "userquery": {"type": str, "default": None, "alias": ["userfilter"]},
+        "cursor": {"type": bool, "default": False},
+        "after": {"type": str, "default": None},
     },
     "POST": {
         **_QUERY_COMMON,
@@ -320,6 +351,18 @@ QUERY_KWARGS = {
         "scopes": {"type": list, "default": None, "max": 1000},
         "with_total": {"type": bool, "default": False},
         "analyzer": {"type": str, "default": None},
+    },
+}
+# Parameters of /export: every hit of a query, streamed.
+EXPORT_KWARGS = {
+    "GET": {
+        **COMMON_KWARGS,
+        "q": {"type": str, "required": True},
+        "sort": _QUERY_COMMON["sort"],
+        "filter": _QUERY_COMMON["filter"],
+        "post_filter": _QUERY_COMMON["post_filter"],
+        "userquery": {"type": str, "default": None, "alias": ["userfilter"]},
+        "format": {"type": str, "default": "ndjson", "enum": ["ndjson", "tsv", "csv", "json"]},
     },
 }
 # Parameters of /{typ}/<id> (GET) and /{typ} (POST: batch of ids).

@@ -14,8 +14,8 @@ import orjson
 import tantivy
 
 from biothings.web.engines.base import Engine
-from biothings.web.engines.errors import (EngineError, IndexNotFound, QueryError, ScrollError, SearchCancelled,
-                                          SearchTimeout)
+from biothings.web.engines.errors import (EngineError, IndexNotFound, QueryError, ResultSetGone, ScrollError,
+                                          SearchCancelled, SearchTimeout)
 from biothings.web.engines.embedded import store
 from biothings.web.engines.embedded.aggs import MAX_BUCKETS, AggPlan, BucketBudget
 from biothings.web.engines.embedded.lanes import Lane, checkpoint
@@ -103,13 +103,14 @@ def _duration_seconds(text, setting="scroll"):
 SCROLL_KEY_FILE = ".scroll-key"
 
 
-def load_scroll_key(data_dir):
-    """The secret that signs scroll ids, shared by every process serving ``data_dir``.
+def load_scroll_key(data_dir, name=SCROLL_KEY_FILE):
+    """The secret that signs scroll ids, shared by every process serving ``data_dir``
+    (``name``: the key file, one per purpose: API cursors have their own).
 
     Scroll ids carry their query; the signature makes sure a client cannot
     hand-craft one and so reach the engine without passing through the builder.
     """
-    path = os.path.join(data_dir, SCROLL_KEY_FILE)
+    path = os.path.join(data_dir, name)
     try:
         with open(path, "rb") as handle:
             key = handle.read()
@@ -264,6 +265,42 @@ class EmbeddedEngine(Engine):
     async def scroll(self, scroll_id, scroll="1m"):
         self.scroll_key  # noqa: B018
         return await self.searches.run(None, self.scroll_sync, scroll_id, scroll)
+
+    async def search_page(self, index, body, state=None, keep_alive="1m"):
+        """A page of a paged read, pinned to the index version of the first page.
+
+        A version of an index never changes, and the same search on it gives its hits
+        in the same order (ties broken by document address), so the next page is the
+        next offset in that order: the state is ``{"v": version, "o": offset}``, no
+        search_after values or tiebreak are needed, and no page costs more than the
+        same offset of a scroll. The store keeps the previous version while a reload
+        swaps in a new one, so a read continues on its version across one reload;
+        a second reload removes it (``ResultSetGone``). ``keep_alive``: nothing is held
+        (the cursor that carries the state expires on its own).
+        """
+        return await self.searches.run(_timeout_of(body), self.search_page_sync, index, body, state)
+
+    def search_page_sync(self, index, body, state=None):
+        started = time.perf_counter()
+        names = self.names(index)
+        if len(names) != 1:
+            raise QueryError("the embedded engine pages through one index at a time")
+        body = dict(body or {})
+        size = min(_int(body.get("size", 10), "size"), MAX_SCROLL_SIZE)
+        if state is None:
+            opened = self.handle(names[0]).current()
+            offset = _int(body.get("from", 0), "from")
+        else:
+            try:
+                opened = self.open_version(names[0], str(state["v"]))
+                offset = int(state["o"])
+            except (IndexNotFound, OSError, ValueError, KeyError, TypeError):
+                raise ResultSetGone("The result set is gone: the index was reloaded twice since its first page.")
+        response = execute(opened, body, offset, size, window=False, max_buckets=self.max_buckets)
+        served = offset + len(response["hits"]["hits"])
+        more = size and len(response["hits"]["hits"]) == size and served < response["hits"]["total"]["value"]
+        response["took"] = int((time.perf_counter() - started) * 1000)
+        return response, ({"v": opened.version, "o": served} if more else None)
 
     async def get_mapping(self, index):
         return await self.lookups.run(None, self.get_mapping_sync, index)
