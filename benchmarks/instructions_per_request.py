@@ -81,7 +81,13 @@ def send(port, case, count, concurrency):
                 if left[0] <= 0:
                     break
                 left[0] -= 1
-            connection.request(method, target, body=body, headers=headers)
+            # the requests of wrk: no Accept-Encoding (http.client adds "identity" by default)
+            connection.putrequest(method, target, skip_accept_encoding=True)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            if body is not None:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body.encode() if body is not None else None)
             response = connection.getresponse()
             response.read()
             statuses.add(response.status)
