@@ -16,10 +16,22 @@ What it does, all on this machine:
    query_post = a 20-id batch, metadata) against each, interleaved ours, BioThings, ours, ...
    (``--rounds`` each), waiting for the machine to be quiet before each case (QUIET_WAIT);
 5. records the resident size (RSS) of each server after every round;
-6. scaling: our server with ``--processes 1`` (one core) vs ``--processes 2`` (both cores),
+6. the second reference: ``benchmarks/reference/fastapi_app.py`` (FastAPI on uvicorn with
+   uvloop and httptools, the async Elasticsearch 8 client, orjson), installed from
+   ``benchmarks/reference/requirements.txt`` into ``--reference-venv`` (default
+   ``/tmp/venv-fastapi``) when absent, pinned to the server core and run in the same
+   interleaved rounds (``--skip-reference`` leaves it out);
+7. with ``--baseline-root DIR`` (a checkout of an older commit, e.g. made with
+   ``git worktree add /tmp/old e8fa8e2``), that tree's server too, in the same rounds,
+   run by ``--baseline-python`` (default: this interpreter): the before/after table;
+8. the floor, after the rounds: the stub alone (wrk straight at it, the Elasticsearch
+   requests of the cases) and ``benchmarks/reference/null_responder.py`` (a do-nothing
+   uvloop + httptools server answering each case's bytes, captured from ours) on the
+   server core; our CPU per request as a multiple of the responder's (``--skip-floor``);
+9. scaling: our server with ``--processes 1`` (one core) vs ``--processes 2`` (both cores),
    interleaved, on the cases of ``--scaling-cases``;
-7. prints a markdown report (medians over rounds; ratios ours/BioThings; targets) and
-   writes it, with every raw wrk output, under ``--out``.
+10. prints a markdown report (medians over rounds; ratios ours/BioThings, ours/FastAPI per
+   core; targets) and writes it, with every raw wrk output, under ``--out``.
 
 ``$BENCH_DIR`` (``--bench-dir``) defaults to ``../shared/bench`` next to the checkout.
 """
@@ -40,7 +52,21 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+REFERENCE_DIR = os.path.join(HERE, "reference")
 CASES = ["annotation", "query", "query_fields", "query_post", "metadata"]
+# each case's request as run_bench.sh sends it (method, target), for the do-nothing responder
+CASE_REQUESTS = {
+    "annotation": ("GET", "/v1/gene/1017"),
+    "query": ("GET", "/v1/query?q=cdk2"),
+    "query_fields": ("GET", "/v1/query?q=cdk2&fields=symbol,name&size=10"),
+    "query_post": ("POST", "/v1/query"),
+    "metadata": ("GET", "/v1/metadata"),
+}
+# the Elasticsearch requests behind the cases (run_bench.sh's es_* cases), for the stub alone
+STUB_CASES = {"annotation": "es_search_post", "query": "es_search_post", "query_fields": "es_search_post",
+              "query_post": "es_msearch", "metadata": "es_index"}
+TARGET_REFERENCE_RATIO = 3.0
+MAX_BASELINE_LOSS = 0.05
 TARGET_RPS_RATIO = 3.0
 TARGET_CPU_RATIO = 1 / 3
 TARGET_P99_MS = 20.0
@@ -181,14 +207,57 @@ def start_stub(args, out, procs, extra_env=None):
     return stub, env
 
 
-def start_server(args, name, processes, cpus, env, out, procs):
-    """Our server (``index.py`` with ``bench_config.py``) on ``cpus``, answering: (Proc, base url)."""
+def start_server(args, name, processes, cpus, env, out, procs, root=ROOT, python=None):
+    """Our server (``index.py`` with ``bench_config.py``) of the checkout ``root`` on ``cpus``,
+    answering: (Proc, base url)."""
     port = free_port()
-    p = Proc(name, [args.python, os.path.join(ROOT, "index.py"),
+    p = Proc(name, [python or args.python, os.path.join(root, "index.py"),
                     f"--conf={os.path.join(HERE, 'bench_config.py')}", f"--port={port}",
-                    "--address=127.0.0.1", f"--processes={processes}"], cpus, ROOT, env, out)
+                    "--address=127.0.0.1", f"--processes={processes}"], cpus, root, env, out)
     procs.append(p)
     wait_http(f"http://127.0.0.1:{port}/v1/metadata", p)
+    return p, f"http://127.0.0.1:{port}"
+
+
+def ensure_reference_venv(venv, requirements):
+    """The reference app's venv (``requirements.txt`` installed once): its python."""
+    python = os.path.join(venv, "bin", "python")
+    check = [python, "-c", "import fastapi, uvicorn, uvloop, httptools, elasticsearch, orjson, multipart"]
+    if os.path.exists(python) and subprocess.run(check, capture_output=True).returncode == 0:
+        return python
+    log(f"creating {venv} from {requirements}")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "-r", requirements], check=True)
+    return python
+
+
+def start_reference(args, python, env, out, procs):
+    """The FastAPI reference app on the server core, answering: (Proc, base url)."""
+    port = free_port()
+    p = Proc("fastapi", [python, "-m", "uvicorn", "fastapi_app:app", "--app-dir", REFERENCE_DIR,
+                         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                         "--no-access-log", "--workers", "1"], args.server_cpu, REFERENCE_DIR, env, out)
+    procs.append(p)
+    wait_http(f"http://127.0.0.1:{port}/v1/metadata", p)
+    return p, f"http://127.0.0.1:{port}"
+
+
+def start_responder(args, answers_dir, cases, out, procs):
+    """The do-nothing responder on the server core, answering each case with the bytes ours
+    answered it (``answers_dir/<case>.response``, as ``run_bench.sh`` saves them)."""
+    table = {}
+    for case in cases:
+        method, target = CASE_REQUESTS[case]
+        table[f"{method} {target}"] = os.path.join(answers_dir, f"{case}.response")
+    path = os.path.join(out, "responder-answers.json")
+    with open(path, "w") as f:
+        json.dump(table, f, indent=1)
+    port = free_port()
+    p = Proc("responder", [args.python, os.path.join(REFERENCE_DIR, "null_responder.py"), "--port", str(port),
+                           "--answers", path], args.server_cpu, out, dict(os.environ), out)
+    procs.append(p)
+    probe = next(target for case, (method, target) in CASE_REQUESTS.items() if method == "GET" and case in cases)
+    wait_http(f"http://127.0.0.1:{port}{probe}", p)
     return p, f"http://127.0.0.1:{port}"
 
 
@@ -208,6 +277,12 @@ def run_matrix(args, base_url, server_pid, stub_pid, results_dir, cases, label):
                 r = json.loads(line)
                 rows[r["case"]] = r
     return rows
+
+
+def baseline_label(root):
+    """The commit a baseline checkout is at (``git -C root rev-parse --short HEAD``), or its path."""
+    out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"commit `{out.stdout.strip()}`" if out.returncode == 0 else root
 
 
 def median(values):
@@ -261,7 +336,73 @@ def cores_used(row):
     return row["cpu_pct"] / 100 if row.get("cpu_pct") else None
 
 
-def report(args, info, ours, bt, rss, scaling):
+def per_core(row):
+    """req/s per core the server used."""
+    used = cores_used(row) if row else None
+    return row["rps"] / used if used else None
+
+
+def report_reference(w, ours, ref, info):
+    w(f"#### Ours vs the FastAPI reference (FastAPI {info.get('fastapi', {}).get('fastapi', '?')}, "
+      f"uvicorn {info.get('fastapi', {}).get('uvicorn', '?')}), one process on one core, same rounds")
+    w("")
+    w("| case | answer bytes ours/FastAPI | ours req/s | FastAPI req/s | ours req/s per core | FastAPI req/s per core "
+      "| ratio per core (>= 3) | ours CPU ms/req | FastAPI CPU ms/req | FastAPI p50 / p99 ms | errors ours/FastAPI "
+      "| target |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for case in CASES:
+        if case not in ours or case not in ref:
+            continue
+        o, f = ours[case], ref[case]
+        po, pf = per_core(o), per_core(f)
+        ratio = po / pf if po and pf else None
+        ok = ratio is not None and ratio >= TARGET_REFERENCE_RATIO and not o["errors"] and not f["errors"]
+        w(f"| {case} | {o['bytes']}/{f['bytes']} | {o['rps']:.0f} | {f['rps']:.0f} ({f['rps_min']:.0f}-{f['rps_max']:.0f}) "
+          f"| {fmt(po)} | {fmt(pf)} | {fmt(ratio, '.2f')} | {fmt(o['cpu_ms'], '.3f')} | {fmt(f['cpu_ms'], '.3f')} "
+          f"| {f['p50_ms']:.1f} / {f['p99_ms']:.1f} | {o['errors']}/{f['errors']} | {'met' if ok else 'missed'} |")
+    w("")
+
+
+def report_floor(w, ours, floor):
+    responder, stub = floor
+    w("#### The floor: a do-nothing uvloop + httptools responder on the server core, and the stub alone")
+    w("")
+    w("| case | responder req/s | responder CPU ms/req | ours CPU ms/req | ours / floor | stub alone: request "
+      "| stub req/s | stub CPU ms/req |")
+    w("|---|---:|---:|---:|---:|---|---:|---:|")
+    for case in CASES:
+        r, o = responder.get(case), ours.get(case)
+        if r is None or o is None:
+            continue
+        s = stub.get(STUB_CASES[case])
+        multiple = o["cpu_ms"] / r["cpu_ms"] if o.get("cpu_ms") and r.get("cpu_ms") else None
+        w(f"| {case} | {r['rps']:.0f} | {fmt(r['cpu_ms'], '.3f')} | {fmt(o['cpu_ms'], '.3f')} | {fmt(multiple, '.1f')}x "
+          f"| {s['request'] if s else ''} | {fmt(s['rps']) if s else ''} | {fmt(s['cpu_ms'], '.3f') if s else ''} |")
+    w("")
+
+
+def report_baseline(w, ours, before, label):
+    w(f"#### Before/after: {label} (before) vs this checkout (after), same rounds")
+    w("")
+    w("| case | before req/s | after req/s | after/before req/s | before CPU ms/req | after CPU ms/req "
+      "| after/before CPU | before p99 ms | after p99 ms | within 5% |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for case in CASES:
+        if case not in ours or case not in before:
+            continue
+        a, b = ours[case], before[case]
+        rps = a["rps"] / b["rps"] if b["rps"] else None
+        cpu = a["cpu_ms"] / b["cpu_ms"] if a.get("cpu_ms") and b.get("cpu_ms") else None
+        ok = rps is not None and rps >= 1 - MAX_BASELINE_LOSS and (cpu is None or cpu <= 1 + MAX_BASELINE_LOSS)
+        w(f"| {case} | {b['rps']:.0f} ({b['rps_min']:.0f}-{b['rps_max']:.0f}) "
+          f"| {a['rps']:.0f} ({a['rps_min']:.0f}-{a['rps_max']:.0f}) | {fmt(rps, '.3f')} "
+          f"| {fmt(b['cpu_ms'], '.3f')} | {fmt(a['cpu_ms'], '.3f')} | {fmt(cpu, '.3f')} | {b['p99_ms']:.1f} "
+          f"| {a['p99_ms']:.1f} | {'yes' if ok else 'NO'} |")
+    w("")
+
+
+def report(args, info, ours, bt, rss, scaling, extra=None):
+    extra = extra or {}
     lines = []
     w = lines.append
     w(f"### Ours vs BioThings 1.2.2, one process on one core ({info['date']})")
@@ -302,6 +443,12 @@ def report(args, info, ours, bt, rss, scaling):
         for i, (o, b) in enumerate(rss, 1):
             w(f"| {i} | {o:.1f} | {b:.1f} |")
         w("")
+    if extra.get("fastapi"):
+        report_reference(w, ours, extra["fastapi"], info)
+    if extra.get("baseline"):
+        report_baseline(w, ours, extra["baseline"], extra.get("baseline_label", "baseline"))
+    if extra.get("floor"):
+        report_floor(w, ours, extra["floor"])
     if scaling:
         one, two, rss2 = scaling
         w(f"#### Scaling: ours, `--processes 1` (CPU {args.server_cpu}) vs `--processes 2` (CPUs 0,1)")
@@ -354,6 +501,12 @@ def main():
                     help="cases of the 1 vs 2 processes comparison ('' to skip); 2 processes is the "
                          "default --processes on a 2-core machine, so its p99 is the default serving's")
     ap.add_argument("--skip-biothings", action="store_true", help="only our server (quick profiling runs)")
+    ap.add_argument("--skip-reference", action="store_true", help="leave out the FastAPI reference app")
+    ap.add_argument("--reference-venv", default="/tmp/venv-fastapi")
+    ap.add_argument("--reference-requirements", default=os.path.join(REFERENCE_DIR, "requirements.txt"))
+    ap.add_argument("--baseline-root", help="checkout of an older commit: its server in the same rounds")
+    ap.add_argument("--baseline-python", default=None, help="interpreter of the baseline [this one]")
+    ap.add_argument("--skip-floor", action="store_true", help="leave out the responder and stub-alone runs")
     ap.add_argument("--out", default=None, help="results dir [benchmarks/results/<timestamp>]")
     ap.add_argument("--rerender", metavar="DIR", help="print the report of a finished run (its summary.json)")
     args = ap.parse_args()
@@ -362,7 +515,8 @@ def main():
             saved = json.load(f)
         for key, value in saved.get("args", {}).items():
             setattr(args, key, value)
-        print(report(args, saved["info"], saved["ours"], saved["biothings"] or {}, saved["rss"], saved["scaling"]))
+        print(report(args, saved["info"], saved["ours"], saved["biothings"] or {}, saved["rss"], saved["scaling"],
+                     saved.get("extra")))
         return
     if not args.bench_dir:
         ap.error("--bench-dir: no run_bench.sh found (set BENCH_DIR)")
@@ -387,26 +541,60 @@ def main():
             bt_url = f"http://127.0.0.1:{bt_port}"
             wait_http(f"{bt_url}/v1/metadata", bt)
 
+        servers = [("ours", ours, ours_url)]
+        if bt:
+            servers.append(("biothings", bt, bt_url))
+        ref_python = None
+        if not args.skip_reference:
+            ref_python = ensure_reference_venv(args.reference_venv, args.reference_requirements)
+            ref, ref_url = start_reference(args, ref_python, env, out, procs)
+            servers.append(("fastapi", ref, ref_url))
+        if args.baseline_root:
+            base, base_url = start_server(args, "baseline", 1, args.server_cpu, env, out, procs,
+                                          root=os.path.abspath(args.baseline_root), python=args.baseline_python)
+            servers.append(("baseline", base, base_url))
+
         info = {
             "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "machine": machine(),
             "ours": versions(args.python, ["tornado", "elasticsearch", "orjson", "uvloop"]),
             "bt": versions(bt_python, ["biothings", "tornado", "elasticsearch"]) if bt else {},
+            "fastapi": versions(ref_python, ["fastapi", "uvicorn", "elasticsearch", "orjson", "uvloop"])
+            if ref_python else {},
             "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
         }
-        runs_ours, runs_bt, rss = [], [], []
+        runs = {label: [] for label, _proc, _url in servers}
+        rss = []
         for r in range(1, args.rounds + 1):
-            runs_ours.append(run_matrix(args, ours_url, ours.pid, stub.pid, os.path.join(out, f"ours_r{r}"),
-                                        cases, f"ours round {r}"))
-            if bt:
-                runs_bt.append(run_matrix(args, bt_url, bt.pid, stub.pid, os.path.join(out, f"biothings_r{r}"),
-                                          cases, f"BioThings 1.2.2 round {r}"))
+            for label, proc, url in servers:
+                runs[label].append(run_matrix(args, url, proc.pid, stub.pid, os.path.join(out, f"{label}_r{r}"),
+                                              cases, f"{label} round {r}"))
             rss.append((sum(rss_mb(ours.pid).values()), sum(rss_mb(bt.pid).values()) if bt else 0.0))
             log(f"RSS after round {r}: ours {rss[-1][0]:.1f} MB, BioThings {rss[-1][1]:.1f} MB")
-        ours_sum = summarize(runs_ours)
-        bt_sum = summarize(runs_bt) if bt else {c: {**v, "rps": 0, "cpu_ms": None} for c, v in ours_sum.items()}
-        if bt:
-            bt.stop()
+        ours_sum = summarize(runs["ours"])
+        bt_sum = summarize(runs["biothings"]) if bt else {c: {**v, "rps": 0, "cpu_ms": None}
+                                                           for c, v in ours_sum.items()}
+        extra = {}
+        if "fastapi" in runs:
+            extra["fastapi"] = summarize(runs["fastapi"])
+        if "baseline" in runs:
+            extra["baseline"] = summarize(runs["baseline"])
+            extra["baseline_label"] = baseline_label(args.baseline_root)
+        for label, proc, _url in servers[1:]:
+            proc.stop()
+
+        if not args.skip_floor:
+            responder, responder_url = start_responder(args, os.path.join(out, "ours_r1"), cases, out, procs)
+            stub_url = env["BENCH_ES_HOST"]
+            stub_cases = sorted({STUB_CASES[case] for case in cases})
+            floor_runs, stub_runs = [], []
+            for r in range(1, args.rounds + 1):
+                floor_runs.append(run_matrix(args, responder_url, responder.pid, stub.pid,
+                                             os.path.join(out, f"responder_r{r}"), cases, f"responder round {r}"))
+                stub_runs.append(run_matrix(args, stub_url, stub.pid, stub.pid, os.path.join(out, f"stub_r{r}"),
+                                            stub_cases, f"stub alone round {r}"))
+            responder.stop()
+            extra["floor"] = (summarize(floor_runs), summarize(stub_runs))
 
         scaling = None
         scases = args.scaling_cases.split()
@@ -422,12 +610,12 @@ def main():
             scaling = (summarize(one_runs), summarize(two_runs), rss2)
             two.stop()
 
-        text = report(args, info, ours_sum, bt_sum, rss, scaling)
+        text = report(args, info, ours_sum, bt_sum, rss, scaling, extra)
         with open(os.path.join(out, "report.md"), "w") as f:
             f.write(text + "\n")
         with open(os.path.join(out, "summary.json"), "w") as f:
             json.dump({"args": vars(args), "info": info, "ours": ours_sum, "biothings": bt_sum if bt else None, "rss": rss,
-                       "scaling": scaling}, f, indent=1)
+                       "scaling": scaling, "extra": extra}, f, indent=1)
         print(text)
         log(f"report -> {os.path.join(out, 'report.md')}")
     finally:

@@ -122,3 +122,16 @@ def test_a_body_that_is_not_read_is_named_in_the_400(api):
     assert broken.status_code == 400 and broken.json()["error"] == "Invalid JSON body."
     form = api.post("/v1/query", data={"q": "CDK2", "scopes": "symbol", "fields": "symbol"})
     assert form.status_code == 200 and form.json()[0]["_id"] == "1017"
+
+
+def test_scopes_are_checked_for_every_request(api):
+    """Scopes are checked once per distinct list and kept; a bad list (a name that is no
+    field name, an entry that is a list or an object) is a 400 every time, never kept."""
+    for scopes in (["symbol", ["alias"]], ["symbol", {"a": 1}], ["sym bol"], ["symbol", "alias"]):
+        for _ in range(2):
+            response = post(api, q=["CDK2"], scopes=scopes, fields="symbol")
+            if scopes == ["symbol", "alias"]:
+                assert response.status_code == 200 and response.json()[0]["_id"] == "1017"
+            else:
+                assert response.status_code == 400 and response.json()["success"] is False
+                assert "scopes" in response.json()["error"]

@@ -199,3 +199,18 @@ def test_facet_syntax_errors_say_where(text, message):
     with pytest.raises(BadRequest) as error:
         parse_facets([text])
     assert str(error.value) == message and error.value.body == {"keyword": "facets"}
+
+
+def test_query_strings_are_parsed_once_per_text():
+    """The builder's checks and the embedded compiler read the same tree: parsed once and
+    kept (trees are immutable); a syntax error is raised at every call, never kept."""
+    from biothings.web import querystring
+    tree = querystring.parse("symbol:cdk2 AND taxid:9606")
+    assert querystring.parse("symbol:cdk2 AND taxid:9606") is tree
+    assert querystring.parse("symbol:cdk2 AND taxid:9606", max_depth=1) is not tree
+    for _ in range(2):
+        with pytest.raises(querystring.QueryStringError):
+            querystring.parse("symbol:(cdk2")
+    with pytest.raises(querystring.QueryStringError):
+        querystring.parse("((a))", max_depth=1)
+    assert querystring.parse("((a))", max_depth=3) == querystring.parse("((a))")

@@ -656,6 +656,63 @@ def test_msearch_id_batch_matches_single_searches(engine):
     assert batched[4]["hits"]["hits"][0]["_source"] == {"symbol": BY_ID["49"]["symbol"]}
 
 
+def builder_id_batch(ids, **values):
+    """The search bodies the pipeline sends for a batch of ids: POST /v1/gene (``annotation``)
+    or POST /v1/query with ``scopes=_id``, with the request's ``timeout``."""
+    from biothings.web.options import Options
+    from biothings.web.pipeline import ESQueryBackend, ESQueryBuilder
+    from biothings.web.settings import BiothingWebSettings
+    settings = BiothingWebSettings(ES_INDICES={"gene": "genes"})
+    bodies = ESQueryBuilder(settings).build(list(ids), Options(values))
+    return ESQueryBackend(settings).timed(bodies)
+
+
+@pytest.mark.parametrize("options", [
+    {"annotation": True},
+    {"annotation": True, "fields": ["symbol", "go.BP"]},
+    {"annotation": True, "fields": ["-go", "-alias"]},
+    {"scopes": ["_id"], "size": 10},
+    {"scopes": "_id", "size": 3, "fields": ["symbol"]},
+], ids=["annotation", "annotation-fields", "annotation-excludes", "query", "query-fields"])
+def test_id_batches_answer_as_the_general_search(engine, options):
+    """A batch of ids as the pipeline builds it (the ``ids`` query on ``_id``, size 1000,
+    version, timeout, source filtering) takes the lookup fast path, and every answer,
+    in order, duplicates and misses included, is the one the general search gives."""
+    ids = ["1017", "nope", "672", "1017", "1", "", "49", "nope"]
+    bodies = builder_id_batch(ids, **options)
+    assert all(engine_module._plain_id_lookup(body) is not None for body in bodies)
+    batched = run(engine.msearch("genes", bodies))
+    opened = engine.handle("genes").current()
+    for body, answer in zip(bodies, batched):
+        general = engine_module.execute(opened, dict(body))
+        single = search(engine, body)
+        for response in (general, single, answer):
+            response.pop("took")
+        assert answer == general and single == general
+    assert [hit_ids(answer) for answer in batched] == [[i] if i in BY_ID else [] for i in ids]
+    first = batched[0]["hits"]["hits"][0]
+    assert first["_score"] == 1.0 and ("_version" in first) == bool(options.get("annotation"))
+    assert first["_source"] is not batched[3]["hits"]["hits"][0]["_source"]  # duplicates: own copies
+
+
+def test_id_lookup_fast_path_only_for_one_plain_id(engine):
+    """What the fast path does not take: several ids, paging, sorting, a window past the limit."""
+    plain = engine_module._plain_id_lookup
+    assert plain({"query": {"ids": {"values": ["1017"]}}, "size": 1000}) == ("1017", 1.0)
+    assert plain({"query": {"term": {"_id": "1017"}}}) == ("1017", None)
+    for body in ({"query": {"ids": {"values": ["1017", "672"]}}},
+                 {"query": {"ids": {"values": ["1017"], "boost": 2}}},
+                 {"query": {"ids": {"values": [True]}}},
+                 {"query": {"ids": {"values": ["1017"]}}, "from": 1},
+                 {"query": {"ids": {"values": ["1017"]}}, "size": 0},
+                 {"query": {"ids": {"values": ["1017"]}}, "size": 10001},
+                 {"query": {"ids": {"values": ["1017"]}}, "sort": ["symbol"]}):
+        assert plain(body) is None
+    body = {"query": {"ids": {"values": ["1017"]}}, "size": 10001}
+    with pytest.raises(QueryError, match="Result window is too large"):
+        search(engine, body)
+
+
 def test_forged_scroll_id_is_refused(engine):
     """A scroll id carries its query: one not signed by the engine never runs."""
     import base64
@@ -673,3 +730,20 @@ def test_forged_scroll_id_is_refused(engine):
     with pytest.raises(ScrollError):
         run(engine.scroll(forged))
     assert run(engine.scroll(first["_scroll_id"]))["hits"]["hits"]
+
+
+@pytest.mark.parametrize("includes", [["symbol"], ["symbol", "name", "go"], ["ensembl", "nope"], ["a"], ["MIM"]])
+def test_source_filter_of_top_level_names_keeps_what_the_walk_keeps(includes):
+    """``fields=symbol,name`` picks the keys (no walk over the document); the answer is the
+    one the general filter gives, on every demo gene and on keys holding dots or nothing."""
+    from biothings.web.engines.embedded.source import SourceFilter
+    fast = SourceFilter.parse(includes)
+    assert fast.top_level is not None
+    walk = SourceFilter.parse(includes)
+    walk.top_level = None  # the general filter, for the comparison
+    odd = [{"a": {}, "a.b": 1, "b": [], "ab": 2}, {"a": [], "a.b": {"c": 1}}, {"a": [{"x": None}, 3]}, {}]
+    for doc in [{k: v for k, v in d.items() if k != "_id"} for d in DOCS] + odd:
+        assert fast.apply(doc) == walk.apply(doc)
+    assert SourceFilter.parse(["go.BP"]).top_level is None
+    assert SourceFilter.parse(["sym*"]).top_level is None
+    assert SourceFilter.parse({"includes": ["symbol"], "excludes": ["symbol"]}).top_level is None

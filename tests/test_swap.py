@@ -13,6 +13,7 @@ The embedded engine reads one build for a whole batch.
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -67,7 +68,7 @@ def test_readers_see_whole_builds_while_the_loader_swaps(backend, request, serve
     load(settings, files["A"], mapping=mapping, meta=dict(data.META), progress=False)
     client = serve(config=settings)
 
-    seen, problems = set(), []
+    seen, problems, latest = set(), [], [None]
     done = threading.Event()
 
     def read(offset):
@@ -83,6 +84,7 @@ def test_readers_see_whole_builds_while_the_loader_swaps(backend, request, serve
                 if backend == "embedded" or method == "GET":
                     assert len(markers) == 1, f"builds mixed: {sorted(markers)}"
                 seen.update(markers)
+                latest[0] = markers
             except AssertionError as exc:
                 problems.append(f"{method} {path}: {exc}: {response.text[:200]}")
 
@@ -94,6 +96,11 @@ def test_readers_see_whole_builds_while_the_loader_swaps(backend, request, serve
             marker = "B" if swap % 2 == 0 else "A"
             load(settings, files[marker], mapping=mapping, meta=dict(data.META, build_version=f"{swap}"),
                  progress=False)
+            # the next swap only once readers answer from this build (the embedded engine looks
+            # for a new build once a second): four quick loads would otherwise all fall between looks
+            deadline = time.monotonic() + 20
+            while latest[0] != {marker} and time.monotonic() < deadline and not problems:
+                time.sleep(0.05)
     finally:
         done.set()
         for reader in readers:

@@ -88,3 +88,25 @@ def test_an_interruption_while_arming_leaves_the_lock_free():
         pass
     assert watchdog._lock.acquire(timeout=2), "the interruption left the watchdog's lock held"
     watchdog._lock.release()
+
+
+def test_arming_wakes_the_watchdog_thread_only_from_its_sleep():
+    """Blocks armed one after another (a request arms several) do not wake the watching
+    thread each time: it finds them at its next look. Counted in its context switches."""
+    watchdog = Watchdog(resolution=0.05)
+    with watchdog.limit(1):
+        pass
+    time.sleep(0.3)  # the thread started, looked a few times and went to sleep: nothing armed
+    with open(f"/proc/self/task/{watchdog._thread.native_id}/status") as handle:
+        before = int(handle.read().split("voluntary_ctxt_switches:")[1].split()[0])
+    for _ in range(200):
+        with watchdog.limit(1):
+            pass
+        time.sleep(0.001)  # the GIL free between blocks, as between a server's steps
+    with open(f"/proc/self/task/{watchdog._thread.native_id}/status") as handle:
+        after = int(handle.read().split("voluntary_ctxt_switches:")[1].split()[0])
+    assert after - before < 50  # a wake per look (about 5 here), not one per block
+    with pytest.raises(BudgetExceeded):  # and it still cuts
+        with watchdog.limit(0.1):
+            while True:
+                pass

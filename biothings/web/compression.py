@@ -32,6 +32,7 @@ Decisions, and why (measured in docs/benchmarks.md, "Compression"):
   zlib and zstd release the GIL.
 """
 
+import functools
 import re
 import zlib
 
@@ -123,9 +124,11 @@ def accepted(header):
     return weights
 
 
+@functools.lru_cache(maxsize=64)
 def negotiate(header, offered):
     """The coding of ``offered`` (server order) that ``Accept-Encoding: header`` prefers;
-    ``None`` for identity (no header, nothing acceptable, or identity preferred)."""
+    ``None`` for identity (no header, nothing acceptable, or identity preferred). A client
+    sends the same header with every request: the answer is kept for the last 64."""
     if not header or not offered:
         return None
     weights = accepted(header)

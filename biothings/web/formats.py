@@ -43,9 +43,12 @@ def entries(data):
     """How many entries an answer has: items of a list, or of the lists of a dict (hits)."""
     if isinstance(data, list):
         return len(data)
+    count = 0
     if isinstance(data, dict):
-        return sum(len(value) for value in data.values() if isinstance(value, list))
-    return 0
+        for value in data.values():  # a loop, not sum() of a generator: run twice per answer
+            if isinstance(value, list):
+                count += len(value)
+    return count
 
 
 def to_json(data, sort_keys=False, pretty=False, max_bytes=0):

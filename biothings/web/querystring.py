@@ -17,6 +17,7 @@ and refuses groups nested deeper than ``max_depth`` with a ``QueryStringError``
 instead of recursing until the interpreter gives up.
 """
 
+import functools
 import re
 
 __all__ = ["QueryStringError", "parse", "leaves", "Bool", "Boost", "Text", "Phrase", "Fuzzy",
@@ -26,6 +27,7 @@ __all__ = ["QueryStringError", "parse", "leaves", "Bool", "Boost", "Text", "Phra
 # Groups deeper than this are refused (Elasticsearch refuses bool queries nested deeper
 # than 30, indices.query.bool.max_nested_depth).
 DEFAULT_MAX_DEPTH = 30
+PARSED_CACHE_SIZE = 1024  # syntax trees kept (see parse)
 
 
 class QueryStringError(ValueError):
@@ -477,8 +479,12 @@ def fuzzy_distance(image):
     return min(2, int(float(value)))
 
 
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
 def parse(text, max_depth=DEFAULT_MAX_DEPTH):
-    """The syntax tree of ``text``; raises ``QueryStringError``. Blank text is an empty ``Bool``."""
+    """The syntax tree of ``text``; raises ``QueryStringError``. Blank text is an empty ``Bool``.
+
+    Trees are immutable, so the last ``PARSED_CACHE_SIZE`` are kept: the builder's checks and
+    the embedded engine's compiler read the same query, and clients repeat theirs."""
     if not text.strip():
         return Bool(())
     return _Parser(text, max_depth).top()

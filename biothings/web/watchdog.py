@@ -14,7 +14,11 @@ derives from ``BaseException`` so that no ``except Exception`` inside the block
 swallows it; catch it where the block is armed (see ``handlers.query``).
 
 Arming costs two uncontended lock round trips; the watchdog thread starts with the
-first armed block and sleeps while nothing is armed.
+first armed block and sleeps once a look (every ``RESOLUTION``) finds that nothing
+was armed since the one before. Arming wakes it only from that sleep: while it
+watches, it finds new blocks at its next look. (Waking it at every
+arming, several times per request, cost a thread switch and a turn of the GIL each:
+8% of a server's samples under load, docs/benchmarks.md.)
 """
 
 import ctypes
@@ -106,6 +110,7 @@ class Watchdog:
         self._armed = set()
         self._thread = None
         self._idle = True  # waiting with nothing armed: an arming must wake it
+        self._armings = 0  # blocks armed so far: the thread goes idle after a look that saw none armed
 
     def limit(self, seconds):
         """A context manager raising ``BudgetExceeded`` in the block after ``seconds``
@@ -118,6 +123,7 @@ class Watchdog:
         # the plain lock, not the Condition: Condition.__enter__ is Python code, and a late
         # interruption landing in it after the lock is taken would leave the lock held for good
         with self._lock:
+            self._armings += 1
             if self._idle:  # else it looks again within its resolution: no wake-up per arming
                 self._idle = False
                 self._wake.notify()
@@ -134,11 +140,12 @@ class Watchdog:
 
     def _watch(self):
         with self._wake:
+            seen = self._armings
             while True:
-                if not self._armed:
+                if not self._armed and self._armings == seen:  # nothing armed since the last look
                     self._idle = True
                     self._wake.wait()
-                    continue
+                seen = self._armings
                 self._wake.wait(self.resolution)
                 now = time.monotonic()
                 for armed in [armed for armed in self._armed if armed.deadline <= now]:

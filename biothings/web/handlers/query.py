@@ -28,7 +28,11 @@ async def give_loop_a_turn():
 def hit_count(res):
     """Hits in an engine answer (a search response, or a batch's list of them)."""
     if isinstance(res, list):
-        return sum(len(response["hits"]["hits"]) for response in res if "hits" in response)
+        count = 0
+        for response in res:  # a loop, not sum() of a generator: a batch has up to 1,000
+            if "hits" in response:
+                count += len(response["hits"]["hits"])
+        return count
     hits = res.get("hits") if isinstance(res, dict) else None
     return len(hits.get("hits") or ()) if isinstance(hits, dict) else 0
 
@@ -66,15 +70,20 @@ class ESRequestHandler(BaseESRequestHandler):
         connection, which makes Elasticsearch cancel the search."""
         if self.client_gone:
             raise SearchCancelled()
-        loop = asyncio.get_running_loop()
-        call = self.engine_call = loop.create_task(backend.execute(query, options))
+        # the request's own task is cancelled, not a task of the call's (one per request
+        # costs a task and two turns of the loop): only while it awaits the call
+        task = self.engine_call = asyncio.current_task()
         seconds = self.web_settings.SEARCH_TIMEOUT
-        timer = loop.call_later(seconds, self._abandon_engine_call, SearchTimeout, seconds) if seconds else None
+        timer = asyncio.get_running_loop().call_later(
+            seconds, self._abandon_engine_call, SearchTimeout, seconds) if seconds else None
         try:
-            return await call
+            return await backend.execute(query, options)
         except asyncio.CancelledError:
             if self.abandoned is None:
                 raise  # this request itself was cancelled
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: the cancellation is handled
+            if uncancel is not None:
+                uncancel()
         finally:
             self.engine_call = None
             if timer is not None:

@@ -7,6 +7,7 @@ costs ~20 us, which a 1,000-term batch would pay 1,000 times; ``elasticsearch.ds
 is used where it composes clauses of arbitrary shape (userquery filters).
 """
 
+import functools
 import glob
 import os
 import re
@@ -27,6 +28,25 @@ _FIELD_NAME = re.compile(r"[\w@-][\w.@-]*")
 # scopes may also be wildcard patterns of field names (``*``, ``accession.*``), as in
 # Elasticsearch's multi_match ``fields``
 _SCOPE_NAME = re.compile(r"[\w@*-][\w.@*-]*")
+
+
+def scope_fields(scopes):
+    """The field names of ``scopes`` (a tuple), checked: a batch's terms share their scopes,
+    so each distinct tuple is checked once (a bad one raises every time, it is not kept)."""
+    try:
+        return _checked_scopes(scopes)
+    except TypeError:  # an entry that is not hashable (a list, an object) is no field name
+        return _check_scopes(scopes)
+
+
+def _check_scopes(scopes):
+    for field in scopes:
+        if not isinstance(field, str) or not _SCOPE_NAME.fullmatch(field) or field == "_script":
+            raise BadRequest(f"Invalid field name {str(field)[:100]!r} in 'scopes'.", keyword="scopes")
+    return scopes
+
+
+_checked_scopes = functools.lru_cache(maxsize=256)(_check_scopes)
 # terms of a batch: scalars only (a JSON object would be handed to the engine as DSL)
 _SCALARS = (str, int, float, bool)
 
@@ -326,13 +346,10 @@ class ESQueryBuilder:
         query, where BioThings sends a ``multi_match`` over ``_id``; Elasticsearch runs both as
         the same term query on ``_id``, and ``ids`` also works on engines that do not search
         ``_id`` through ``multi_match`` (noida-db)."""
-        fields = [scopes] if isinstance(scopes, str) else list(scopes)
-        for field in fields:
-            if not isinstance(field, str) or not _SCOPE_NAME.fullmatch(field) or field == "_script":
-                raise BadRequest(f"Invalid field name {str(field)[:100]!r} in 'scopes'.", keyword="scopes")
-        if fields == ["_id"]:
+        fields = scope_fields((scopes,) if isinstance(scopes, str) else tuple(scopes))
+        if fields == ("_id",):
             return {"ids": {"values": [str(term)]}}
-        clause = {"query": term, "fields": fields, "operator": "and", "lenient": True}
+        clause = {"query": term, "fields": list(fields), "operator": "and", "lenient": True}
         analyzer = dict.get(options, "analyzer")
         if analyzer:
             clause["analyzer"] = analyzer
@@ -358,7 +375,7 @@ class ESQueryBuilder:
         Runs once per body (per term of a batch); the bodies of a batch share the
         values of the extras, so treat those as read-only.
         """
-        extras = options.batch_extras
+        extras = dict.get(options, "batch_extras")
         body.update(self.extras(options) if extras is None else extras)
         filter_text = dict.get(options, "filter")
         if filter_text:

@@ -159,13 +159,14 @@ class ESResultTransform:
             max_total = max(max_total, total)
             if size is not None and total > size:
                 over += 1
-            docs = [doc for doc in (transform_hit(hit, options) for hit in hits.get("hits") or ())
-                    if doc is not None]
-            if not docs:
+            found = False
+            for hit in hits.get("hits") or ():
+                doc = transform_hit(hit, options)
+                if doc is not None:  # None: jmespath_exclude_empty left nothing of it
+                    out.append({**template, **hit_template, **doc})
+                    found = True
+            if not found:
                 out.append({**template, **miss_template})
-                continue
-            for doc in docs:
-                out.append({**template, **hit_template, **doc})
         if options.with_total:
             result = {"max_total": max_total, "hits": out}
             if over:

@@ -160,6 +160,9 @@ class BiothingWebSettings:
             if key in os.environ:
                 self._values[key] = _parse_env(key, os.environ[key], value)
         self._resolve_paths()
+        # read as plain attributes (handlers read a dozen per request): ``__getattr__`` runs
+        # only after a failed lookup, a Python call each time
+        self.__dict__.update(self._values)
         self.children = [BiothingWebSettings(sub, parent=self) for sub in _sub_configs(self.config)]
         self._prepare()
 

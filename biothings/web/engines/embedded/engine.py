@@ -268,9 +268,10 @@ class EmbeddedEngine(Engine):
         # one job: splitting a batch over threads is slower (GIL hand-offs)
         bodies = list(bodies)
         searches = [body[1] if isinstance(body, tuple) and len(body) == 2 else body for body in bodies]
-        lane = self.lookups if all(map(_is_lookup, searches)) else self.searches
-        timeouts = [seconds for seconds in map(_timeout_of, searches) if seconds is not None]
-        return await lane.run(min(timeouts, default=None), self.msearch_sync, index, bodies)
+        lookups = [_plain_id_lookup(search) for search in searches]  # read once, here and in the job
+        cheap = all(lookup is not None or _is_lookup(search) for lookup, search in zip(lookups, searches))
+        lane = self.lookups if cheap else self.searches
+        return await lane.run(_batch_timeout(searches), self.msearch_sync, index, bodies, lookups)
 
     async def scroll(self, scroll_id, scroll="1m"):
         self.scroll_key  # noqa: B018
@@ -359,14 +360,16 @@ class EmbeddedEngine(Engine):
                                       "_meta": opened.mapping["_meta"]}}
         return out
 
-    def msearch_sync(self, index, bodies):
+    def msearch_sync(self, index, bodies, plain=None):
+        """The answers of ``bodies``, each from the build its index had when the batch began;
+        ``plain``: ``_plain_id_lookup`` of each, if known."""
         self._batch.builds = {}
         try:
-            return self._msearch_pinned(index, bodies)
+            return self._msearch_pinned(index, bodies, plain)
         finally:
             self._batch.builds = None
 
-    def _msearch_pinned(self, index, bodies):
+    def _msearch_pinned(self, index, bodies, plain):
         results = [None] * len(bodies)
         lookups = {}  # index name -> [(position, id, body)]: plain id lookups, run as one search
         for position, body in enumerate(bodies):
@@ -375,9 +378,9 @@ class EmbeddedEngine(Engine):
                 target = (header or {}).get("index", index)
             else:
                 target = index
-            doc_id = _plain_id_lookup(body)
-            if doc_id is not None and isinstance(target, str) and "," not in target:
-                lookups.setdefault(target, []).append((position, doc_id, body))
+            lookup = _plain_id_lookup(body) if plain is None else plain[position]
+            if lookup is not None and isinstance(target, str) and "," not in target:
+                lookups.setdefault(target, []).append((position, lookup, body))
                 continue
             checkpoint()
             try:
@@ -393,7 +396,7 @@ class EmbeddedEngine(Engine):
             except (SearchTimeout, SearchCancelled):
                 raise
             except EngineError as exc:
-                answers = [(position, error_entry(exc)) for position, _id, _body in items]
+                answers = [(position, error_entry(exc)) for position, _lookup, _body in items]
             for position, answer in answers:
                 results[position] = answer
         return results
@@ -415,7 +418,12 @@ class EmbeddedEngine(Engine):
                      "o": offset + size, "v": opened.version, "e": time.time() + expiry}
             response["_scroll_id"] = encode_scroll(state, self.scroll_key)
         elif len(names) == 1:
-            response = execute(self.opened(names[0]), body, max_buckets=self.max_buckets)
+            opened = self.opened(names[0])
+            lookup = _plain_id_lookup(body)
+            if lookup is not None:
+                (_position, response), = id_lookups(opened, [(0, lookup, body)])
+            else:
+                response = execute(opened, body, max_buckets=self.max_buckets)
         else:
             response = self._search_many(names, body)
         response["took"] = int((time.perf_counter() - started) * 1000)
@@ -498,11 +506,30 @@ def _timeout_of(body):
     return seconds if seconds > 0 else None
 
 
+def _batch_timeout(searches):
+    """Seconds of the shortest ``timeout`` of a batch's bodies (None: no deadline); a value
+    the bodies share (the request's, one string) is read once, not once per body."""
+    shortest = last = None
+    for body in searches:
+        value = body.get("timeout") if isinstance(body, dict) else None
+        if value is None or value is last:
+            continue
+        last = value
+        seconds = _timeout_of(body)
+        if seconds is not None and (shortest is None or seconds < shortest):
+            shortest = seconds
+    return shortest
+
+
 def _plain_id_lookup(body):
-    """The id when ``body`` only looks up one ``_id`` (the batch annotation/query case)."""
+    """``(id, score)`` when ``body`` only looks up one ``_id`` (the batch annotation/query
+    case: the builder's ``ids`` query), else None. ``score`` is the constant an ``ids``
+    query gives (1.0); None for a ``multi_match``/``term`` on ``_id``, scored as that term."""
     if not isinstance(body, dict) or not _LOOKUP_KEYS.issuperset(body):
         return None
-    if body.get("from", 0) != 0 or not isinstance(body.get("size", 10), int) or body.get("size", 10) < 1:
+    size = body.get("size", 10)
+    if body.get("from", 0) != 0 or isinstance(size, bool) or not isinstance(size, int) \
+            or not 1 <= size <= MAX_RESULT_WINDOW:
         return None
     query = body.get("query")
     if not isinstance(query, dict) or len(query) != 1:
@@ -510,7 +537,13 @@ def _plain_id_lookup(body):
     (kind, spec), = query.items()
     if not isinstance(spec, dict):
         return None
-    if kind == "multi_match":
+    score = None
+    if kind == "ids":
+        values = spec.get("values")
+        if list(spec) != ["values"] or not isinstance(values, list) or len(values) != 1:
+            return None
+        value, score = values[0], 1.0
+    elif kind == "multi_match":
         if spec.get("fields") != ["_id"] or set(spec) - {"query", "fields", "operator", "lenient",
                                                           "analyzer", "type"}:
             return None
@@ -523,40 +556,44 @@ def _plain_id_lookup(body):
             value = value["value"]
     else:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, (bool, float)) or not isinstance(value, (str, int)):
         return None
-    return str(value) if not isinstance(value, float) else None
+    return str(value), score
 
 
 def id_lookups(opened, items):
-    """Many single-id searches as one tantivy search; answers as ``search`` would give them."""
+    """Many single-id searches as one tantivy search; answers as ``search`` would give them.
+    ``items``: ``(position, (id, score), body)``, ``score`` as ``_plain_id_lookup`` gives it."""
     started = time.perf_counter()
     searcher = opened.searcher
-    wanted = list(dict.fromkeys(doc_id for _p, doc_id, _b in items))
+    wanted = list(dict.fromkeys(doc_id for _p, (doc_id, _score), _b in items))
     found = searcher.search(Q.term_set_query(opened.schema, ID, wanted), len(wanted), count=False).hits
     found.sort(key=lambda hit: _addr_key(hit[1]))  # doc store order: fewer block reads
     docs = {}
     for _score, address in found:
         doc = searcher.doc(address)
-        docs[doc.get_first("_id")] = (address, doc.get_first("_source"))
-    score = None
-    if docs:  # every _id has doc freq 1: the BM25 score of an id term is the same for all
-        any_id = next(iter(docs))
-        scored = Compiler(opened.layout, opened.schema, searcher).term(ID_FIELD, any_id)
+        docs[doc.get_first("_id")] = doc.get_first("_source")
+    term_score = None
+    if docs and any(score is None for _p, (_id, score), _b in items):
+        # every _id has doc freq 1: the BM25 score of an id term is the same for all
+        scored = Compiler(opened.layout, opened.schema, searcher).term(ID_FIELD, next(iter(docs)))
         top = searcher.search(scored, 1, count=False).hits
-        score = top[0][0] if top else 1.0
+        term_score = top[0][0] if top else 1.0
     took = int((time.perf_counter() - started) * 1000)
+    filters = _SourceFilters()
     answers = []
-    for position, doc_id, body in items:
-        entry = docs.get(doc_id)
+    for position, (doc_id, score), body in items:
+        raw = docs.get(doc_id)
         hits = []
-        if entry is not None:
+        if score is None:
+            score = term_score
+        if raw is not None:
             hit = {"_index": opened.name, "_id": doc_id, "_score": score}
             if body.get("version"):
                 hit["_version"] = 1
-            source_filter = SourceFilter.parse(body.get("_source"))
+            source_filter = filters.parse(body.get("_source"))
             if source_filter is not False:
-                source = orjson.loads(entry[1])
+                source = orjson.loads(raw)
                 hit["_source"] = source if source_filter is None else source_filter.apply(source)
             hits.append(hit)
         answers.append((position, {
@@ -566,6 +603,22 @@ def id_lookups(opened, items):
                      "max_score": score if hits else None, "hits": hits},
         }))
     return answers
+
+
+class _SourceFilters:
+    """``SourceFilter.parse`` once for the bodies of a batch, which share their ``_source``."""
+
+    __slots__ = ("spec", "parsed")
+
+    def __init__(self):
+        self.spec = self.parsed = None
+
+    def parse(self, spec):
+        if spec is None:
+            return None
+        if spec is not self.spec:
+            self.spec, self.parsed = spec, SourceFilter.parse(spec)
+        return self.parsed
 
 
 def _present_key(value):

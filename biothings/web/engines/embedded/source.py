@@ -23,6 +23,9 @@ class SourceFilter:
         self.exc = [_compile(p) for p in self.excludes]
         # literal heads, to know whether a path may lead to an included one
         self.heads = [p.split("*", 1)[0] for p in self.includes or []]
+        # plain top-level names only (fields=symbol,name): the keys are picked, nothing walked
+        self.top_level = frozenset(self.includes) if self.includes and not self.excludes and not any(
+            "*" in p or "." in p for p in self.includes) else None
 
     @classmethod
     def parse(cls, spec):
@@ -59,6 +62,8 @@ class SourceFilter:
         return any(head.startswith(prefix) or prefix.startswith(head) for head in self.heads)
 
     def apply(self, source):
+        if self.top_level is not None:
+            return {key: value for key, value in source.items() if key in self.top_level}
         return self._object(source, "", self.includes is None)
 
     def _object(self, obj, prefix, included):
