@@ -2,7 +2,7 @@
 
 Every setting, its default (as written in the source) and the comment block right
 above it. The page is committed, so it reads on GitHub too: after editing
-``default.py``, run ``python scripts/mkdocs_hooks.py`` (``tests/test_docs.py`` fails
+``default.py``, run ``python scripts/mkdocs_hooks.py`` (``tests/tools/test_docs.py`` fails
 while the page is stale). It is also the MkDocs hook (``hooks:`` in mkdocs.yml) that
 refuses to build a site from a stale page.
 """

@@ -30,26 +30,26 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 
 # module -> (source file, the test files that exercise it)
+UNIT, CONTRACT, SERVER, TOOLS = "tests/unit/", "tests/contract/", "tests/server/", "tests/tools/"
 MODULES = {
-    "options": ("biothings/web/options.py", ["tests/test_options.py", "tests/test_config_errors.py"]),
-    "caching": ("biothings/web/caching.py", ["tests/test_caching.py"]),
-    "auth": ("biothings/web/auth.py", ["tests/test_auth.py"]),
-    "limits": ("biothings/web/limits.py", ["tests/test_limits.py", "tests/test_boundaries.py"]),
+    "options": ("biothings/web/options.py", [UNIT + "test_options.py", CONTRACT + "test_config_errors.py"]),
+    "caching": ("biothings/web/caching.py", [CONTRACT + "test_caching.py"]),
+    "auth": ("biothings/web/auth.py", [SERVER + "test_auth.py"]),
+    "limits": ("biothings/web/limits.py", [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py"]),
     "builder": ("biothings/web/pipeline/builder.py",
-                ["tests/test_builder.py", "tests/test_boundaries.py", "tests/test_limits.py", "tests/test_query.py",
-                 "tests/test_query_string.py", "tests/test_security.py", "tests/test_batch.py",
-                 "tests/test_facets.py"]),
+                [UNIT + "test_builder.py", *(CONTRACT + f"test_{name}.py" for name in (
+                    "boundaries", "limits", "query", "query_string", "security", "batch", "facets"))]),
     "transform": ("biothings/web/pipeline/transform.py",
-                  ["tests/test_transform.py", "tests/test_annotation.py", "tests/test_query.py",
-                   "tests/test_batch.py", "tests/test_facets.py", "tests/test_http.py", "tests/test_parity.py"]),
+                  [UNIT + "test_transform.py", *(CONTRACT + f"test_{name}.py" for name in (
+                      "annotation", "query", "batch", "facets", "http", "parity"))]),
     "query": ("biothings/web/engines/embedded/query.py",
-              ["tests/test_embedded_engine.py", "tests/test_engine_parity.py", "tests/test_query_string.py"]),
+              [UNIT + "test_embedded_engine.py", CONTRACT + "test_engine_parity.py", CONTRACT + "test_query_string.py"]),
     "aggs": ("biothings/web/engines/embedded/aggs.py",
-             ["tests/test_facets.py", "tests/test_embedded_engine.py", "tests/test_engine_parity.py"]),
-    "load": ("biothings/web/load.py", ["tests/test_load.py", "tests/test_load_safety.py"]),
+             [CONTRACT + "test_facets.py", UNIT + "test_embedded_engine.py", CONTRACT + "test_engine_parity.py"]),
+    "load": ("biothings/web/load.py", [TOOLS + "test_load.py", TOOLS + "test_load_safety.py"]),
     "store": ("biothings/web/engines/embedded/store.py",
-              ["tests/test_embedded_engine.py", "tests/test_load.py", "tests/test_load_safety.py",
-               "tests/test_reload.py"]),
+              [UNIT + "test_embedded_engine.py", TOOLS + "test_load.py", TOOLS + "test_load_safety.py",
+               CONTRACT + "test_reload.py"]),
 }
 # what the tests read besides the package and tests/
 ALSO_COPY = ["config.py", "pytest.ini"]

@@ -3,7 +3,8 @@
 import json
 import os
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "biothings", "web", "demo")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project
+DEMO = os.path.join(ROOT, "biothings", "web", "demo")
 DOCUMENTS_PATH = os.path.join(DEMO, "genes.ndjson")
 MAPPING_PATH = os.path.join(DEMO, "genes.mapping.json")
 META_PATH = os.path.join(DEMO, "genes.meta.json")

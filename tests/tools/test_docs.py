@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from biothings.web.settings import default
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 
 
 def hooks():

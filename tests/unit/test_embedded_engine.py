@@ -13,8 +13,9 @@ import pytest
 from biothings.web.engines.embedded import EmbeddedEngine, build_index, ensure_index, infer_mapping
 from biothings.web.engines.embedded import engine as engine_module
 from biothings.web.engines.errors import IndexNotFound, QueryError, ScrollError
+from tests import data
 
-DEMO = os.path.join(os.path.dirname(__file__), os.pardir, "biothings", "web", "demo")
+DEMO = data.DEMO
 NDJSON = os.path.join(DEMO, "genes.ndjson")
 MAPPING = os.path.join(DEMO, "genes.mapping.json")
 META = os.path.join(DEMO, "genes.meta.json")

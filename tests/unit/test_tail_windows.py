@@ -4,7 +4,9 @@ import datetime
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import data
+
+ROOT = data.ROOT
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import pytest  # noqa: E402

@@ -15,7 +15,7 @@ from biothings.web.pipeline import ESQueryBackend, ESQueryBuilder, ESResultTrans
 from biothings.web.settings import BiothingWebSettings
 from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 PAGE = open(os.path.join(ROOT, "docs", "extending.md"), encoding="utf-8").read()
 EXAMPLES = dict(re.findall(r"<!-- example: (\w+) -->\n```python\n(.*?)```", PAGE, re.S))
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests import data
 from tests.conftest import cluster_url
-from tests.test_observability import scrape
+from tests.server.test_observability import scrape
 
 
 def etag(client, path, **kwargs):
@@ -187,7 +187,7 @@ def test_config_token_reads_classes_by_name_not_address():
     from biothings.web.settings import BiothingWebSettings
     assert _stable(ESQueryBuilder) == "biothings.web.pipeline.builder.ESQueryBuilder"
     assert _stable(test_config_token_reads_classes_by_name_not_address) == (
-        "tests.test_caching.test_config_token_reads_classes_by_name_not_address")
+        "tests.contract.test_caching.test_config_token_reads_classes_by_name_not_address")
     assert _stable(object()) == "object" and _stable({1, 2}) == "set"
     first, second = (BiothingWebSettings("config", ES_QUERY_BUILDER=Builder, ES_INDICES={"gene": "genes"})
                      for _ in range(2))

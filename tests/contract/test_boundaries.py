@@ -3,7 +3,7 @@
 Small limits through settings keep the requests small. The refusals are the
 contract's JSON: the status, the limit (``max``), what was asked (``num``) and
 the parameter (``keyword``) where there is one. Far-past-the-limit cases live
-with their features (tests/test_limits.py, tests/test_budgets.py).
+with their features (tests/contract/test_limits.py, tests/contract/test_budgets.py).
 """
 
 import socket
@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from biothings.web.settings import default
-from tests.test_limits import error_of
+from tests.contract.test_limits import error_of
 
 
 def served(response):

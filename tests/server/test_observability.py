@@ -222,7 +222,7 @@ def test_bad_access_log_format_is_refused(serve):
 # ------------------------------------------------------------------ several processes
 
 def test_metrics_sum_over_worker_processes(tmp_path):
-    from tests.test_index_cli import start, stop
+    from tests.server.test_index_cli import start, stop
     process, url = start(tmp_path, "--processes=2")
     try:
         wait_http(url + "/status", timeout=60)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import cluster_url
-from tests.test_load import (LINES, MAPPING, META, NDJSON, ROOT, TOTAL, _aliases, _get,  # noqa: F401
+from tests.tools.test_load import (LINES, MAPPING, META, NDJSON, ROOT, TOTAL, _aliases, _get,  # noqa: F401
                              engine_count, run_load, unique, workdir, write_config)
 
 

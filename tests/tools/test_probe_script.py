@@ -3,8 +3,9 @@
 import os
 import subprocess
 import sys
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 
 
 def test_probe_script_reports_each_case(tmp_path):

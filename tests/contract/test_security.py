@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import data
-from tests.test_fuzz import JSON, TEXT
+from tests.contract.test_fuzz import JSON, TEXT
 
 HOSTILE = '<script>alert("x")</script>'
 FORBIDDEN_KEYS = ("script", "runtime_mappings", "stored_fields", "docvalue_fields", "inline")

@@ -22,7 +22,7 @@ from tests.conftest import BACKENDS, cluster_index, cluster_url, make_settings
 from tests.faultproxy import FaultProxy
 from tests.servers import APIServer, free_port, wait_http
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 ALL_IDS = {doc["_id"] for doc in data.DOCS}
 COPIES = 10  # the large embedded index: the sample ten times over (19,650 documents)
 

@@ -1,8 +1,8 @@
 """The HTTP/1.1 server (biothings.web.httpserver) alone, on a tiny app: slow readers, idle
 connections, limits, shutdown, memory.
 
-What clients put on the wire, against both servers: tests/test_http_wire.py; hostile
-clients against ``python index.py``: tests/test_http_abuse.py.
+What clients put on the wire, against both servers: tests/server/test_http_wire.py; hostile
+clients against ``python index.py``: tests/server/test_http_abuse.py.
 """
 
 import asyncio

@@ -3,8 +3,9 @@
 import os
 import subprocess
 import sys
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 
 
 def test_short_soak_passes(tmp_path):

@@ -15,8 +15,9 @@ import pytest
 from biothings.web.settings import BiothingWebSettings
 from tests.cluster_stub import ClusterStub, self_signed_certificate
 from tests.servers import free_port
+from tests import data
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+ROOT = data.ROOT
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])  # 9 in a plain install, 8 with [es8]
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from tests.servers import free_port, wait_http
 from tests.wire import Wire, get
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 BIG_QUERY = "/v1/query?q=__all__&size=1000"  # about 0.7 MB of JSON
 
 

@@ -18,8 +18,9 @@ import pytest
 from biothings.web.engines.embedded import EmbeddedEngine, current_version
 from biothings.web.load import LoadError, load
 from tests.conftest import cluster_url
+from tests import data
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+ROOT = data.ROOT
 DEMO = os.path.join(ROOT, "biothings", "web", "demo")
 NDJSON = os.path.join(DEMO, "genes.ndjson")
 MAPPING = os.path.join(DEMO, "genes.mapping.json")

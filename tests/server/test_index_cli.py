@@ -8,8 +8,9 @@ import sys
 import requests
 
 from tests.servers import free_port, wait_http
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 
 
 def start(tmp_path, *args, **env):

@@ -21,8 +21,8 @@ from biothings.web.engines.errors import QueryError, SearchCancelled, SearchTime
 from tests import data
 from tests.conftest import make_settings
 from tests.faultproxy import FaultProxy
-from tests.test_limits import error_of
-from tests.test_observability import labels, scrape
+from tests.contract.test_limits import error_of
+from tests.server.test_observability import labels, scrape
 
 
 def wait_until(condition, timeout=15.0):

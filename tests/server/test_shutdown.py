@@ -15,8 +15,9 @@ import requests
 
 from tests.faultproxy import FaultProxy
 from tests.servers import free_port, wait_http
+from tests import data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = data.ROOT
 
 
 @pytest.fixture
