@@ -49,6 +49,16 @@ def test_kwargs_override_config():
     assert BiothingWebSettings("config", API_VERSION="v9").API_VERSION == "v9"
 
 
+def test_a_setting_set_on_the_object_is_read_back_both_ways():
+    """Settings are plain attributes (read per request); ``get`` must not give the old value
+    after ``settings.X = ...`` (a test or an app adjusting one after start-up)."""
+    settings = BiothingWebSettings(ES_HOST="", MAX_URL_LENGTH=100)
+    assert settings.MAX_URL_LENGTH == 100 and settings.get("MAX_URL_LENGTH") == 100
+    settings.MAX_URL_LENGTH = 101
+    assert settings.MAX_URL_LENGTH == 101 and settings.get("MAX_URL_LENGTH") == 101
+    assert settings.get("NO_SUCH_SETTING", "x") == "x" and settings.get("children") is None
+
+
 def test_load_class():
     from biothings.web.pipeline import ESQueryBuilder
     assert BiothingWebSettings.load_class("biothings.web.pipeline.ESQueryBuilder") is ESQueryBuilder

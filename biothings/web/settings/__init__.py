@@ -201,6 +201,9 @@ class BiothingWebSettings:
             raise AttributeError(name) from None
 
     def get(self, name, default=None):
+        """A setting by name; one set on the object after start-up (``settings.X = ...``) wins."""
+        if name in self.__dict__ and name in self._values:
+            return self.__dict__[name]
         return self._values.get(name, default)
 
     # ------------------------------------------------------------ derived
