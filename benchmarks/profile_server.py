@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--aux-cpu", default="1")
     ap.add_argument("--bench-dir", default=default_bench_dir())
     ap.add_argument("--out", default=None, help="where the .prof file goes [a temp dir]")
+    ap.add_argument("--root", default=ROOT, help="the checkout whose index.py runs (an older commit: before/after)")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="bt-profile-")
     os.makedirs(out, exist_ok=True)
@@ -55,9 +56,9 @@ def main():
                                 "--port", str(stub_port)], args.aux_cpu, out, env, out)
         procs.append(stub)
         wait_http(f"http://127.0.0.1:{stub_port}/", stub)
-        server = Proc("ours", [sys.executable, "-m", "cProfile", "-o", prof, os.path.join(ROOT, "index.py"),
+        server = Proc("ours", [sys.executable, "-m", "cProfile", "-o", prof, os.path.join(args.root, "index.py"),
                                f"--conf={os.path.join(HERE, 'bench_config.py')}", f"--port={port}",
-                               "--address=127.0.0.1", "--processes=1"], args.server_cpu, ROOT, env, out)
+                               "--address=127.0.0.1", "--processes=1"], args.server_cpu, args.root, env, out)
         procs.append(server)
         wait_http(f"http://127.0.0.1:{port}/v1/metadata", server)
         lua_dir = os.path.join(args.bench_dir, "wrk")

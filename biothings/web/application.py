@@ -61,8 +61,10 @@ class BiothingsApplication(tornado.web.Application):
         return RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
 
     def find_handler(self, request, **kwargs):
-        # the client's address and scheme, as a trusted proxy gives them (biothings.web.proxies)
-        self.trusted_proxies.apply(request)
+        # the client's address and scheme, as a trusted proxy gives them (biothings.web.proxies);
+        # most deployments trust none: then not even a call per request
+        if self.trusted_proxies.networks:
+            self.trusted_proxies.apply(request)
         return super().find_handler(request, **kwargs)
 
     async def drain(self, timeout):

@@ -179,7 +179,8 @@ class CompressedAnswers(tornado.web.OutputTransform):
     min_bytes = 1024
 
     def __init__(self, request):
-        self.coding = negotiate(request.headers.get("Accept-Encoding"), self.offered)
+        header = request.headers.get("Accept-Encoding")
+        self.coding = negotiate(header, self.offered) if header else None
         self.encoder = None
 
     def transform_first_chunk(self, status_code, headers, chunk, finishing):
@@ -216,7 +217,15 @@ def offered(web_settings):
     return codings
 
 
+def offered_by(web_settings):
+    """``offered(web_settings)``, worked out once per settings object (read per request)."""
+    codings = web_settings.__dict__.get("_offered_codings")
+    if codings is None:
+        codings = web_settings.__dict__["_offered_codings"] = offered(web_settings)
+    return codings
+
+
 def transform(web_settings):
     """The ``CompressedAnswers`` class of an API's settings (``COMPRESSION``, ``COMPRESS_MIN_BYTES``)."""
     return type("CompressedAnswers", (CompressedAnswers,), {
-        "offered": offered(web_settings), "min_bytes": web_settings.COMPRESS_MIN_BYTES})
+        "offered": offered_by(web_settings), "min_bytes": web_settings.COMPRESS_MIN_BYTES})

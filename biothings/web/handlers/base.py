@@ -123,16 +123,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def content_coding(self):
         """The content coding this request's answer may take (``compression.negotiate``), or None."""
-        offered = self.__dict__.get("_offered_codings")
-        if offered is None:
-            settings = self.__dict__.get("web_settings") or self.application.biothings
-            offered = self._offered_codings = compression.offered(settings)
-        return compression.negotiate(self.request.headers.get("Accept-Encoding"), offered)
+        header = self.request.headers.get("Accept-Encoding")
+        if not header:
+            return None
+        settings = self.__dict__.get("web_settings") or self.application.biothings
+        return compression.negotiate(header, compression.offered_by(settings))
 
     def check_etag_header(self):
         """tornado's ``If-None-Match`` check, knowing compressed representations: the tag of
         the coding this request negotiates matches too (``compression.etag_for``), and the
         answer (a 304) then carries that tag."""
+        if "If-None-Match" not in self.request.headers:  # most requests: nothing to compare
+            return False
         if super().check_etag_header():
             return True
         identity = self._headers.get("Etag")
