@@ -22,6 +22,18 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def wait_for(check, seconds=20, interval=0.05):
+    """Poll ``check()`` until it is truthy, at most ``seconds``; its last value (the event,
+    not its speed, is what the tests check)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    return check()
+
+
 def wait_http(url, timeout=30.0):
     deadline = time.monotonic() + timeout
     last = None

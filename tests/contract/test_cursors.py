@@ -12,6 +12,7 @@ from biothings.web.load import load
 from biothings.web.settings import BiothingWebSettings
 from tests import data
 from tests.conftest import BACKENDS, ClusterIndex, cluster_url, load_es_index
+from tests.servers import wait_for
 
 NCRNA = {doc["_id"] for doc in data.DOCS if doc.get("type_of_gene") == "ncRNA"}
 
@@ -156,16 +157,6 @@ def test_facets_come_with_the_first_page_only(api):
 
 
 # ---------------------------------------------------------------- reloads
-
-def wait_for(check, seconds=15):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    return check()
-
 
 def write_ndjson(path, docs):
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))

@@ -20,7 +20,7 @@ from biothings.web import records
 from tests import data
 from tests.conftest import BACKENDS, cluster_index, cluster_url, make_settings
 from tests.faultproxy import FaultProxy
-from tests.servers import APIServer, free_port, wait_http
+from tests.servers import APIServer, free_port, wait_for, wait_http
 
 ROOT = data.ROOT
 ALL_IDS = {doc["_id"] for doc in data.DOCS}
@@ -33,16 +33,6 @@ def ndjson(response):
 
 def without_score(doc):
     return {key: value for key, value in doc.items() if key != "_score"}
-
-
-def wait_for(check, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    return check()
 
 
 # ---------------------------------------------------------------- the same hits, every way

@@ -2,7 +2,6 @@
 within METADATA_CHECK_INTERVAL, on every backend (embedded build swap, alias move)."""
 
 import json
-import time
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from biothings.web.load import load
 from biothings.web.settings import BiothingWebSettings
 from tests import data
 from tests.conftest import BACKENDS, cluster_url
+from tests.servers import wait_for
 
 # the full refresh would only come after METADATA_REFRESH_INTERVAL (set far away here)
 NO_FULL_REFRESH = 3600
@@ -19,17 +19,6 @@ NO_FULL_REFRESH = 3600
 def write_ndjson(path, docs):
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
     return str(path)
-
-
-def wait_for(check, seconds=15):
-    """Poll ``check()`` until it is truthy (the event, not its speed, is what is tested)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    return check()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
