@@ -213,13 +213,16 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.server.connections.discard(self)
-        self.closing = True
+        self.closing = True  # data_received reads nothing more (and asyncio sends nothing more)
         exchanges, self.exchanges = self.exchanges, collections.deque()
         for exchange in exchanges:
             exchange.connection_lost()
         self.resume_writing()
         if not self.closed.done():
             self.closed.set_result(None)
+        # the parser calls this protocol back (parser -> protocol -> parser): a cycle that kept
+        # each closed connection, and what it held, until a full garbage collection
+        self.parser = self.reading = self.resuming = None
 
     def pause_writing(self):
         self.write_paused = True

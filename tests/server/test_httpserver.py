@@ -236,6 +236,41 @@ def test_answered_requests_are_freed_without_the_cycle_collector(request):
     assert asyncio.run(scenario()) == 0
 
 
+def test_closed_connections_are_freed_without_the_cycle_collector(request):
+    """A closed connection leaves nothing in a reference cycle: its parser called the protocol
+    back (parser -> protocol -> parser), and each closed connection, with what it held,
+    waited for a full collection, which an idle server does not run."""
+    from biothings.web.httpserver import HTTP1Protocol
+    app = make_settings("embedded", request).get_app()
+
+    async def scenario():
+        server = HTTPServer(app)
+        await server.listen(0, "127.0.0.1")
+        port = server._servers[0].sockets[0].getsockname()[1]
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(get("/v1/gene/1017"))
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200")
+                writer.close()
+                await writer.wait_closed()
+            for _ in range(100):  # the server sees the closes
+                if not server.connections:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
+            alive = sum(1 for obj in gc.get_objects() if isinstance(obj, HTTP1Protocol))
+        finally:
+            gc.enable()
+        server.stop()
+        await server.close_all_connections()
+        return alive
+    assert asyncio.run(scenario()) == 0
+
+
 def test_the_server_is_chosen_by_setting(request):
     from biothings.web.httpserver import TornadoHTTPServer
     from biothings.web.index_base import make_server

@@ -51,20 +51,28 @@ def detach(value, budget, keyword="jmespath"):
     """A copy of ``value`` in which no list or dict appears twice (a tree), refused past
     ``budget`` nodes: a result whose parts repeat (``{a: @, b: @}`` chained) doubles at each
     step while sharing its parts, so it looks small until it is written out."""
-    left = [budget]
-
-    def copy(node):
-        left[0] -= 1
-        if left[0] < 0:
+    left = budget
+    out = []  # the root's copy; a stack, not a recursive closure (a reference cycle per call)
+    stack = [(out, None, value)]
+    while stack:
+        target, key, node = stack.pop()
+        left -= 1
+        if left < 0:
             raise BadRequest(f"The jmespath result is too large: more than {budget} values per hit.",
                              keyword=keyword, max=budget)
         if isinstance(node, dict):
-            return {key: copy(item) for key, item in node.items()}
-        if isinstance(node, list):
-            return [copy(item) for item in node]
-        return node
-
-    return copy(value)
+            copied = {}
+            stack.extend((copied, name, item) for name, item in reversed(node.items()))
+        elif isinstance(node, list):
+            copied = [None] * len(node)
+            stack.extend((copied, index, item) for index, item in reversed(list(enumerate(node))))
+        else:
+            copied = node
+        if key is None and target is out:
+            out.append(copied)
+        else:
+            target[key] = copied
+    return out[0]
 
 
 def _containers(parent, keys):
