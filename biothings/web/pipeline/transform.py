@@ -52,8 +52,8 @@ def detach(value, budget, keyword="jmespath"):
     ``budget`` nodes: a result whose parts repeat (``{a: @, b: @}`` chained) doubles at each
     step while sharing its parts, so it looks small until it is written out."""
     left = budget
-    out = []  # the root's copy; a stack, not a recursive closure (a reference cycle per call)
-    stack = [(out, None, value)]
+    root = [None]  # holds the copy; a stack, not a recursive closure (a reference cycle per call)
+    stack = [(root, 0, value)]
     while stack:
         target, key, node = stack.pop()
         left -= 1
@@ -68,11 +68,8 @@ def detach(value, budget, keyword="jmespath"):
             stack.extend((copied, index, item) for index, item in reversed(list(enumerate(node))))
         else:
             copied = node
-        if key is None and target is out:
-            out.append(copied)
-        else:
-            target[key] = copied
-    return out[0]
+        target[key] = copied
+    return root[0]
 
 
 def _containers(parent, keys):
