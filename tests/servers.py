@@ -54,6 +54,19 @@ def _signal_group(pgid, signum):
         pass
 
 
+def _stop_group(process, grace=10):
+    """Stop a server started in its own process group, the whole group: SIGTERM, and SIGKILL
+    for what is left after ``grace`` seconds (noida-db leaves children behind, parent pid 1,
+    when only its first process is signalled)."""
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 class NoidaElasticsearch:
     """noida-db's Elasticsearch service (an ES 8 REST imitation from PyPI) on loopback."""
 
@@ -82,17 +95,9 @@ class NoidaElasticsearch:
         return self
 
     def stop(self):
-        """Stop the whole process group: noida-db leaves child processes behind
-        (parent pid 1) when only its first process is signalled."""
         if self.process is None:
             return
-        _signal_group(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(self.process.pid, signal.SIGKILL)  # whatever is left of the group
-        self.process.wait()
+        _stop_group(self.process)
         self.process = None
         self.log.close()
 
@@ -133,12 +138,7 @@ class OsmemOpenSearch:
     def stop(self):
         if self.process is None:
             return
-        _signal_group(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        _stop_group(self.process)
         self.process = None
         self.log.close()
 
