@@ -110,3 +110,38 @@ def test_arming_wakes_the_watchdog_thread_only_from_its_sleep():
         with watchdog.limit(0.1):
             while True:
                 pass
+
+
+def test_an_expired_budget_is_cut_at_once_and_a_later_one_does_not_wake_the_thread():
+    """The thread sleeps until the earliest deadline armed: ``expire`` (a cancelled search)
+    wakes it at once; blocks armed with later deadlines than its alarm do not wake it."""
+    watchdog = Watchdog()
+    outcome = []
+    started = threading.Event()
+
+    def work():
+        try:
+            with watchdog.limit(60) as armed:
+                outcome.append(armed)
+                started.set()
+                spin(30)
+        except BudgetExceeded:
+            outcome.append(time.monotonic())
+    thread = threading.Thread(target=work)
+    thread.start()
+    started.wait(5)
+    time.sleep(0.05)
+    with open(f"/proc/self/task/{watchdog._thread.native_id}/status") as handle:
+        before = int(handle.read().split("voluntary_ctxt_switches:")[1].split()[0])
+    for _ in range(100):  # later deadlines than the 60 s one armed first: the thread sleeps on
+        with watchdog.limit(120):
+            pass
+        time.sleep(0.005)  # half a second in all: a thread looking every 50 ms would wake 10 times
+    with open(f"/proc/self/task/{watchdog._thread.native_id}/status") as handle:
+        after = int(handle.read().split("voluntary_ctxt_switches:")[1].split()[0])
+    assert after - before <= 2
+    expired = time.monotonic()
+    outcome[0].expire()
+    thread.join(5)
+    assert not thread.is_alive() and len(outcome) == 2 and outcome[1] - expired < 0.5
+    assert not watchdog._armed
