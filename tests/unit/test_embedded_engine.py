@@ -624,6 +624,34 @@ def test_duplicate_ids_last_wins_and_inferred_mapping(tmp_path):
         run(eng.close())
 
 
+def test_values_of_a_text_field_are_100_positions_apart(tmp_path):
+    """Elasticsearch's position_increment_gap: a phrase matches across two values of a field
+    only with a slop of 100 or more (tantivy's own gap is 1); within a value as usual; the gap
+    word is not searchable; keyword-analyzed text fields take no gap words."""
+    docs = [{"_id": "across", "tags": ["alpha beta", "gamma delta"], "code": ["x", "y"]},
+            {"_id": "within", "tags": ["beta gamma"]},
+            {"_id": "zqx", "tags": ["a zqx b"]}]
+    mapping = {"properties": {"tags": {"type": "text"}, "code": {"type": "text", "analyzer": "keyword"}}}
+    build_index(str(tmp_path), "t", docs, mapping)
+    eng = EmbeddedEngine(str(tmp_path))
+    try:
+        def phrase(text, slop=0, field="tags"):
+            body = {"query": {"match_phrase": {field: {"query": text, "slop": slop}}}}
+            return sorted(hit_ids(search(eng, body, index="t")))
+        assert phrase("beta gamma") == ["within"]
+        assert phrase("beta gamma", 99) == ["within"]
+        assert phrase("beta gamma", 100) == ["across", "within"]
+        assert phrase("alpha beta") == ["across"] and phrase("gamma delta") == ["across"]
+        # the gap word is dropped and its neighbours keep their places, as around any word
+        assert phrase("a b") == [] and phrase("a b", 1) == ["zqx"]
+        assert phrase("zqx") == []
+        assert phrase("y", field="code") == ["across"]  # the whole value, no gap words in it
+        source = search(eng, {"query": {"ids": {"values": ["across"]}}}, index="t")["hits"]["hits"][0]["_source"]
+        assert source["tags"] == ["alpha beta", "gamma delta"]  # the document as given
+    finally:
+        run(eng.close())
+
+
 def test_searches_do_not_block_the_loop(engine):
     async def main():
         ticks = 0

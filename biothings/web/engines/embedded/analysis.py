@@ -22,6 +22,9 @@ above. Anything else (another tokenizer, filter, char filter or parameter) is
 refused when the index is built, with its name (``AnalysisError``), rather than
 analysed differently from Elasticsearch.
 
+The values of a multi-valued text field are 100 positions apart, as Elasticsearch's
+``position_increment_gap`` puts them (``value_gap``).
+
 Known differences, kept small: tokens longer than 255 characters are not split
 (Lucene cuts them at ``max_token_length``), and lowercasing follows Rust's rules
 where Java's per-character rule differs (``İ`` becomes ``i`` and a combining dot).
@@ -79,6 +82,23 @@ BUILTIN_ANALYZERS = {
 BUILTIN_NORMALIZERS = {"lowercase": ["lowercase"]}
 
 
+# Elasticsearch leaves a gap of 100 positions between the values of a multi-valued text
+# field (position_increment_gap), so phrases do not match across values; tantivy leaves 1.
+# Each further value is indexed after GAP_SIZE copies of GAP_TOKEN, which the analyzer
+# drops while the tokens after them keep their positions: the same gap as Elasticsearch's.
+GAP_TOKEN = "zqx"
+GAP_SIZE = 99  # tantivy's own gap of 1 makes 100
+GAP_TEXT = " ".join([GAP_TOKEN] * GAP_SIZE) + " "
+
+
+def value_gap(values):
+    """``values`` of one multi-valued text field as indexed: each after the first preceded
+    by the gap (see ``GAP_TOKEN``)."""
+    if len(values) < 2:
+        return values
+    return [values[0], *(GAP_TEXT + value for value in values[1:])]
+
+
 class AnalysisError(ValueError):
     """An analyzer, normalizer or part of one that the engine cannot honour."""
 
@@ -94,15 +114,23 @@ class Analyzer:
         # Lucene's Analyzer.normalize: the filters alone, on the whole text
         self._normalize = self._build(tantivy.Tokenizer.raw())
 
-    def _build(self, tokenizer):
+    def _build(self, tokenizer, gaps=False):
         builder = tantivy.TextAnalyzerBuilder(tokenizer)
         for name in self.filters:
             builder = builder.filter(FILTERS[name]())
+        if gaps:
+            builder = builder.filter(tantivy.Filter.custom_stopword([GAP_TOKEN]))
         return builder.build()
 
     def tantivy(self):
-        """A new tantivy ``TextAnalyzer`` doing this analysis (to register on an index)."""
-        return self._build(TOKENIZERS[self.tokenizer]())
+        """A new tantivy ``TextAnalyzer`` doing this analysis (to register on an index); it
+        drops ``GAP_TOKEN`` (see ``value_gap``)."""
+        return self._build(TOKENIZERS[self.tokenizer](), gaps=self.tokenizer != "keyword")
+
+    @property
+    def splits(self):
+        """Whether values are cut into words (every tokenizer but ``keyword``)."""
+        return self.tokenizer != "keyword"
 
     def tokens(self, text):
         return self._tokenize.analyze(text)

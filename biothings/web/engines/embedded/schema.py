@@ -25,7 +25,7 @@ import threading
 import tantivy
 
 from biothings.web.engines.errors import QueryError
-from biothings.web.engines.embedded.analysis import Analysis, AnalysisError, tokenizer_name
+from biothings.web.engines.embedded.analysis import Analysis, AnalysisError, tokenizer_name, value_gap
 
 INT_TYPES = {"integer", "long", "short", "byte", "unsigned_long", "token_count"}
 FLOAT_TYPES = {"float", "double", "half_float", "scaled_float"}
@@ -301,7 +301,11 @@ class Layout:
                 column.extend(converted)
         for field_name in list(present):
             field = self.fields[field_name]
-            if field.kind != "text":
+            if field.kind == "text":
+                values = row.get(field.tname)
+                if values and len(values) > 1 and self.analysis.analyzer(field.analyzer).splits:
+                    row[field.tname] = value_gap(values)  # phrases do not match across values
+            else:
                 column = sorted(set(row[field.tname]))
                 row[field.tname] = column
                 row[field.max_name] = [column[-1]]
