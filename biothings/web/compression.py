@@ -208,8 +208,14 @@ class CompressedAnswers(tornado.web.OutputTransform):
 
 
 def offered(web_settings):
-    """The codings ``COMPRESSION`` offers (``SettingsError`` for one this server does not have)."""
-    codings = tuple(str(coding).lower() for coding in web_settings.COMPRESSION or ())
+    """The codings ``COMPRESSION`` offers (``SettingsError`` for one this server does not have),
+    worked out once per ``COMPRESSION`` value: handlers read it per request."""
+    return _offered_codings(tuple(web_settings.COMPRESSION or ()))
+
+
+@functools.lru_cache(maxsize=16)
+def _offered_codings(names):
+    codings = tuple(str(coding).lower() for coding in names)
     unknown = [coding for coding in codings if coding not in ENCODERS]
     if unknown:
         from biothings.web.settings import SettingsError
@@ -217,15 +223,7 @@ def offered(web_settings):
     return codings
 
 
-def offered_by(web_settings):
-    """``offered(web_settings)``, worked out once per settings object (read per request)."""
-    codings = web_settings.__dict__.get("_offered_codings")
-    if codings is None:
-        codings = web_settings.__dict__["_offered_codings"] = offered(web_settings)
-    return codings
-
-
 def transform(web_settings):
     """The ``CompressedAnswers`` class of an API's settings (``COMPRESSION``, ``COMPRESS_MIN_BYTES``)."""
     return type("CompressedAnswers", (CompressedAnswers,), {
-        "offered": offered_by(web_settings), "min_bytes": web_settings.COMPRESS_MIN_BYTES})
+        "offered": offered(web_settings), "min_bytes": web_settings.COMPRESS_MIN_BYTES})

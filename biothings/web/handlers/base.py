@@ -127,7 +127,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if not header:
             return None
         settings = self.__dict__.get("web_settings") or self.application.biothings
-        return compression.negotiate(header, compression.offered_by(settings))
+        return compression.negotiate(header, compression.offered(settings))
 
     def check_etag_header(self):
         """tornado's ``If-None-Match`` check, knowing compressed representations: the tag of
