@@ -196,6 +196,18 @@ def make_settings(backend, request, **overrides):
     return BiothingWebSettings("config", **values)
 
 
+def fresh_index_settings(backend, request, tmp_path, prefix, **overrides):
+    """Settings of the demo config on an index of the test's own, not loaded yet
+    (``<prefix>_<random>``): in a new data directory (embedded) or on the loopback cluster."""
+    from biothings.web.settings import BiothingWebSettings
+    if backend == "embedded":
+        where = {"ES_HOST": "", "EMBEDDED_DATA_DIR": str(tmp_path / "data")}
+    else:
+        where = {"ES_HOST": cluster_url(backend, request)}
+    return BiothingWebSettings("config", ES_INDICES={"gene": f"{prefix}_{uuid.uuid4().hex[:8]}"},
+                               EMBEDDED_DATA_FILES={}, **where, **overrides)
+
+
 class Client:
     """A tiny HTTP client bound to a server URL; answers ``requests`` responses."""
 

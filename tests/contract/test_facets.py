@@ -1,13 +1,12 @@
 """Facets: terms aggregations with real missing counts, nested facets."""
 
 import json
-import uuid
 from collections import Counter
 
 import pytest
 
 from tests import data
-from tests.conftest import BACKENDS, cluster_url
+from tests.conftest import BACKENDS, fresh_index_settings
 
 
 def facets(api, q="__all__", **params):
@@ -107,11 +106,7 @@ def test_nested_facets_need_the_setting(serve):
 def test_boolean_facet_terms_are_true_and_false(backend, request, serve, tmp_path):
     """Elasticsearch answers a boolean bucket as key 1 / key_as_string "true": the facet says "true"."""
     from biothings.web.load import load
-    from biothings.web.settings import BiothingWebSettings
-    where = ({"ES_HOST": "", "EMBEDDED_DATA_DIR": str(tmp_path / "data")} if backend == "embedded"
-             else {"ES_HOST": cluster_url(backend, request)})
-    settings = BiothingWebSettings("config", ES_INDICES={"gene": f"bool_{uuid.uuid4().hex[:8]}"},
-                                   EMBEDDED_DATA_FILES={}, **where)
+    settings = fresh_index_settings(backend, request, tmp_path, "bool")
     docs = [dict(doc, is_coding=doc["type_of_gene"] == "protein-coding") for doc in data.DOCS[:50]]
     path = tmp_path / "docs.ndjson"
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))

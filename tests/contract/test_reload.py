@@ -2,14 +2,12 @@
 within METADATA_CHECK_INTERVAL, on every backend (embedded build swap, alias move)."""
 
 import json
-import uuid
 
 import pytest
 
 from biothings.web.load import load
-from biothings.web.settings import BiothingWebSettings
 from tests import data
-from tests.conftest import BACKENDS, cluster_url
+from tests.conftest import BACKENDS, fresh_index_settings
 from tests.servers import wait_for
 
 # the full refresh would only come after METADATA_REFRESH_INTERVAL (set far away here)
@@ -23,13 +21,8 @@ def write_ndjson(path, docs):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_reload_is_seen_at_once(backend, request, serve, tmp_path):
-    if backend == "embedded":
-        where = {"ES_HOST": "", "EMBEDDED_DATA_DIR": str(tmp_path / "data")}
-    else:
-        where = {"ES_HOST": cluster_url(backend, request)}
-    index = f"reload_{uuid.uuid4().hex[:8]}"
-    settings = BiothingWebSettings("config", ES_INDICES={"gene": index}, EMBEDDED_DATA_FILES={},
-                                   METADATA_REFRESH_INTERVAL=NO_FULL_REFRESH, **where)
+    settings = fresh_index_settings(backend, request, tmp_path, "reload",
+                                    METADATA_REFRESH_INTERVAL=NO_FULL_REFRESH)
     mapping = json.loads(open(data.MAPPING_PATH).read())
     load(settings, data.DOCUMENTS_PATH, mapping=mapping, meta=dict(data.META), progress=False)
     client = serve(config=settings)

@@ -14,14 +14,12 @@ The embedded engine reads one build for a whole batch.
 import json
 import threading
 import time
-import uuid
 
 import pytest
 
 from biothings.web.load import load
-from biothings.web.settings import BiothingWebSettings
 from tests import data
-from tests.conftest import BACKENDS, cluster_url
+from tests.conftest import BACKENDS, fresh_index_settings
 
 DOCS = data.DOCS[:300]
 IDS = [doc["_id"] for doc in DOCS[:20]]
@@ -56,12 +54,7 @@ READS = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_readers_see_whole_builds_while_the_loader_swaps(backend, request, serve, tmp_path):
-    if backend == "embedded":
-        where = {"ES_HOST": "", "EMBEDDED_DATA_DIR": str(tmp_path / "data")}
-    else:
-        where = {"ES_HOST": cluster_url(backend, request)}
-    settings = BiothingWebSettings("config", ES_INDICES={"gene": f"swap_{uuid.uuid4().hex[:8]}"},
-                                   EMBEDDED_DATA_FILES={}, METADATA_CHECK_INTERVAL=0.2, **where)
+    settings = fresh_index_settings(backend, request, tmp_path, "swap", METADATA_CHECK_INTERVAL=0.2)
     mapping = json.loads(open(data.MAPPING_PATH).read())
     mapping["properties"]["build_marker"] = {"type": "keyword"}
     files = {marker: build_file(tmp_path, marker) for marker in ("A", "B")}
