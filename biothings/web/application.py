@@ -54,7 +54,8 @@ class BiothingsApplication(tornado.web.Application):
         self.streams = 0  # streams being served (MAX_CONCURRENT_STREAMS, biothings.web.handlers.streams)
         self.trusted_proxies = TrustedProxies(web_settings.HTTP_TRUSTED_PROXIES)
         from biothings.web.memory import MemoryReturn
-        self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0)
+        self.memory = MemoryReturn(self, web_settings.get("MEMORY_TRIM_BYTES") or 0,
+                                   web_settings.get("MEMORY_RESTART_BYTES") or 0)
 
     def start_request(self, server_conn, request_conn):
         from biothings.web.limits import RequestGuard

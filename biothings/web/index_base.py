@@ -72,6 +72,7 @@ def main(app_settings=None, use_curl=False, argv=None):
     tornado's libcurl HTTP client for outgoing requests.
     """
     args = make_parser().parse_args(argv)
+    started_in = os.getcwd()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         level=(args.logging or "INFO").upper() if not str(args.logging).isdigit() else int(args.logging))
     try:
@@ -99,6 +100,25 @@ def main(app_settings=None, use_curl=False, argv=None):
     prepare_embedded_data(web_settings)
     check_clusters(web_settings, args.debug)
 
+    inherited = inherited_sockets()
+    if inherited:  # started again in place (restart_in_place): already a worker, already listening
+        sockets = inherited
+    else:
+        sockets = listen_and_fork(web_settings, args)
+
+    settings = dict(app_settings or {})
+    if args.debug:
+        settings["debug"] = True
+    if args.autoreload:
+        settings["autoreload"] = True
+    kept = run(serve(web_settings, sockets, settings, args), args.loop)
+    if kept:
+        os.chdir(started_in)
+        restart_in_place(kept)
+
+
+def listen_and_fork(web_settings, args):
+    """Bind the listening sockets and fork the workers (if more than one); the sockets of this worker."""
     processes = args.processes
     if args.debug or args.autoreload:
         processes = 1
@@ -122,13 +142,33 @@ def main(app_settings=None, use_curl=False, argv=None):
         supervise_workers(processes or tornado.process.cpu_count(), sockets)
         if reuse_port:
             sockets = tornado.netutil.bind_sockets(args.port, args.address, reuse_port=True)
+    return sockets
 
-    settings = dict(app_settings or {})
-    if args.debug:
-        settings["debug"] = True
-    if args.autoreload:
-        settings["autoreload"] = True
-    run(serve(web_settings, sockets, settings, args), args.loop)
+
+LISTEN_FDS_ENV = "BIOTHINGS_LISTEN_FDS"
+
+
+def restart_in_place(descriptors):
+    """Execute this program again in this process: same process id (the supervisor and
+    the metrics see the same worker), the listening sockets ``descriptors`` kept open
+    (connections arriving meanwhile wait in their backlog) and named in the environment."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ, **{LISTEN_FDS_ENV: ",".join(str(fd) for fd in descriptors)})
+    os.execve(sys.executable, sys.orig_argv, env)
+
+
+def inherited_sockets():
+    """The listening sockets of the process this one replaced (restart_in_place), or []."""
+    named = os.environ.pop(LISTEN_FDS_ENV, "")
+    sockets = []
+    for fd in filter(None, named.split(",")):
+        sock = socket.socket(fileno=int(fd))
+        sock.set_inheritable(False)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
 
 
 def check_clusters(web_settings, debug=False):
@@ -214,7 +254,10 @@ def supervise_workers(count, sockets=()):
 
 
 async def serve(web_settings, sockets, app_settings, args):
-    """Run until SIGTERM/SIGINT, then finish in-flight requests and close."""
+    """Run until SIGTERM/SIGINT, then finish in-flight requests and close.
+
+    Or until the application asks to start again in place (MEMORY_RESTART_BYTES):
+    then the same, but the listening sockets stay open (new descriptors, returned)."""
     app = web_settings.get_app(app_settings)
     server = make_server(app, web_settings, getattr(args, "http", None))
     await server.start(sockets)
@@ -229,12 +272,20 @@ async def serve(web_settings, sockets, app_settings, args):
                 ", ".join(str(s.getsockname()) for s in sockets), os.getpid(),
                 type(asyncio.get_running_loop()).__module__.split(".")[0], gc.get_threshold()[0])
     stop = asyncio.Event()
+    signalled = []
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lambda: (signalled.append(True), stop.set()))
+    app.memory.watch_growth(stop.set)
     await stop.wait()
-    logger.info("shutting down (pid %d)", os.getpid())
+    kept = []
+    if not signalled:  # the application's restart: the sockets outlive this program
+        kept = [os.dup(sock.fileno()) for sock in sockets]
+        for fd in kept:
+            os.set_inheritable(fd, True)
+    logger.info("%s (pid %d)", "starting again in place" if kept else "shutting down", os.getpid())
     await graceful_stop(server, app, args.shutdown_timeout)
+    return kept
 
 
 def tune_gc(threshold):

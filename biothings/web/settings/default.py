@@ -146,6 +146,13 @@ MAX_ANSWER_BYTES = 50 * 1024 * 1024
 # gives the memory it freed back to the system (glibc's malloc_trim, from a
 # thread, once no request is in flight, at most every 10 s). 0: never.
 MEMORY_TRIM_BYTES = 64 * 1024 * 1024
+# A worker process that, after such a trim and with no request in flight, still
+# holds this many bytes more memory than at start-up (Python keeps a 1 MiB arena
+# while one object in it lives) starts again in place: same process id and
+# listening sockets, new connections wait in the backlog for its start-up (about
+# a second), idle keep-alive connections are closed. Only under index.py, on
+# Linux, with MEMORY_TRIM_BYTES set. 0: never.
+MEMORY_RESTART_BYTES = 64 * 1024 * 1024
 
 # ---------------------------------------------------------------- whole result sets
 # Secret that signs the cursors of cursor paging (next / after=): the same on every
