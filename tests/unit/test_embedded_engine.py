@@ -776,3 +776,77 @@ def test_source_filter_of_top_level_names_keeps_what_the_walk_keeps(includes):
     assert SourceFilter.parse(["go.BP"]).top_level is None
     assert SourceFilter.parse(["sym*"]).top_level is None
     assert SourceFilter.parse({"includes": ["symbol"], "excludes": ["symbol"]}).top_level is None
+
+
+@pytest.mark.parametrize("words, slop, frequency", [
+    ("protein kinase", 2, 1.0),
+    ("kinase protein", 2, 1 / 3),  # a swap takes two moves
+    ("kinase protein", 1, 0.0),
+    ("protein x kinase", 2, 1 / 2),
+    ("protein x y kinase", 2, 1 / 3),
+    ("protein x y z kinase", 2, 0.0),
+    ("protein kinase kinase kinase", 2, 1.0),  # one match: the matcher stops once "protein" is done
+    ("protein kinase protein kinase", 2, 2.0),
+    ("protein x kinase y z protein kinase", 1, 1.5),
+])
+def test_sloppy_frequency_is_lucenes(words, slop, frequency):
+    """Lucene's SloppyPhraseMatcher: 1 / (1 + moves) for each match it finds."""
+    from biothings.web.engines.embedded.sloppy import sloppy_frequency
+    tokens = words.split()
+    positions = [[at for at, token in enumerate(tokens) if token == word] for word in ("protein", "kinase")]
+    assert sloppy_frequency(positions, slop) == pytest.approx(frequency)
+
+
+SLOPPY_TEXTS = {"a": "protein kinase", "b": "kinase protein", "c": "protein x kinase",
+                "d": "protein kinase kinase kinase", "e": "protein x kinase y z protein kinase",
+                "f": ["other words", "protein"], "g": ["protein", "kinase"]}
+
+
+def lucene_sloppy_scores():
+    """Lucene's BM25 of ``"protein kinase"~2`` over SLOPPY_TEXTS, written out."""
+    import math
+    lengths = {"a": 2, "b": 2, "c": 3, "d": 4, "e": 7, "f": 3, "g": 2}
+    average = sum(lengths.values()) / len(lengths)
+    frequencies = {"a": 1.0, "b": 1 / 3, "c": 1 / 2, "d": 1.0, "e": 1 / 2 + 1}  # "g": 101 positions apart
+    # "protein" in all 7 documents, "kinase" in 6; Lucene's idf of a phrase is the sum
+    idf = math.log(1 + (7 - 7 + 0.5) / (7 + 0.5)) + math.log(1 + (7 - 6 + 0.5) / (6 + 0.5))
+    return {key: idf * f / (f + 1.2 * (1 - 0.75 + 0.75 * lengths[key] / average)) for key, f in frequencies.items()}
+
+
+@pytest.fixture
+def sloppy_engine(tmp_path):
+    build_index(str(tmp_path), "t", [{"_id": key, "name": text} for key, text in SLOPPY_TEXTS.items()],
+                {"properties": {"name": {"type": "text"}}})
+    eng = EmbeddedEngine(str(tmp_path))
+    yield lambda words: {hit["_id"]: hit["_score"] for hit in search(eng, {"query": {"match_phrase": {
+        "name": {"query": words, "slop": 2}}}}, index="t")["hits"]["hits"]}
+    run(eng.close())
+
+
+def test_sloppy_phrases_score_as_lucene(sloppy_engine):
+    """BM25 with Lucene's sloppy frequency (tantivy's own counts the matches: "protein x
+    kinase y z protein kinase" would score as two exact matches), over a multi-valued field too."""
+    hits = sloppy_engine("protein kinase")
+    expected = lucene_sloppy_scores()
+    assert hits.keys() == expected.keys()
+    for key, score in expected.items():
+        assert hits[key] == pytest.approx(score, rel=1e-5), key
+    assert sorted(hits, key=hits.get, reverse=True) == sorted(expected, key=expected.get, reverse=True)
+
+
+def test_sloppy_phrases_rescored_up_to_the_limit(sloppy_engine, monkeypatch):
+    """Up to MAX_RESCORED matches get Lucene's scores; one more keeps tantivy's (the same
+    matches), as does a phrase repeating a word."""
+    from biothings.web.engines.embedded import sloppy
+    expected = lucene_sloppy_scores()
+    monkeypatch.setattr(sloppy, "MAX_RESCORED", len(expected))
+    assert sloppy_engine("protein kinase")["e"] == pytest.approx(expected["e"], rel=1e-5)
+    monkeypatch.setattr(sloppy, "MAX_RESCORED", len(expected) - 1)
+    hits = sloppy_engine("protein kinase")
+    assert hits.keys() == expected.keys()
+    assert hits["e"] != pytest.approx(expected["e"], rel=1e-3)  # two matches counted as two
+    monkeypatch.setattr(sloppy, "MAX_RESCORED", 10_000)
+    # a repeated word: tantivy's matches and scores, as docs/embedded.md lists (Lucene would
+    # want "protein" twice, so "a" would not match)
+    hits = sloppy_engine("protein kinase protein")
+    assert set(hits) == {"a", "b", "d", "e"} and hits["a"] == hits["b"]

@@ -111,6 +111,7 @@ class Analyzer:
         self.tokenizer = tokenizer
         self.filters = list(TOKENIZER_FILTERS.get(tokenizer, [])) + list(filters)
         self._tokenize = self.tantivy()
+        self._positions = None
         # Lucene's Analyzer.normalize: the filters alone, on the whole text
         self._normalize = self._build(tantivy.Tokenizer.raw())
 
@@ -134,6 +135,22 @@ class Analyzer:
 
     def tokens(self, text):
         return self._tokenize.analyze(text)
+
+    def positions(self, values, wanted):
+        """{token: [positions]} of the tokens in ``wanted`` in the indexed ``values`` of one
+        field (``value_gap`` applied), as the index holds them: the gap words keep their
+        positions, and tantivy puts each further value one position after the last."""
+        if self._positions is None:  # this chain without the filter that drops the gap words
+            self._positions = self._build(TOKENIZERS[self.tokenizer]())
+        found = {token: [] for token in wanted}
+        start = 0
+        for value in values:
+            tokens = self._positions.analyze(value)
+            for offset, token in enumerate(tokens):
+                if token in found:
+                    found[token].append(start + offset)
+            start += len(tokens) + 1
+        return found
 
     def normalize(self, text):
         """The text as a term of a keyword field, a wildcard or a range bound (no tokenizing)."""

@@ -15,7 +15,8 @@ field* (Lucene's ``docCount``), not every document, and without tantivy's
 frequencies or norms) score a constant per term; numeric terms, ranges,
 wildcards, regular expressions and ``exists`` score 1 as in Elasticsearch;
 fuzzy terms expand to at most ``max_expansions`` terms scored with the
-blended document frequency of ``FuzzyQuery``'s default rewrite.
+blended document frequency of ``FuzzyQuery``'s default rewrite; phrases with a
+slop weigh each match by its distance (``biothings.web.engines.embedded.sloppy``).
 """
 
 import fnmatch
@@ -30,6 +31,7 @@ from biothings.web import querystring as qs
 from biothings.web.engines.errors import QueryError
 from biothings.web.engines.embedded.analysis import AnalysisError
 from biothings.web.engines.embedded.schema import to_bool, to_float, to_int
+from biothings.web.engines.embedded.sloppy import lucene_sloppy_phrase
 
 Q = tantivy.Query
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
@@ -415,8 +417,12 @@ class Compiler:
         if not all(dfs):
             return query
         lucene = sum(idf(self.doc_count(field), df) for df in dfs)
-        tantivy_idf = sum(idf(self.searcher.num_docs, df) for df in dfs)
-        return Q.boost_query(query, lucene / (tantivy_idf * (1 + K1)))
+        tantivy_idfs = [idf(self.searcher.num_docs, df) for df in dfs]
+        if slop:  # tantivy counts the matches, Lucene weighs each by its distance
+            rescored = lucene_sloppy_phrase(self, field, tokens, int(slop), query, lucene, tantivy_idfs, K1, B)
+            if rescored is not None:
+                return rescored
+        return Q.boost_query(query, lucene / (sum(tantivy_idfs) * (1 + K1)))
 
     def _not_a_string(self, field, what, lenient):
         if lenient:

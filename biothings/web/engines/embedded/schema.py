@@ -274,6 +274,18 @@ class Layout:
         if problem:
             raise ValueError(problem)
 
+    def indexed_text(self, field, source):
+        """The values of the text ``field`` in ``source`` as ``row`` indexes them (gaps
+        included): what its positions are read from again (sloppy phrase scoring)."""
+        out = []
+        for path in field.sources:
+            leaves = []
+            _leaves_at(source, path.split("."), leaves)
+            out.extend(convert(field, leaves, path, self.analysis))
+        if len(out) > 1 and self.analysis.analyzer(field.analyzer).splits:
+            return value_gap(out)
+        return out
+
     def row(self, doc_id, source, source_bytes):
         """The tantivy document (as a dict for ``Document.from_dict``) of one ES document.
 
@@ -349,6 +361,23 @@ def _collect(path, value, out):
             _collect(path, item, out)
     else:
         out.setdefault(path, []).append(value)
+
+
+def _leaves_at(value, parts, out):
+    """The leaf values at the dotted path ``parts`` (as ``flatten`` finds them, keys with dots too)."""
+    if value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _leaves_at(item, parts, out)
+    elif not parts:
+        if not isinstance(value, dict):
+            out.append(value)
+    elif isinstance(value, dict):
+        for cut in range(1, len(parts) + 1):
+            key = ".".join(parts[:cut])
+            if key in value:
+                _leaves_at(value[key], parts[cut:], out)
 
 
 def convert(field, leaves, path, analysis=None):
