@@ -35,7 +35,8 @@ MODULES = {
     "options": ("biothings/web/options.py", [UNIT + "test_options.py", CONTRACT + "test_config_errors.py"]),
     "caching": ("biothings/web/caching.py", [CONTRACT + "test_caching.py"]),
     "auth": ("biothings/web/auth.py", [SERVER + "test_auth.py"]),
-    "limits": ("biothings/web/limits.py", [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py"]),
+    "limits": ("biothings/web/limits.py",
+               [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py", CONTRACT + "test_budgets.py"]),
     "builder": ("biothings/web/pipeline/builder.py",
                 [UNIT + "test_builder.py", *(CONTRACT + f"test_{name}.py" for name in (
                     "boundaries", "limits", "query", "query_string", "security", "batch", "facets"))]),
@@ -53,6 +54,16 @@ MODULES = {
 }
 # what the tests read besides the package and tests/
 ALSO_COPY = ["config.py", "pytest.ini"]
+# Imported by the Python subprocesses of tests (``python -m biothings.web.load``, whose
+# PYTHONPATH holds the mutants' copy of the project): during mutmut's first pass, which
+# records which tests call which function, a subprocess would record its calls too and
+# fail to find mutmut's config from its own working directory; its calls are not needed
+# (the parent's are), so it runs the original code then. With a mutant under test it
+# runs that mutant, as the tests' own process does.
+SUBPROCESS_HOOK = """import os
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    os.environ["MUTANT_UNDER_TEST"] = ""
+"""
 STATUSES = ("killed", "survived", "timeout", "segfault", "suspicious", "no tests", "skipped", "not checked")
 
 
@@ -68,8 +79,9 @@ def workdir(module):
     lines = ["[mutmut]", "source_paths = biothings", f"only_mutate = {source}",
              "pytest_add_cli_args_test_selection =", *(f"    {test}" for test in tests),
              "pytest_add_cli_args =", "    -p", "    no:cacheprovider",
-             "also_copy =", *(f"    {name}" for name in ALSO_COPY),
+             "also_copy =", *(f"    {name}" for name in [*ALSO_COPY, "sitecustomize.py"]),
              "use_git_change_detection = false", ""]
+    (directory / "sitecustomize.py").write_text(SUBPROCESS_HOOK)
     config = "\n".join(lines)
     path = directory / "setup.cfg"
     if not path.exists() or path.read_text() != config:
