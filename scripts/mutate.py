@@ -11,8 +11,9 @@ naming the module and the test files that cover it, links to the sources), so it
 mutants, its test-to-function map and its results are kept apart: a run stopped half
 way resumes where it stopped, and modules can run one after the other in the
 background. Only the embedded backend runs (``BIOTHINGS_TEST_BACKENDS=embedded``):
-the web layer's mutants die on one engine. ``mutmut`` itself then runs, for each
-mutant, only the tests that called the mutated function.
+the web layer's mutants die on one engine; the loader's command line runs in the tests'
+process (``BIOTHINGS_TEST_LOAD_IN_PROCESS``), since mutmut sees only that process's calls.
+``mutmut`` itself then runs, for each mutant, only the tests that called the mutated function.
 
 Survivors: ``cd .mutation/<module> && ../../.venv/bin/mutmut show <mutant name>``.
 docs/mutation.md records the scores and why each remaining survivor is equivalent.
@@ -49,7 +50,7 @@ MODULES = {
              [CONTRACT + "test_facets.py", UNIT + "test_embedded_engine.py", CONTRACT + "test_engine_parity.py"]),
     "load": ("biothings/web/load.py", [TOOLS + "test_load.py", TOOLS + "test_load_safety.py"]),
     "store": ("biothings/web/engines/embedded/store.py",
-              [UNIT + "test_embedded_engine.py", TOOLS + "test_load.py", TOOLS + "test_load_safety.py",
+              [UNIT + "test_embedded_engine.py", UNIT + "test_store.py", TOOLS + "test_load.py", TOOLS + "test_load_safety.py",
                CONTRACT + "test_reload.py"]),
 }
 # what the tests read besides the package and tests/
@@ -98,7 +99,9 @@ def run(module, max_children, fresh=False, retest=False):
     if retest and not names:
         return
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
-    env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded"}
+    # the loader's command line in the tests' own process (tests/tools/test_load.py):
+    # mutmut maps mutants to the tests that called them in its process only
+    env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded", "BIOTHINGS_TEST_LOAD_IN_PROCESS": "1"}
     print(f"== {module}: {MODULES[module][0]}", flush=True)
     subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
                    check=False)

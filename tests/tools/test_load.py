@@ -30,9 +30,42 @@ TOTAL = len(LINES)
 
 
 def run_load(cwd, *args, conf="config"):
+    """``python -m biothings.web.load`` in ``cwd``; in this process when
+    ``BIOTHINGS_TEST_LOAD_IN_PROCESS`` is set (scripts/mutate.py: mutmut sees the calls of
+    the tests' own process only)."""
+    if os.environ.get("BIOTHINGS_TEST_LOAD_IN_PROCESS"):
+        return load_in_process(cwd, [f"--conf={conf}", *args])
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "biothings.web.load", f"--conf={conf}", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def load_in_process(cwd, argv):
+    """The loader's command line run in this process, as ``subprocess.run`` reports it."""
+    import contextlib
+    import io
+    from biothings.web import load as loader
+    stdout, stderr = io.StringIO(), io.StringIO()
+    before, path, modules = os.getcwd(), list(sys.path), dict(sys.modules)
+    conf = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--conf="))
+    sys.modules.pop(conf, None)  # another test's config module of that name: this one is in cwd
+    cwd = os.path.abspath(str(cwd))
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = loader.main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(before)
+        sys.path[:] = path
+        for name, module in list(sys.modules.items()):  # the config modules read from cwd
+            if (getattr(module, "__file__", None) or "").startswith(cwd + os.sep):
+                del sys.modules[name]
+        if conf in modules:
+            sys.modules[conf] = modules[conf]
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
 
 
 def write_config(directory, name="config", **values):

@@ -1,0 +1,139 @@
+"""The embedded index store (biothings.web.engines.embedded.store): building on first start,
+its metadata, an abandoned build, a build that never completed, malformed input."""
+
+import datetime
+import json
+import os
+import threading
+
+import pytest
+
+from biothings.web.engines.embedded import store
+from biothings.web.engines.embedded.store import (COMPLETE_FILE, IndexBuilder, current_version, ensure_index,
+                                                  index_exists, version_path)
+
+DOCS = [{"_id": "1", "symbol": "CDK2", "taxid": 9606}, {"_id": "2", "symbol": "TP53", "taxid": 9606}]
+MAPPING = {"properties": {"symbol": {"type": "keyword"}, "taxid": {"type": "integer"}}}
+
+
+def write(path, obj, lines=False):
+    with open(path, "w") as handle:
+        if lines:
+            handle.write("".join(json.dumps(item) + "\n" for item in obj))
+        else:
+            json.dump(obj, handle)
+    return str(path)
+
+
+def built(data_dir, name="genes"):
+    """The mapping and metadata the build wrote into the current version."""
+    with open(os.path.join(version_path(data_dir, name, current_version(data_dir, name)), store.MAPPING_FILE)) as f:
+        return json.load(f)
+
+
+def test_ensure_index_builds_with_the_mapping_and_meta_given(tmp_path):
+    documents = write(tmp_path / "docs.ndjson", DOCS, lines=True)
+    mapping = write(tmp_path / "mapping.json", MAPPING)
+    meta = write(tmp_path / "meta.json", {"build_version": "20240101", "src": {"ncbi": {"version": "1"}}})
+    data = str(tmp_path / "data")
+    assert ensure_index(data, "genes", documents, mapping, meta) is True
+    written = built(data)
+    assert written["properties"] == MAPPING["properties"]  # as given, not inferred (symbol: keyword)
+    assert written["_meta"]["build_version"] == "20240101" and written["_meta"]["src"] == {"ncbi": {"version": "1"}}
+    assert ensure_index(data, "genes", documents, mapping, meta) is False  # there already
+
+
+def test_ensure_index_takes_the_meta_of_the_mapping_when_none_is_given(tmp_path):
+    documents = write(tmp_path / "docs.ndjson", DOCS, lines=True)
+    mapping = write(tmp_path / "mapping.json", {**MAPPING, "_meta": {"build_version": "7", "src": {"a": {}}}})
+    data = str(tmp_path / "data")
+    ensure_index(data, "genes", documents, mapping)
+    assert built(data)["_meta"]["build_version"] == "7" and built(data)["_meta"]["src"] == {"a": {}}
+    # a meta file wins over the mapping's _meta
+    meta = write(tmp_path / "meta.json", {"build_version": "8"})
+    ensure_index(str(tmp_path / "other"), "genes", documents, mapping, meta)
+    other = built(str(tmp_path / "other"))["_meta"]
+    assert other["build_version"] == "8" and "src" not in other
+
+
+def test_ensure_index_dates_a_build_without_meta_and_infers_the_mapping(tmp_path):
+    documents = write(tmp_path / "docs.ndjson", DOCS, lines=True)
+    data = str(tmp_path / "data")
+    ensure_index(data, "genes", documents)
+    written = built(data)
+    assert written["_meta"]["build_version"] == datetime.date.today().strftime("%Y%m%d")
+    assert datetime.datetime.fromisoformat(written["_meta"]["build_date"]).tzinfo is not None
+    assert written["properties"]["taxid"]["type"] == "long"  # inferred: ES's dynamic mapping
+    assert written["properties"]["symbol"]["type"] == "text"
+
+
+def test_ensure_index_builds_once_when_called_at_once(tmp_path):
+    """Two starts at the same moment: one builds under the lock, the other finds it built."""
+    documents = write(tmp_path / "docs.ndjson", DOCS, lines=True)
+    data = str(tmp_path / "data")
+    results = []
+    start = threading.Barrier(2)
+
+    def call():
+        start.wait()
+        results.append(ensure_index(data, "genes", documents))
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
+    assert len(os.listdir(os.path.join(data, "genes", store.VERSIONS))) == 1
+
+
+def test_a_malformed_document_file_names_the_line(tmp_path):
+    documents = tmp_path / "docs.ndjson"
+    documents.write_text(json.dumps(DOCS[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match="line 2"):
+        list(store.iter_documents(str(documents)))
+
+
+def test_a_version_without_its_complete_marker_is_no_index(tmp_path):
+    """A build that stopped before its last file: the index does not exist, and is built again."""
+    documents = write(tmp_path / "docs.ndjson", DOCS, lines=True)
+    data = str(tmp_path / "data")
+    ensure_index(data, "genes", documents)
+    assert index_exists(data, "genes")
+    os.remove(os.path.join(version_path(data, "genes", current_version(data, "genes")), COMPLETE_FILE))
+    assert not index_exists(data, "genes")
+    assert ensure_index(data, "genes", documents) is True
+
+
+def test_an_aborted_build_leaves_the_current_index_and_no_files(tmp_path):
+    data = str(tmp_path / "data")
+    first = IndexBuilder(data, "genes", MAPPING)
+    first.add(DOCS[0])
+    version = first.commit()
+    builder = IndexBuilder(data, "genes", MAPPING)
+    builder.add(DOCS[1])
+    assert os.path.isdir(builder.path)
+    builder.abort()
+    assert not os.path.exists(builder.path)
+    assert builder.writer is None and builder.index is None and builder.done is True
+    builder.abort()  # a second abort does nothing
+    assert current_version(data, "genes") == version and index_exists(data, "genes")
+    assert os.listdir(os.path.join(data, "genes", store.VERSIONS)) == [version]
+    committed = IndexBuilder(data, "genes", MAPPING)
+    committed.commit()
+    committed.abort()  # after a commit: nothing to throw away
+    assert os.path.isdir(committed.path) and current_version(data, "genes") == committed.version
+
+
+def test_inferred_mapping_follows_dynamic_mapping():
+    """Elasticsearch's dynamic mapping: the first type seen at a path wins, lists map their
+    items, the top-level ``_id`` is not mapped (a nested one is), empty objects and dotted
+    keys make objects."""
+    text = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    docs = [{"_id": "1", "score": 1.5, "count": 3, "ok": True, "tags": ["a", "b"], "empty": {},
+             "first": 1, "ref": {"_id": "x"}, "go.BP": "dotted", "none": None, "nothing": []},
+            {"_id": "2", "first": {"b": 2}, "count": 4.5, "obj": [{"x": 1}, {"y": "z"}]}]
+    assert store.infer_mapping(docs) == {"properties": {
+        "score": {"type": "double"}, "count": {"type": "long"}, "ok": {"type": "boolean"}, "tags": text,
+        "empty": {"properties": {}}, "first": {"type": "long"},  # then an object there: still long
+        "ref": {"properties": {"_id": text}}, "go": {"properties": {"BP": text}},
+        "obj": {"properties": {"x": {"type": "long"}, "y": text}}}}
