@@ -13,7 +13,7 @@ returns to Python; such calls are bounded by size budgets instead. The exception
 derives from ``BaseException`` so that no ``except Exception`` inside the block
 swallows it; catch it where the block is armed (see ``handlers.query``).
 
-Arming costs two uncontended lock round trips. The watchdog's thread sleeps until the
+Arming takes no lock (see ``Watchdog``): a set operation in and one out. The watchdog's thread sleeps until the
 earliest deadline armed (or until a block is armed while nothing is): a block armed with a
 later deadline than the one it waits for does not wake it, and when it wakes it looks
 again at what is armed then. So under steady load it wakes about once per budget, not at
@@ -25,6 +25,7 @@ and 37 now: docs/benchmarks.md).
 
 import ctypes
 import os
+import queue
 import threading
 import time
 
@@ -104,15 +105,27 @@ _UNARMED = _Unarmed()
 
 
 class Watchdog:
-    """Interrupts armed blocks that outlive their deadline (one per process is enough)."""
+    """Interrupts armed blocks that outlive their deadline (one per process is enough).
+
+    The armed thread takes no lock: an interruption can land between any two bytecodes of
+    it (a late one from a block that just ended, or this block's own), and one landing just
+    after a lock is taken, before the ``with`` or ``try`` that releases it, would leave the
+    lock held and every later block waiting for it (seen under coverage's tracer, whose
+    line events let pending exceptions land at every line). Each step the two threads share
+    is one operation of a built-in type instead, atomic under the GIL: blocks join and leave
+    the ``_armed`` set, and whichever thread removes a block first decides (the watchdog:
+    it fires; the block: it ends unfired); wake-ups go through a ``SimpleQueue``.
+    """
 
     def __init__(self, resolution=RESOLUTION):
         self.resolution = resolution
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._armed = set()
-        self._thread = None
+        self._wakeups = queue.SimpleQueue()
         self._alarm = None  # when the thread wakes next; None: once a block is armed
+        # started now, not at the first arming: starting it there would take locks
+        # (threading's) where an interruption may land
+        self._thread = threading.Thread(target=self._watch, name="biothings-watchdog", daemon=True)
+        self._thread.start()
 
     def limit(self, seconds):
         """A context manager raising ``BudgetExceeded`` in the block after ``seconds``
@@ -122,49 +135,68 @@ class Watchdog:
         return Armed(self, seconds)
 
     def arm(self, armed):
-        # the plain lock, not the Condition: Condition.__enter__ is Python code, and a late
-        # interruption landing in it after the lock is taken would leave the lock held for good
-        with self._lock:
-            self._armed.add(armed)
-            if self._alarm is None or armed.deadline < self._alarm:  # else it wakes in time
-                self._alarm = armed.deadline
-                self._wake.notify()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="biothings-watchdog", daemon=True)
-                self._thread.start()
+        self._armed.add(armed)
+        alarm = self._alarm  # read after the add: see _watch
+        if alarm is None or armed.deadline < alarm:  # else the thread wakes in time
+            # the thread keeps this alarm while nothing is armed (blocks shorter than its
+            # wake-up): the next blocks, with later deadlines, then need not wake it
+            self._alarm = armed.deadline
+            self._wakeups.put(None)
 
     def expire(self, armed):
         """End ``armed``'s budget now."""
-        with self._lock:
-            armed.deadline = 0.0
-            if armed in self._armed:
-                self._alarm = 0.0
-                self._wake.notify()
+        armed.deadline = 0.0
+        if armed in self._armed:
+            self._wakeups.put(None)
 
     def disarm(self, armed):
-        """Forget an armed block; True when it fired (its exception may still be pending)."""
-        with self._lock:
-            self._armed.discard(armed)
-            return armed.fired
+        """Forget an armed block; True when it fired (its exception then lands at the
+        latest in the caller's next bytecodes)."""
+        try:
+            self._armed.remove(armed)
+            return False  # removed before the watchdog could: it will not fire
+        except KeyError:  # the watchdog removed it: its exception is set, or about to be
+            while not armed.fired:
+                time.sleep(0)
+            return True
 
     def _watch(self):
-        with self._wake:
-            while True:
-                now = time.monotonic()
-                earliest = None
-                for armed in list(self._armed):
-                    if armed.deadline <= now:
-                        self._armed.discard(armed)  # fired once; nothing of it stays behind
-                        armed.fired = True
-                        _set_async_exc(armed.thread_id, id(BudgetExceeded))
-                    elif earliest is None or armed.deadline < earliest:
-                        earliest = armed.deadline
-                if earliest is None and self._alarm is not None and self._alarm > now:
-                    # nothing armed right now (between two requests): sleep until the alarm set
-                    # already, which blocks armed meanwhile (later deadlines) need not move
-                    earliest = self._alarm
-                self._alarm = earliest
-                self._wake.wait(None if earliest is None else max(earliest - now, self.resolution))
+        while True:
+            now = time.monotonic()
+            earliest = self._fire_due(now)
+            if earliest is None and self._alarm is not None and self._alarm > now:
+                # nothing armed right now (between two requests): sleep until the alarm set
+                # already, which blocks armed meanwhile (later deadlines) need not move
+                earliest = self._alarm
+            self._alarm = earliest
+            # a block armed after the look above read the old alarm, maybe too late to
+            # wake this thread: look once more now that the new alarm is set (a block armed
+            # after this look reads the new one and wakes the thread if it must)
+            again = self._fire_due(time.monotonic())
+            if again is not None and (earliest is None or again < earliest):
+                self._alarm = earliest = again
+            timeout = None if earliest is None else max(earliest - time.monotonic(), self.resolution)
+            try:
+                self._wakeups.get(timeout=timeout)
+                while True:  # one wake for all the wake-ups queued meanwhile
+                    self._wakeups.get_nowait()
+            except queue.Empty:
+                pass
+
+    def _fire_due(self, now):
+        """Interrupt the blocks past their deadline; the earliest deadline of the others."""
+        earliest = None
+        for armed in list(self._armed):
+            if armed.deadline <= now:
+                try:
+                    self._armed.remove(armed)
+                except KeyError:
+                    continue  # the block ended meanwhile: it did not fire
+                _set_async_exc(armed.thread_id, id(BudgetExceeded))
+                armed.fired = True  # after the exception is set: disarm waits for this
+            elif earliest is None or armed.deadline < earliest:
+                earliest = armed.deadline
+        return earliest
 
 
 _watchdog = Watchdog()
