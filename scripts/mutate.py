@@ -36,8 +36,7 @@ MODULES = {
     "options": ("biothings/web/options.py", [UNIT + "test_options.py", CONTRACT + "test_config_errors.py"]),
     "caching": ("biothings/web/caching.py", [CONTRACT + "test_caching.py"]),
     "auth": ("biothings/web/auth.py", [SERVER + "test_auth.py"]),
-    "limits": ("biothings/web/limits.py",
-               [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py", CONTRACT + "test_budgets.py"]),
+    "limits": ("biothings/web/limits.py", [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py"]),
     "builder": ("biothings/web/pipeline/builder.py",
                 [UNIT + "test_builder.py", *(CONTRACT + f"test_{name}.py" for name in (
                     "boundaries", "limits", "query", "query_string", "security", "batch", "facets"))]),
