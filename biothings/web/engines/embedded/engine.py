@@ -61,26 +61,25 @@ class IndexHandle:
     def __init__(self, engine, name):
         self.engine = engine
         self.name = name
-        self.lock = threading.Lock()
         self.opened = None
         self.checked = 0.0
 
     def current(self):
+        """No lock: this runs inside searches under a deadline, where an interruption landing
+        just after a lock is taken could leave it held (see ``biothings.web.watchdog``). Two
+        threads checking at once both read the pointer; ``open_version`` opens a build once."""
         now = time.monotonic()
         opened = self.opened
         if opened is not None and now - self.checked < RECHECK_SECONDS:
             return opened
-        with self.lock:
-            if self.opened is not None and now - self.checked < RECHECK_SECONDS:
-                return self.opened
-            version = store.current_version(self.engine.data_dir, self.name)
-            if version is None:
-                self.opened = None
-                raise IndexNotFound(f"no such index [{self.name}]", index=self.name)
-            if self.opened is None or self.opened.version != version:
-                self.opened = self.engine.open_version(self.name, version)
-            self.checked = time.monotonic()
-            return self.opened
+        version = store.current_version(self.engine.data_dir, self.name)
+        if version is None:
+            self.opened = None
+            raise IndexNotFound(f"no such index [{self.name}]", index=self.name)
+        if opened is None or opened.version != version:
+            opened = self.opened = self.engine.open_version(self.name, version)
+        self.checked = time.monotonic()
+        return opened
 
 
 def _duration_seconds(text, setting="scroll"):
@@ -186,7 +185,6 @@ class EmbeddedEngine(Engine):
         self.lookups = Lane("lookup", lookup_workers)
         self._handles = {}
         self._versions = {}  # (name, version) -> OpenedIndex, few per index
-        self._lock = threading.Lock()
         self._scroll_key = None
         self._batch = threading.local()  # .builds: {index name: build} a running msearch pinned
 
@@ -206,8 +204,7 @@ class EmbeddedEngine(Engine):
         handle = self._handles.get(name)
         if handle is None:
             self._check_name(name)
-            with self._lock:
-                handle = self._handles.setdefault(name, IndexHandle(self, name))
+            handle = self._handles.setdefault(name, IndexHandle(self, name))  # one wins, atomically
         return handle
 
     def opened(self, name):
@@ -228,14 +225,13 @@ class EmbeddedEngine(Engine):
         path = store.version_path(self.data_dir, name, version)
         if not os.path.exists(os.path.join(path, store.COMPLETE_FILE)):
             raise IndexNotFound(f"no such index [{name}] (version {version} is gone)", index=name)
-        with self._lock:
-            opened = self._versions.get(key)
-            if opened is None:
-                opened = OpenedIndex(name, version, path)
-                self._versions[key] = opened
-                same = [k for k in self._versions if k[0] == name and k != key]
-                for old in same[:-(OPEN_VERSIONS_PER_INDEX - 1) or None]:
-                    self._versions.pop(old, None)
+        # no lock (searches call this under a deadline, see IndexHandle.current): two threads
+        # opening one build at once keep the first one stored; older builds of the name beyond
+        # OPEN_VERSIONS_PER_INDEX are forgotten (their readers keep what they hold)
+        opened = self._versions.setdefault(key, OpenedIndex(name, version, path))
+        same = [k for k in list(self._versions) if k[0] == name and k != key]
+        for old in same[:-(OPEN_VERSIONS_PER_INDEX - 1) or None]:
+            self._versions.pop(old, None)
         return opened
 
     def names(self, index):

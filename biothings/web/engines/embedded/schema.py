@@ -20,7 +20,6 @@ Elasticsearch does.
 """
 
 import math
-import threading
 
 import tantivy
 
@@ -124,7 +123,6 @@ class Layout:
         self.stats = {name: list(pair) for name, pair in (stats or {}).items()}
         self._terms = {}  # tantivy field -> its term list (fuzzy expansion), per opened index
         self._automata = {}  # (tantivy field, regex) -> compiled regex query, the newest AUTOMATA
-        self._automata_lock = threading.Lock()
         self.searchable = [f for f in fields if f.kind and f.indexed]
         self.by_source = {}
         for field in fields:
@@ -198,10 +196,15 @@ class Layout:
                 query = tantivy.Query.regex_query(schema, tname, pattern)
             except ValueError as exc:
                 raise QueryError(f"invalid or too complex regular expression: {exc}") from None
-            with self._automata_lock:
-                if len(self._automata) >= AUTOMATA:
+            # no lock: this runs in searches under a deadline (see biothings.web.watchdog);
+            # each step is one atomic dict operation, and two threads evicting at once drop
+            # two of the oldest entries instead of one
+            if len(self._automata) >= AUTOMATA:
+                try:
                     self._automata.pop(next(iter(self._automata)), None)
-                self._automata[key] = query
+                except (StopIteration, RuntimeError):
+                    pass
+            self._automata[key] = query
         return query
 
     def terms(self, searcher, tname):
