@@ -54,7 +54,11 @@ class _Keys(_Handler):
 class _Introspect(_Handler):
     async def post(self):
         self.provider.introspections += 1
+        self.provider.requests.append((dict(self.request.headers), self.request.body_arguments))
         await asyncio.sleep(self.provider.delay)
+        if self.provider.fail_with:  # an error with a JSON body, as providers send them
+            self.set_status(self.provider.fail_with)
+            return self.answer({"error": "server_error"})
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if self.request.headers.get("Authorization") != expected:
             self.set_status(401)
@@ -73,6 +77,8 @@ class OIDCProvider(LoopbackServer):
         self.calls = 0
         self.introspections = 0
         self.delay = 0.0
+        self.fail_with = None  # an HTTP status introspection answers with instead
+        self.requests = []  # (headers, form fields) of each introspection call
         self.opaque = {}  # opaque token -> introspection claims
 
     def token(self, key=None, kid=None, **claims):

@@ -169,9 +169,10 @@ def introspecting(serve, provider):
     provider.down, provider.delay = False, 0.0
 
     def start(**overrides):
-        return serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_INTROSPECTION_URL=provider.url + "/introspect",
-                     AUTH_OIDC_AUDIENCE="biothings", AUTH_INTROSPECTION_CLIENT_ID=CLIENT_ID,
-                     AUTH_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET, **overrides)
+        settings = dict(AUTH_REQUIRED_ROUTES=["annotation"], AUTH_INTROSPECTION_URL=provider.url + "/introspect",
+                        AUTH_OIDC_AUDIENCE="biothings", AUTH_INTROSPECTION_CLIENT_ID=CLIENT_ID,
+                        AUTH_INTROSPECTION_CLIENT_SECRET=CLIENT_SECRET)
+        return serve("embedded", **{**settings, **overrides})
     yield start
     provider.delay = 0.0
 
@@ -322,3 +323,112 @@ def test_an_inactive_introspection_answer_with_claims_is_refused(introspecting, 
     provider.opaque["odd-active"] = {"sub": "bob", "aud": "biothings", "active": "true"}  # not JSON true
     assert "inactive" in assert_401(client.get("/v1/gene/1017", headers=bearer("revoked")))["error"]
     assert "inactive" in assert_401(client.get("/v1/gene/1017", headers=bearer("odd-active")))["error"]
+
+
+# ---------------------------------------------------------------- introspection as RFC 7662 describes it
+
+def test_the_introspection_request_is_a_form_post_with_the_client_credentials(introspecting, provider):
+    client = introspecting()
+    provider.opaque["form-good"] = {"sub": "bob", "aud": "biothings"}
+    assert client.get("/v1/gene/1017", headers=bearer("form-good")).status_code == 200
+    headers, form = provider.requests[-1]
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert headers["Accept"] == "application/json"
+    import base64
+    assert headers["Authorization"] == "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert form == {"token": [b"form-good"], "token_type_hint": [b"access_token"]}
+
+
+def test_a_client_id_without_a_secret_sends_an_empty_secret(introspecting, provider):
+    client = introspecting(AUTH_INTROSPECTION_CLIENT_SECRET="")
+    response = client.get("/v1/gene/1017", headers=bearer("no-secret"))
+    assert response.status_code == 503  # the provider refused our credentials: its fault or ours, not the client's
+    import base64
+    assert provider.requests[-1][0]["Authorization"] == "Basic " + base64.b64encode(f"{CLIENT_ID}:".encode()).decode()
+
+
+def test_a_provider_error_with_a_json_body_is_503(introspecting, provider):
+    client = introspecting()
+    provider.opaque["error-token"] = {"sub": "bob", "aud": "biothings"}
+    provider.fail_with = 500
+    try:
+        response = client.get("/v1/gene/1017", headers=bearer("error-token"))
+        assert response.status_code == 503 and response.json()["code"] == 503
+    finally:
+        provider.fail_with = None
+    assert client.get("/v1/gene/1017", headers=bearer("error-token")).status_code == 200  # not cached
+
+
+def test_introspection_refusals_say_why(introspecting, provider):
+    client = introspecting(AUTH_LEEWAY=0)
+    provider.opaque["why-expired"] = {"sub": "bob", "aud": "biothings", "exp": int(time.time()) - 5}
+    provider.opaque["why-elsewhere"] = {"sub": "bob", "aud": "another-api"}
+    assert assert_401(client.get("/v1/gene/1017", headers=bearer("why-inactive")))["error"] == \
+        "Invalid or inactive token."
+    assert assert_401(client.get("/v1/gene/1017", headers=bearer("why-expired")))["error"] == "Token expired."
+    assert assert_401(client.get("/v1/gene/1017", headers=bearer("why-elsewhere")))["error"] == \
+        "Token not meant for this API (audience)."
+
+
+def test_concurrent_checks_of_different_tokens_get_their_own_answers(introspecting, provider):
+    """One call per token at a time, but never one token's answer for another's."""
+    from concurrent.futures import ThreadPoolExecutor
+    client = introspecting()
+    provider.opaque["twin-good"] = {"sub": "bob", "aud": "biothings"}
+    provider.delay = 0.5
+    tokens = ["twin-good", "twin-unknown"] * 3
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda token: client.get("/v1/gene/1017", headers=bearer(token)).status_code, tokens))
+    assert statuses == [200, 401] * 3
+
+
+def test_introspection_answers_are_not_cached_when_the_setting_is_zero(introspecting, provider):
+    client = introspecting(AUTH_INTROSPECTION_CACHE_SECONDS=0)
+    provider.opaque["uncached"] = {"sub": "bob", "aud": "biothings"}
+    before = provider.introspections
+    for _ in range(3):
+        assert client.get("/v1/gene/1017", headers=bearer("uncached")).status_code == 200
+    assert provider.introspections - before == 3
+
+
+def test_the_introspection_cache_forgets_the_least_recent_first(introspecting, provider, monkeypatch):
+    from biothings.web import auth
+    monkeypatch.setattr(auth, "INTROSPECTION_CACHE_SIZE", 2)
+    client = introspecting(AUTH_INTROSPECTION_CACHE_SECONDS=300)
+    for token in ("lru-a", "lru-b", "lru-c"):
+        provider.opaque[token] = {"sub": "bob", "aud": "biothings"}
+
+    def calls_for(token):
+        before = provider.introspections
+        assert client.get("/v1/gene/1017", headers=bearer(token)).status_code == 200
+        return provider.introspections - before
+    assert [calls_for(token) for token in ("lru-a", "lru-b", "lru-b")] == [1, 1, 0]  # two fit
+    assert calls_for("lru-c") == 1  # a third: the oldest, lru-a, goes
+    assert calls_for("lru-b") == 0 and calls_for("lru-a") == 1
+
+
+# ---------------------------------------------------------------- signing keys
+
+def test_a_rotated_signing_key_is_fetched_once_its_kid_is_seen(oidc_api, provider, monkeypatch):
+    from biothings.web import auth
+    monkeypatch.setattr(auth, "_MIN_REFETCH_INTERVAL", 0)
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200  # keys fetched
+    old_key, old_kid = provider.key, provider.kid
+    provider.key, provider.kid = new_key(), "key-2"
+    try:
+        calls = provider.calls
+        assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+        assert provider.calls - calls == 1  # the keys again, once: an unknown kid
+        assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(provider.token(key=old_key, kid=old_kid))))
+    finally:
+        provider.key, provider.kid = old_key, old_kid
+
+
+def test_a_token_without_kid_uses_the_only_key(oidc_api, provider):
+    import jwt
+    now = int(time.time())
+    claims = {"iss": provider.url, "sub": "alice", "aud": "biothings", "iat": now, "exp": now + 300}
+    token = jwt.encode(claims, provider.key, algorithm="RS256")
+    assert "kid" not in jwt.get_unverified_header(token)
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(token)).status_code == 200
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(jwt.encode(claims, new_key(), algorithm="RS256"))))
