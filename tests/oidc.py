@@ -29,6 +29,7 @@ class _Handler(tornado.web.RequestHandler):
 
     def prepare(self):
         self.provider.calls += 1
+        self.provider.paths.append(self.request.path)
         if self.provider.down:
             self.set_status(503)
             self.finish({"error": "down"})
@@ -48,7 +49,8 @@ class _Discovery(_Handler):
 class _Keys(_Handler):
     def get(self):
         key = jwt.algorithms.RSAAlgorithm.to_jwk(self.provider.key.public_key(), as_dict=True)
-        self.answer({"keys": [{**key, "kid": self.provider.kid, "use": "sig", "alg": "RS256"}]})
+        self.answer({"keys": [*self.provider.other_keys, {**key, "kid": self.provider.kid, "use": "sig",
+                                                          "alg": "RS256"}]})
 
 
 class _Introspect(_Handler):
@@ -79,6 +81,8 @@ class OIDCProvider(LoopbackServer):
         self.delay = 0.0
         self.fail_with = None  # an HTTP status introspection answers with instead
         self.requests = []  # (headers, form fields) of each introspection call
+        self.other_keys = []  # JWKS entries listed before the signing key
+        self.paths = []  # the path of each request
         self.opaque = {}  # opaque token -> introspection claims
 
     def token(self, key=None, kid=None, **claims):

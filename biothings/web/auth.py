@@ -257,10 +257,12 @@ class Authenticator:
             raise ProviderUnavailable(f"JWKS: HTTP {code}")
         found = {}
         for entry in document.get("keys") or []:
+            if not isinstance(entry, dict):
+                continue
             try:
                 key = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
-                continue  # a key type we cannot use
+            except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, TypeError, ValueError):
+                continue  # a key type we cannot use, or one missing a member (PyJWT: KeyError)
             found[entry.get("kid")] = key
         self._keys = (found, now)
         return self._keys

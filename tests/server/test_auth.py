@@ -432,3 +432,40 @@ def test_a_token_without_kid_uses_the_only_key(oidc_api, provider):
     assert "kid" not in jwt.get_unverified_header(token)
     assert oidc_api.get("/v1/gene/1017", headers=bearer(token)).status_code == 200
     assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(jwt.encode(claims, new_key(), algorithm="RS256"))))
+
+
+def test_the_challenge_names_the_api_as_realm(serve):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS=["t0ken"],
+                   API_NAME='Gene "demo" API')
+    response = client.get("/v1/gene/1017", headers=bearer("wrong"))
+    assert_401(response)
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="Gene \'demo\' API", error="invalid_token"'), challenge
+
+
+def test_the_discovery_document_is_fetched_once(oidc_api, provider):
+    provider.opaque["discovered-once"] = {"sub": "bob", "aud": "biothings"}
+    start = len(provider.paths)
+    for _ in range(3):
+        assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+        assert oidc_api.get("/v1/gene/1017", headers=bearer("discovered-once")).status_code == 200
+    paths = provider.paths[start:]
+    assert paths.count("/.well-known/openid-configuration") == 1 and paths.count("/jwks") == 1
+
+
+def test_keys_the_api_cannot_use_are_skipped(oidc_api, provider):
+    """An unknown key type, a key missing a member (PyJWT raised KeyError: a 500 for every
+    token) and an entry that is no object, before the signing key."""
+    provider.other_keys = [{"kty": "unknown-type", "kid": "odd"}, {"kty": "oct"}, "not a key", {"kty": "RSA"}]
+    try:
+        assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+    finally:
+        provider.other_keys = []
+
+
+def test_no_cap_on_provider_calls_at_zero(introspecting, provider):
+    client = introspecting(AUTH_PROVIDER_CALLS_PER_SECOND=0)
+    before = provider.introspections
+    for number in range(5):
+        assert_401(client.get("/v1/gene/1017", headers=bearer(f"uncapped-{number}")))
+    assert provider.introspections - before == 5
