@@ -234,7 +234,6 @@ class Authenticator:
         return document
 
     async def _signing_key(self, kid):
-        import jwt
         now = time.monotonic()
         keys = self._keys
         stale = keys is None or now - keys[1] >= self.cache_seconds
