@@ -137,3 +137,62 @@ def test_inferred_mapping_follows_dynamic_mapping():
         "empty": {"properties": {}}, "first": {"type": "long"},  # then an object there: still long
         "ref": {"properties": {"_id": text}}, "go": {"properties": {"BP": text}},
         "obj": {"properties": {"x": {"type": "long"}, "y": text}}}}
+
+
+def test_build_index_counts_skips_replacements_and_stats(tmp_path):
+    data = str(tmp_path / "data")
+    docs = [*DOCS, {"_id": "1", "symbol": "CDK2", "taxid": 10090}, {"_id": "3", "taxid": "not a number"},
+            {"symbol": "no id"}]
+    summary = store.build_index(data, "genes", docs, MAPPING, {"src": {"x": {}}, "stats": {"genes": 2}},
+                                on_error="skip")
+    assert summary["total"] == 2 and summary["errors"] == 2 and summary["replaced"] == 1
+    assert summary["version"] == current_version(data, "genes")
+    meta = built(data)["_meta"]
+    assert meta["stats"] == {"genes": 2, "total": 2} and meta["src"] == {"x": {}}
+    assert store.live_count(data, "genes") == 2
+    with pytest.raises(ValueError):  # abort: the first bad document stops the build, nothing replaced
+        store.build_index(data, "genes", docs, MAPPING)
+    assert current_version(data, "genes") == summary["version"]
+    assert os.listdir(os.path.join(data, "genes", store.VERSIONS)) == [summary["version"]]
+
+
+def test_live_count_reads_the_complete_marker(tmp_path):
+    data = str(tmp_path / "data")
+    assert store.live_count(data, "genes") is None  # no index
+    store.build_index(data, "genes", DOCS, MAPPING)
+    marker = os.path.join(version_path(data, "genes", current_version(data, "genes")), COMPLETE_FILE)
+    assert store.live_count(data, "genes") == 2
+    for text, count in ((b"", 0), (b" 7\n", 7), (b"seven", None)):
+        with open(marker, "wb") as handle:
+            handle.write(text)
+        assert store.live_count(data, "genes") == count
+    os.remove(marker)
+    assert store.live_count(data, "genes") is None
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "a,b"])
+def test_index_names_elasticsearch_refuses_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="invalid index name"):
+        IndexBuilder(str(tmp_path), name, MAPPING)
+
+
+def test_a_builder_takes_settings_beside_the_mappings(tmp_path):
+    """``{"settings": ..., "mappings": {...}}`` as an index dump has it; the meta of the mappings."""
+    data = str(tmp_path / "data")
+    mapping = {"settings": {"analysis": {"normalizer": {"low": {"type": "custom", "filter": ["lowercase"]}}}},
+               "mappings": {"properties": {"symbol": {"type": "keyword", "normalizer": "low"}},
+                            "_meta": {"build_version": "9"}}}
+    builder = IndexBuilder(data, "genes", mapping)
+    builder.add(DOCS[0])
+    builder.commit()
+    written = built(data)
+    assert written["properties"] == {"symbol": {"type": "keyword", "normalizer": "low"}}
+    assert written["_meta"]["build_version"] == "9"
+    from biothings.web.engines.embedded import EmbeddedEngine
+    import asyncio
+    engine = EmbeddedEngine(data)
+    try:
+        hits = engine.search_sync("genes", {"query": {"term": {"symbol": "cdk2"}}})["hits"]["hits"]
+        assert [hit["_id"] for hit in hits] == ["1"]  # normalized by the settings' normalizer
+    finally:
+        asyncio.run(engine.close())
