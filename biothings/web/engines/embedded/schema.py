@@ -285,9 +285,12 @@ class Layout:
             leaves = []
             _leaves_at(source, path.split("."), leaves)
             out.extend(convert(field, leaves, path, self.analysis))
-        if len(out) > 1 and self.analysis.analyzer(field.analyzer).splits:
-            return value_gap(out)
-        return out
+        return self._apart(field, out)
+
+    def _apart(self, field, values):
+        """The values of a text field as indexed: 100 positions apart when its analyzer cuts
+        them into words (``value_gap``: phrases do not match across values)."""
+        return value_gap(values) if self.analysis.analyzer(field.analyzer).splits else values
 
     def row(self, doc_id, source, source_bytes):
         """The tantivy document (as a dict for ``Document.from_dict``) of one ES document.
@@ -318,8 +321,8 @@ class Layout:
             field = self.fields[field_name]
             if field.kind == "text":
                 values = row.get(field.tname)
-                if values and len(values) > 1 and self.analysis.analyzer(field.analyzer).splits:
-                    row[field.tname] = value_gap(values)  # phrases do not match across values
+                if values:
+                    row[field.tname] = self._apart(field, values)
             else:
                 column = sorted(set(row[field.tname]))
                 row[field.tname] = column

@@ -16,7 +16,6 @@ another path), keeps tantivy's scores (docs/embedded.md lists it).
 """
 
 import heapq
-import json
 
 import orjson
 import tantivy
@@ -71,7 +70,7 @@ def sloppy_frequency(positions, slop):
 
 def _average_length(explanation):
     """tantivy's ``avgdl`` in a term query's explanation (a JSON tree)."""
-    stack = [json.loads(explanation.to_json())]
+    stack = [orjson.loads(explanation.to_json())]
     while stack:
         node = stack.pop()
         if str(node.get("description", "")).startswith("avgdl"):
