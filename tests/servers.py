@@ -22,6 +22,16 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def memory_mib(pid, kind="VmRSS"):
+    """A process's memory from ``/proc/<pid>/status`` in MiB: ``VmRSS`` (resident) or
+    ``RssAnon`` (the part no file backs)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(kind + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {kind} for process {pid}")
+
+
 def wait_for(check, seconds=20, interval=0.05):
     """Poll ``check()`` until it is truthy, at most ``seconds``; its last value (the event,
     not its speed, is what the tests check)."""

@@ -15,20 +15,12 @@ import time
 import orjson
 import pytest
 
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, memory_mib, wait_http
 from tests.wire import Wire, get
 from tests import data
 
 ROOT = data.ROOT
 BIG_QUERY = "/v1/query?q=__all__&size=1000"  # about 0.7 MB of JSON
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 @pytest.fixture(params=["biothings", "tornado"])
@@ -60,12 +52,12 @@ def test_pipelining_without_reading_keeps_memory_bounded(index_py):
     for _ in range(3):
         assert len(orjson.loads(warm.send(get(BIG_QUERY)).answer()[2])["hits"]) == 1000
     warm.close()
-    before = rss_mib(index_py.pid)
+    before = memory_mib(index_py.pid)
     wire = Wire(index_py.url, receive_buffer=4096).send(get(BIG_QUERY) * 200)
     peak = before
     for _ in range(15):  # 1.5 s, less than the write timeout
         time.sleep(0.1)
-        peak = max(peak, rss_mib(index_py.pid))
+        peak = max(peak, memory_mib(index_py.pid))
     assert peak - before < 50, f"RSS {before:.0f} -> {peak:.0f} MiB"
     if index_py.kind == "biothings":  # past the write timeout the connection is dropped
         time.sleep(2.5)

@@ -19,17 +19,9 @@ import pytest
 import requests
 
 from tests import data
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, memory_mib, wait_http
 
 BIG_QUERY = "/v1/query?q=__all__&size=1000"
-
-
-def anonymous_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no RssAnon")
 
 
 class Server:
@@ -107,7 +99,7 @@ def test_a_worker_grown_past_the_budget_starts_again_in_place(embedded_dir, proc
     prober = Prober(server.url)
     try:
         workers = server.workers(processes)
-        before = {pid: anonymous_mib(pid) for pid in workers}
+        before = {pid: memory_mib(pid, "RssAnon") for pid in workers}
         prober.start()
         session = requests.Session()
         for _ in range(4 * processes):  # 0.7 MB answers: past MEMORY_TRIM_BYTES on every worker
@@ -122,7 +114,8 @@ def test_a_worker_grown_past_the_budget_starts_again_in_place(embedded_dir, proc
         prober.running = False
         prober.join(60)
         # a new start-up's memory, not the grown one
-        assert anonymous_mib(pid) < before[pid] + 16, (before, anonymous_mib(pid))  # within 16 MiB of the first start
+        after = memory_mib(pid, "RssAnon")
+        assert after < before[pid] + 16, (before, after)  # within 16 MiB of the first start
         assert server.logged(r"more memory than at start-up after trimming \(MEMORY_RESTART_BYTES 1 MiB\)")
         assert not server.logged(r"exited with status")  # the supervisor saw no worker exit
         assert server.process.poll() is None
