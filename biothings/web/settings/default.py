@@ -149,8 +149,8 @@ MEMORY_TRIM_BYTES = 64 * 1024 * 1024
 # A worker process that, after such a trim and with no request in flight, still
 # holds this many bytes more memory than at start-up (Python keeps a 1 MiB arena
 # while one object in it lives) starts again in place: same process id and
-# listening sockets, new connections wait in the backlog for its start-up (about
-# a second), idle keep-alive connections are closed. Only under index.py, on
+# listening sockets, new connections wait in the backlog for its start-up (half a
+# second for the demo API), idle keep-alive connections are closed. Only under index.py, on
 # Linux, with MEMORY_TRIM_BYTES set. 0: never.
 MEMORY_RESTART_BYTES = 64 * 1024 * 1024
 
