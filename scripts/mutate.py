@@ -35,7 +35,7 @@ UNIT, CONTRACT, SERVER, TOOLS = "tests/unit/", "tests/contract/", "tests/server/
 MODULES = {
     "options": ("biothings/web/options.py", [UNIT + "test_options.py", CONTRACT + "test_config_errors.py"]),
     "caching": ("biothings/web/caching.py", [CONTRACT + "test_caching.py"]),
-    "auth": ("biothings/web/auth.py", [SERVER + "test_auth.py"]),
+    "auth": ("biothings/web/auth.py", [SERVER + "test_auth.py", UNIT + "test_auth_tokens.py"]),
     "limits": ("biothings/web/limits.py", [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py"]),
     "builder": ("biothings/web/pipeline/builder.py",
                 [UNIT + "test_builder.py", *(CONTRACT + f"test_{name}.py" for name in (
@@ -65,6 +65,7 @@ SUBPROCESS_HOOK = """import os
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     os.environ["MUTANT_UNDER_TEST"] = ""
 """
+KEPT = "verdicts.json"  # in a module's work directory
 STATUSES = ("killed", "survived", "timeout", "segfault", "suspicious", "no tests", "skipped", "not checked")
 
 
@@ -94,7 +95,9 @@ def run(module, max_children, fresh=False, retest=False):
     directory = workdir(module)
     if fresh:  # after the tests changed: mutmut keeps the verdicts it has
         shutil.rmtree(directory / "mutants", ignore_errors=True)
-    # mutmut tries again only the mutants it is given by name: the survivors, after new tests
+        (directory / KEPT).unlink(missing_ok=True)
+    # mutmut tries again only the mutants it is given by name: the survivors and those not
+    # run yet, after new tests
     names = survivors(module) if retest else []
     if retest and not names:
         return
@@ -105,18 +108,31 @@ def run(module, max_children, fresh=False, retest=False):
     print(f"== {module}: {MODULES[module][0]}", flush=True)
     subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
                    check=False)
+    keep_verdicts(module)
 
 
 def verdicts(module):
-    """{mutant name: exit code} of a module's mutants (empty before its first run)."""
+    """{mutant name: exit code} of a module's mutants (empty before its first run): mutmut's
+    latest record, over the verdicts kept from earlier runs of the same mutants."""
     meta = WORK / module / "mutants" / (MODULES[module][0] + ".meta")
-    return json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+    latest = json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+    kept_file = WORK / module / KEPT
+    kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
+    # a retry names only the survivors, and mutmut forgets the verdicts of the others
+    return {name: code if code is not None else kept.get(name) for name, code in latest.items()}
+
+
+def keep_verdicts(module):
+    """Writes the merged verdicts beside mutmut's record, for the next retry's report."""
+    codes = verdicts(module)
+    if codes:
+        (WORK / module / KEPT).write_text(json.dumps(codes, indent=0, sort_keys=True))
 
 
 def survivors(module):
     from mutmut.stats import status_by_exit_code
     return sorted(name for name, code in verdicts(module).items()
-                  if status_by_exit_code[code] in ("survived", "no tests"))
+                  if status_by_exit_code[code] in ("survived", "no tests", "not checked"))
 
 
 def score(module):

@@ -3,6 +3,7 @@
 Signs RS256 tokens with a key generated here; ``provider.token(**claims)``.
 ``provider.down = True`` makes every endpoint answer 503; ``provider.delay``
 seconds pass before introspection answers; ``provider.introspections`` counts them.
+``provider.answers[path] = (status, body bytes)`` makes an endpoint answer that instead.
 """
 
 import asyncio
@@ -33,6 +34,11 @@ class _Handler(tornado.web.RequestHandler):
         if self.provider.down:
             self.set_status(503)
             self.finish({"error": "down"})
+        elif self.request.path in self.provider.answers:
+            status, body = self.provider.answers[self.request.path]
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(body)
 
     def answer(self, document):
         self.set_header("Content-Type", "application/json")
@@ -83,6 +89,7 @@ class OIDCProvider(LoopbackServer):
         self.requests = []  # (headers, form fields) of each introspection call
         self.other_keys = []  # JWKS entries listed before the signing key
         self.paths = []  # the path of each request
+        self.answers = {}  # path -> (status, body) answered instead of the endpoint's own
         self.opaque = {}  # opaque token -> introspection claims
 
     def token(self, key=None, kid=None, **claims):

@@ -2,6 +2,7 @@
 
 import time
 
+import orjson
 import pytest
 
 from tests.oidc import CLIENT_ID, CLIENT_SECRET, OIDCProvider, new_key
@@ -13,6 +14,17 @@ def provider():
     server = OIDCProvider().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def provider_as_made(request):
+    """Each test starts with the provider answering as it should."""
+    yield
+    if "provider" in request.fixturenames:
+        provider = request.getfixturevalue("provider")
+        provider.down, provider.delay, provider.fail_with = False, 0.0, None
+        provider.answers.clear()
+        provider.other_keys = []
 
 
 @pytest.fixture
@@ -105,10 +117,11 @@ def test_bad_jwts(oidc_api, provider, case):
     else:
         token = "not.a.jwt"
     body = assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(token)))
-    if case == "expired":
-        assert "expired" in body["error"].lower()
-    if case == "audience":
-        assert "audience" in body["error"].lower()
+    assert body["error"] == {
+        "expired": "Token expired.", "audience": "Token not meant for this API (audience).",
+        "issuer": "Token from another issuer.",
+        "garbage": "Invalid or inactive token.",  # no JWT: the provider's introspection refused it
+    }.get(case, "Invalid token.")
 
 
 def test_introspection_fallback(oidc_api, provider):
@@ -126,8 +139,8 @@ def test_provider_down_is_503_not_401(oidc_api, provider):
     try:
         response = oidc_api.get("/v1/gene/1017", headers=bearer(provider.token()))
         assert response.status_code == 503
-        assert response.headers["Retry-After"].isdigit()
-        assert response.json()["success"] is False
+        assert response.headers["Retry-After"] == "10"
+        assert response.json() == {"code": 503, "success": False, "error": "Identity provider unavailable, retry later."}
         # no token at all is still the client's fault
         assert_401(oidc_api.get("/v1/gene/1017"))
     finally:
@@ -469,3 +482,198 @@ def test_no_cap_on_provider_calls_at_zero(introspecting, provider):
     for number in range(5):
         assert_401(client.get("/v1/gene/1017", headers=bearer(f"uncapped-{number}")))
     assert provider.introspections - before == 5
+
+
+# ---------------------------------------------------------------- what a refusal says, to the client and to the log
+
+@pytest.mark.parametrize("api_name, realm", [("genes", "genes"), ("", "api")])
+def test_a_request_without_credentials_gets_a_challenge_without_error_code(serve, api_name, realm):
+    """RFC 6750 3.1: no error code when the request carried no credentials; one when they were wrong."""
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS=["t0ken"], API_NAME=api_name)
+    missing = client.get("/v1/gene/1017")
+    assert assert_401(missing)["error"] == "Authentication required: send 'Authorization: Bearer <token>'."
+    assert missing.headers["WWW-Authenticate"] == f'Bearer realm="{realm}"'
+    wrong = client.get("/v1/gene/1017", headers=bearer("t0ken2"))
+    assert assert_401(wrong)["error"] == "Invalid token."
+    assert wrong.headers["WWW-Authenticate"] == \
+        f'Bearer realm="{realm}", error="invalid_token", error_description="Invalid token."'
+
+
+def test_the_start_up_error_names_the_setting_to_fill(request):
+    from biothings.web.auth import AuthConfigurationError
+    from tests.conftest import make_settings
+    settings = make_settings("embedded", request, AUTH_REQUIRED_ROUTES=["query"], AUTH_OIDC_ISSUER="http://127.0.0.1:1")
+    with pytest.raises(AuthConfigurationError) as refused:
+        settings.get_app()
+    assert str(refused.value) == (
+        "AUTH_OIDC_AUDIENCE is empty while AUTH_OIDC_ISSUER (or AUTH_INTROSPECTION_URL) is set: tokens the "
+        "provider minted for any of its other clients would be accepted. Set AUTH_OIDC_AUDIENCE to this "
+        "API's audience (its client id or resource name at the provider).")
+
+
+def test_an_opaque_token_without_an_introspection_endpoint_is_invalid(serve, provider):
+    """The provider's discovery document names no introspection endpoint: nothing can vouch for it."""
+    provider.answers["/.well-known/openid-configuration"] = (
+        200, orjson.dumps({"issuer": provider.url, "jwks_uri": provider.url + "/jwks"}))
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings")
+    assert assert_401(client.get("/v1/gene/1017", headers=bearer("opaque")))["error"] == "Invalid token."
+    assert client.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+
+
+def unavailable_logged(caplog):
+    return [record.getMessage() for record in caplog.records
+            if record.name == "biothings.web.auth" and record.getMessage().startswith("identity provider unavailable")]
+
+
+@pytest.mark.parametrize("path, status, body, reason", [
+    ("/.well-known/openid-configuration", 404, b'{"jwks_uri": "{url}/jwks"}', "discovery document: HTTP 404"),
+    ("/.well-known/openid-configuration", 200, b"[]", "discovery document: HTTP 200"),
+    ("/.well-known/openid-configuration", 200, b"", "discovery document: HTTP 200"),
+    ("/.well-known/openid-configuration", 200, b"<html>", "{url}/.well-known/openid-configuration: not JSON (HTTP 200)"),
+    ("/.well-known/openid-configuration", 200, b'{"issuer": "{url}"}', "the discovery document names no jwks_uri"),
+    ("/jwks", 200, b"[]", "JWKS: HTTP 200"),
+    ("/jwks", 404, b'{"keys": []}', "JWKS: HTTP 404"),
+    ("/jwks", 429, b'{"error": "slow down"}', "{url}/jwks: HTTP 429"),
+    ("/jwks", 500, b'{"error": "server_error"}', "{url}/jwks: HTTP 500"),
+    ("/jwks", 501, b'{"error": "not implemented"}', "{url}/jwks: HTTP 501"),
+])
+def test_provider_failures_are_503_and_logged_with_their_cause(serve, provider, caplog, path, status, body, reason):
+    """A provider answering with an error, an odd document or no JSON: the client gets a 503
+    (never a 500, never a token accepted on a document the provider did not mean), the log says what failed."""
+    provider.answers[path] = (status, body.replace(b"{url}", provider.url.encode()))
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings")
+    response = client.get("/v1/gene/1017", headers=bearer(provider.token()))
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "Identity provider unavailable, retry later."
+    assert unavailable_logged(caplog) == ["identity provider unavailable: " + reason.replace("{url}", provider.url)]
+
+
+@pytest.mark.parametrize("status, body, reason", [
+    (401, b'{"error": "invalid_client"}', "introspection: HTTP 401"),
+    (200, b"[]", "introspection: HTTP 200"),
+    (429, b'{"error": "slow down"}', "{url}/introspect: HTTP 429"),
+])
+def test_introspection_failures_are_503_and_logged_with_their_cause(introspecting, provider, caplog, status, body,
+                                                                     reason):
+    client = introspecting()
+    provider.answers["/introspect"] = (status, body)
+    assert client.get("/v1/gene/1017", headers=bearer("opaque")).status_code == 503
+    assert unavailable_logged(caplog) == ["identity provider unavailable: " + reason.replace("{url}", provider.url)]
+
+
+def test_an_unreachable_provider_and_the_call_cap_are_logged(serve, introspecting, provider, caplog):
+    port = free_port()
+    unreachable = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=f"http://127.0.0.1:{port}",
+                        AUTH_OIDC_AUDIENCE="biothings")
+    assert unreachable.get("/v1/gene/1017", headers=bearer("a.b.c")).status_code == 503
+    capped = introspecting(AUTH_PROVIDER_CALLS_PER_SECOND=0.05)
+    assert_401(capped.get("/v1/gene/1017", headers=bearer("capped-1")))
+    assert capped.get("/v1/gene/1017", headers=bearer("capped-2")).status_code == 503
+    logged = unavailable_logged(caplog)
+    assert len(logged) == 2
+    assert logged[0].startswith(f"identity provider unavailable: http://127.0.0.1:{port}/.well-known/openid-configuration: ")
+    assert "Connection refused" in logged[0]
+    assert logged[1] == (f"identity provider unavailable: {provider.url}/introspect: "
+                         "more than AUTH_PROVIDER_CALLS_PER_SECOND calls")
+
+
+# ---------------------------------------------------------------- the settings, each read as documented
+
+def test_a_provider_slower_than_the_timeout_is_503(introspecting, provider, caplog):
+    """AUTH_PROVIDER_TIMEOUT bounds the whole call (the provider here would answer after 3 s)."""
+    client = introspecting(AUTH_PROVIDER_TIMEOUT=0.5)
+    provider.opaque["slow-good"] = {"sub": "bob", "aud": "biothings"}
+    provider.delay = 3.0
+    assert client.get("/v1/gene/1017", headers=bearer("slow-good")).status_code == 503
+    assert "Timeout" in unavailable_logged(caplog)[0]
+
+
+def test_the_signing_keys_are_fetched_again_after_the_cache_time(serve, provider):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings", AUTH_JWKS_CACHE_SECONDS=0.5)
+    start = len(provider.paths)
+    assert client.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+    assert client.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+    assert provider.paths[start:].count("/jwks") == 1
+    time.sleep(0.7)
+    assert client.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+    assert provider.paths[start:].count("/jwks") == 2
+
+
+def test_an_unknown_kid_fetches_the_keys_at_most_every_ten_seconds(oidc_api, provider):
+    """A client sending made-up kids cannot make the API fetch the JWKS per request."""
+    start = len(provider.paths)
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200
+    for number in range(3):
+        assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(provider.token(kid=f"made-up-{number}"))))
+    assert provider.paths[start:].count("/jwks") == 1
+
+
+def _second_key():
+    import jwt
+    key = new_key()
+    return key, {**jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "key-0", "alg": "RS256"}
+
+
+def test_the_kid_picks_the_key_among_several(oidc_api, provider):
+    import jwt
+    key, entry = _second_key()
+    provider.other_keys = [entry]
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token())).status_code == 200  # key-1, listed second
+    assert oidc_api.get("/v1/gene/1017", headers=bearer(provider.token(key=key, kid="key-0"))).status_code == 200
+    now = int(time.time())
+    claims = {"iss": provider.url, "sub": "alice", "aud": "biothings", "iat": now, "exp": now + 300}
+    # without kid, two keys: none is guessed (the provider's introspection does not know the token either)
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(jwt.encode(claims, key, algorithm="RS256"))))
+
+
+def test_a_kid_the_keys_lack_is_not_matched_to_the_only_key(oidc_api, provider):
+    assert_401(oidc_api.get("/v1/gene/1017", headers=bearer(provider.token(kid="key-9"))))  # signed by key-1
+
+
+@pytest.mark.parametrize("algorithms, status", [(["ES256"], 401), (["ES256", "RS256"], 200), ([], 200)])
+def test_only_the_configured_algorithms_are_accepted(serve, provider, algorithms, status):
+    """AUTH_OIDC_ALGORITHMS (empty: RS256 only, OIDC's default)."""
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings", AUTH_OIDC_ALGORITHMS=algorithms)
+    response = client.get("/v1/gene/1017", headers=bearer(provider.token()))
+    if status == 200:
+        assert response.status_code == 200 and response.json()["_id"] == "1017"
+    else:
+        assert assert_401(response)["error"] == "Invalid token."
+
+
+def test_an_issuer_written_with_a_trailing_slash(serve, provider):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url + "/",
+                   AUTH_OIDC_AUDIENCE="biothings")
+    response = client.get("/v1/gene/1017", headers=bearer(provider.token()))
+    assert response.status_code == 200 and response.json()["_id"] == "1017"
+    assert "/.well-known/openid-configuration" in provider.paths
+
+
+def test_an_introspected_expiry_half_a_second_ago_at_zero_leeway(introspecting, provider):
+    client = introspecting(AUTH_LEEWAY=0)
+    provider.opaque["just-expired"] = {"sub": "bob", "aud": "biothings", "exp": time.time() - 0.5}
+    assert assert_401(client.get("/v1/gene/1017", headers=bearer("just-expired")))["error"] == "Token expired."
+
+
+def test_introspection_answers_cached_for_one_second(introspecting, provider):
+    client = introspecting(AUTH_INTROSPECTION_CACHE_SECONDS=1)
+    provider.opaque["one-second"] = {"sub": "bob", "aud": "biothings"}
+    before = provider.introspections
+    for _ in range(2):
+        assert client.get("/v1/gene/1017", headers=bearer("one-second")).status_code == 200
+    assert provider.introspections - before == 1
+
+
+def test_protected_routes_named_in_a_comma_separated_setting(serve):
+    """AUTH_REQUIRED_ROUTES as the environment gives it: one string."""
+    client = serve("embedded", AUTH_REQUIRED_ROUTES="query, annotation", AUTH_STATIC_TOKENS=["t0ken"])
+    assert_401(client.get("/v1/gene/1017"))
+    assert_401(client.get("/v1/query", params={"q": "cdk2"}))
+    assert client.get("/v1/metadata").status_code == 200
+    ok = client.get("/v1/gene/1017", headers=bearer("t0ken"))
+    assert ok.status_code == 200 and ok.json()["_id"] == "1017"
+    assert ok.headers["Access-Control-Allow-Origin"] == "*"  # the handler's own preparation still runs
