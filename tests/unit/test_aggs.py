@@ -15,12 +15,13 @@ DOCS = [
     {"_id": "1", "kw": "a", "n": 1, "x": 1.5, "flag": True, "raw": 10, "txt": "hello"},
     {"_id": "2", "kw": "b", "n": 2, "x": 2.5, "flag": False, "raw": 20},
     {"_id": "3", "kw": "a", "n": 2, "x": 2.5, "flag": True, "raw": 10},
-    {"_id": "4", "kw": ["a", "c"], "n": 3, "flag": True},
-    {"_id": "5"},
+    {"_id": "4", "kw": ["a", "c"], "n": 3, "flag": True, "rawflag": True},
+    {"_id": "5", "obj": {"k": "v"}, "rawflag": False},
 ]
 MAPPING = {"properties": {"kw": {"type": "keyword"}, "n": {"type": "integer"}, "x": {"type": "double"},
                           "flag": {"type": "boolean"}, "raw": {"type": "integer", "index": False},
-                          "txt": {"type": "text"}}}
+                          "txt": {"type": "text"}, "rawflag": {"type": "boolean", "index": False},
+                          "obj": {"properties": {"k": {"type": "keyword"}}}}}
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,21 @@ def small(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def twelve(tmp_path_factory):
+    """Twelve distinct values: more than a terms aggregation's default size."""
+    directory = str(tmp_path_factory.mktemp("aggs12"))
+    build_index(directory, "t", [{"_id": str(n), "kw": f"v{n:02d}"} for n in range(12)],
+                {"properties": {"kw": {"type": "keyword"}}})
+    return directory
+
+
 @pytest.fixture
 def aggs(small):
     engines = []
 
-    def run(spec, query=None, max_buckets=None):
-        engine = EmbeddedEngine(small, **({"max_buckets": max_buckets} if max_buckets is not None else {}))
+    def run(spec, query=None, max_buckets=None, directory=small):
+        engine = EmbeddedEngine(directory, **({"max_buckets": max_buckets} if max_buckets is not None else {}))
         engines.append(engine)
         body = {"size": 0, "aggs": spec, "query": query or {"match_all": {}}}
         return engine.search_sync("t", body)["aggregations"]
@@ -150,6 +160,50 @@ def test_bucket_budget_at_the_limit_and_past_it(aggs):
 def test_refused_as_elasticsearch_refuses(aggs, spec, message):
     with pytest.raises(QueryError, match=message):
         aggs(spec)
+
+
+def test_refusals_say_what_elasticsearch_says():
+    from biothings.web.engines.embedded.aggs import AggPlan
+    with pytest.raises(QueryError) as refused:
+        AggPlan(["terms"], None)
+    assert str(refused.value) == "[aggs] must be an object"
+    with pytest.raises(QueryError) as refused:
+        AggPlan({"t": {"terms": {"field": "_id"}}}, None)
+    assert str(refused.value) == ("Fielddata access on the _id field is disallowed, you can re-enable it by updating "
+                                  "the dynamic cluster setting: indices.id_field_data.enabled")
+
+
+def test_sub_aggregations_under_their_long_name(aggs):
+    out = aggs({"flag": {"terms": {"field": "flag"}, "aggregations": {"kw": {"terms": {"field": "kw"}}}}})
+    assert [buckets(b["kw"]) for b in out["flag"]["buckets"]] == [[("a", 3), ("c", 1)], [("b", 1)]]
+
+
+def test_the_default_size_is_ten_buckets_and_the_rest_is_counted(aggs, twelve):
+    out = aggs({"t": {"terms": {"field": "kw"}}, "all": {"terms": {"field": "kw", "size": 12}}}, directory=twelve)
+    assert buckets(out["t"]) == [(f"v{n:02d}", 1) for n in range(10)] and out["t"]["sum_other_doc_count"] == 2
+    assert len(out["all"]["buckets"]) == 12 and out["all"]["sum_other_doc_count"] == 0
+
+
+def test_terms_on_an_object_or_unmapped_field_beside_real_ones(aggs):
+    """An object is no field to aggregate on (Elasticsearch: no buckets); the aggregations after it still run."""
+    out = aggs({"obj": {"terms": {"field": "obj"}}, "unmapped": {"terms": {"field": "nope"}},
+                "kw": {"terms": {"field": "kw"}}, "inner": {"terms": {"field": "obj.k"}}})
+    assert out["obj"]["buckets"] == [] and out["unmapped"]["buckets"] == []
+    assert buckets(out["kw"]) == [("a", 3), ("b", 1), ("c", 1)]
+    assert buckets(out["inner"]) == [("v", 1)]
+
+
+def test_a_boolean_not_indexed_with_sub_aggregations(aggs):
+    out = aggs({"rawflag": {"terms": {"field": "rawflag"}, "aggs": {"has_obj": {"missing": {"field": "obj"}}}}})
+    assert buckets(out["rawflag"], "key_as_string") == [(0, 1, "false"), (1, 1, "true")]
+    assert [type(b["key"]) for b in out["rawflag"]["buckets"]] == [int, int]
+    assert [b["has_obj"]["doc_count"] for b in out["rawflag"]["buckets"]] == [0, 1]
+
+
+def test_missing_without_a_field_counts_every_document(aggs):
+    """Elasticsearch resolves a values source without field as unmapped: every document lacks it."""
+    assert aggs({"m": {"missing": {}}}) == {"m": {"doc_count": 5}}
+    assert aggs({"m": {"missing": {}}}, query={"term": {"kw": "a"}}) == {"m": {"doc_count": 3}}
 
 
 def test_meta_beside_the_type_is_allowed(aggs):

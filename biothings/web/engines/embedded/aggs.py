@@ -49,7 +49,6 @@ class AggPlan:
     def __init__(self, aggs, layout):
         if not isinstance(aggs, dict):
             raise QueryError("[aggs] must be an object")
-        self.layout = layout
         self.items = []        # (name, kind, field, spec, child plan)
         self.missing = []      # (name, field name)
         for name, spec in aggs.items():
@@ -135,38 +134,30 @@ class AggPlan:
         out_buckets = []
         for bucket in kept:
             key = bucket["key"]
+            # tantivy's keys are Elasticsearch's: strings, integers, floats, 1/0 for booleans
             entry = {"key": key, "doc_count": bucket["doc_count"]}
-            if field.kind == "int" and isinstance(key, float) and key.is_integer():
-                entry["key"] = int(key)
-            elif field.kind == "bool":
-                truth = key in (1, True, "true")
-                entry["key"] = 1 if truth else 0
-                entry["key_as_string"] = "true" if truth else "false"
+            if field.kind == "bool":
+                entry["key_as_string"] = "true" if key else "false"
             if child is not None:
                 within = Q.boolean_query([(MUST, query), (MUST, _bucket_query(compiler, field, key))])
                 entry.update(child.collect(searcher, compiler, within, bucket["doc_count"], buckets))
             out_buckets.append(entry)
-        other = int(raw.get("sum_other_doc_count") or 0) + sum(b["doc_count"] for b in dropped)
+        other = sum(b["doc_count"] for b in dropped)  # tantivy was asked for every bucket
         return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": out_buckets}
 
     @staticmethod
     def _metric(kind, raw, field):
+        """Elasticsearch's shape of a metric; tantivy answers every metric it was asked (over no
+        documents: stats' count 0, sum 0.0, the others null) and counts as floats."""
         if kind == "stats":
-            if field is None or not raw:
+            if field is None:
                 return {"count": 0, "min": None, "max": None, "avg": None, "sum": 0.0}
-            result = {k: raw.get(k) for k in ("count", "min", "max", "avg", "sum")}
-            if not result["count"]:
-                result.update(min=None, max=None, avg=None, sum=0.0)
-            return result
-        if kind == "value_count":
-            value = raw.get("value") if raw else 0
-            return {"value": int(value or 0)}
-        if kind == "cardinality":
-            value = raw.get("value") if raw else 0
-            return {"value": int(value or 0)}
-        if field is None or not raw:
+            return {k: raw[k] for k in ("count", "min", "max", "avg", "sum")}
+        if kind in ("value_count", "cardinality"):
+            return {"value": int(raw.get("value") or 0)}
+        if field is None:
             return {"value": None if kind != "sum" else 0.0}
-        return {"value": raw.get("value")}
+        return {"value": raw["value"]}
 
 
 def _count(searcher, query):
@@ -178,13 +169,12 @@ def _bucket_query(compiler, field, key):
     schema = compiler.schema
     if field.kind == "keyword":
         return Q.term_query(schema, field.tname, str(key))
-    if field.kind == "bool":
-        value = key in (1, True, "true")
-        kind = tantivy.FieldType.Boolean
-    elif field.kind == "int":
+    if field.kind == "bool":  # indexed whatever the mapping says (Layout._build_schema)
+        return Q.term_query(schema, field.tname, bool(key))
+    if field.kind == "int":
         value, kind = int(key), tantivy.FieldType.Integer
     else:
         value, kind = float(key), tantivy.FieldType.Float
     if field.indexed:
         return Q.term_query(schema, field.tname, value)
-    return Q.range_query(schema, field.tname, kind, value, value, True, True)
+    return Q.range_query(schema, field.tname, kind, value, value)  # bounds included (tantivy's default)

@@ -261,7 +261,9 @@ class Layout:
                 sb.add_float_field(f.tname, indexed=f.indexed, fast=True)
                 sb.add_float_field(f.max_name, fast=True)
             elif f.kind == "bool":
-                sb.add_boolean_field(f.tname, indexed=f.indexed, fast=True)
+                # indexed even under "index": false (still not searchable: ``Field.indexed``): a
+                # terms bucket's documents are found by term, tantivy cannot range a boolean column
+                sb.add_boolean_field(f.tname, indexed=True, fast=True)
                 sb.add_boolean_field(f.max_name, fast=True)
         return sb.build()
 
