@@ -196,3 +196,64 @@ def test_a_builder_takes_settings_beside_the_mappings(tmp_path):
         assert [hit["_id"] for hit in hits] == ["1"]  # normalized by the settings' normalizer
     finally:
         asyncio.run(engine.close())
+
+
+@pytest.mark.parametrize("mapping, meta", [
+    ({"mappings": MAPPING, "_meta": {"build_version": "beside"}}, "beside"),  # beside the mappings
+    ({"mappings": {**MAPPING, "_meta": {"build_version": "in"}}, "_meta": {"build_version": "beside"}}, "in"),
+    ({**MAPPING["properties"], "_meta": {"build_version": "bare"}, "settings": {}}, "bare"),  # fields alone
+])
+def test_the_meta_and_fields_of_each_mapping_form(tmp_path, mapping, meta):
+    data = str(tmp_path / "data")
+    builder = IndexBuilder(data, "genes", mapping)
+    builder.add(DOCS[0])
+    builder.commit()
+    written = built(data)
+    assert written == {"properties": MAPPING["properties"], "_meta": {"build_version": meta}}
+
+
+@pytest.mark.parametrize("doc, message", [
+    ([1], "a document must be a JSON object, not list"), ("x", "a document must be a JSON object, not str"),
+    ({"symbol": "A"}, "document has no valid _id"), ({"_id": ""}, "document has no valid _id"),
+    ({"_id": None}, "document has no valid _id"), ({"_id": True}, "document has no valid _id"),
+    ({"_id": ["1"]}, "document has no valid _id"), ({"_id": {"a": 1}}, "document has no valid _id"),
+])
+def test_documents_refused_say_why(tmp_path, doc, message):
+    builder = IndexBuilder(str(tmp_path), "genes", MAPPING)
+    try:
+        with pytest.raises(ValueError) as refused:
+            builder.add(doc)
+        assert str(refused.value) == message
+        builder.add({"_id": 0, "symbol": "Z"})  # near miss: 0 is an id
+        assert builder.count == 1
+    finally:
+        builder.abort()
+
+
+def test_the_two_newest_versions_stay(tmp_path):
+    """The current one and the one before it (scrolls opened on it still read it); older ones go."""
+    data = str(tmp_path / "data")
+    versions = []
+    for number in range(3):
+        builder = IndexBuilder(data, "genes", MAPPING)
+        builder.add({"_id": str(number)})
+        versions.append(builder.commit())
+    assert sorted(os.listdir(os.path.join(data, "genes", store.VERSIONS))) == versions[1:]
+    assert current_version(data, "genes") == versions[2]
+
+
+def test_aborting_a_build_whose_files_are_gone_raises_nothing(tmp_path):
+    """abort runs while another error is on its way up: it must not replace that error."""
+    import shutil
+    builder = IndexBuilder(str(tmp_path), "genes", MAPPING)
+    shutil.rmtree(builder.path)
+    builder.abort()
+    assert not os.path.exists(builder.path)
+
+
+def test_the_demo_build_skips_documents_its_mapping_cannot_take(tmp_path):
+    documents = write(tmp_path / "docs.ndjson", [*DOCS, {"_id": "3", "taxid": "not a number"}], lines=True)
+    mapping = write(tmp_path / "mapping.json", MAPPING)
+    data = str(tmp_path / "data")
+    assert ensure_index(data, "genes", documents, mapping) is True
+    assert store.live_count(data, "genes") == 2

@@ -103,7 +103,7 @@ class IndexBuilder:
         self.settings = mapping.get("settings") or {}
         if isinstance(mapping.get("mappings"), dict):
             mapping = dict(mapping["mappings"], _meta=mapping["mappings"].get("_meta", mapping.get("_meta")))
-        self.properties = mapping.get("properties", {}) if "properties" in mapping else {
+        self.properties = mapping["properties"] if "properties" in mapping else {
             k: v for k, v in mapping.items() if k not in ("settings", "_meta")}
         self.meta = dict(meta or mapping.get("_meta") or {})
         self.layout = Layout.from_mapping({"properties": self.properties}, self.settings)
@@ -285,11 +285,11 @@ _LEAF_SPECS = {
 
 def _build_properties(seen):
     root = {}
-    for path in sorted(seen, key=lambda p: p.count(".")):
+    for path in sorted(seen):  # a parent before its children: "a" < "a.b"
         parts = path.split(".")
         node = root
         for part in parts[:-1]:
-            node = node.setdefault(part, {"properties": {}}).setdefault("properties", {})
+            node = node.setdefault(part, {"properties": {}})["properties"]
         if seen[path] == "object":
             node.setdefault(parts[-1], {"properties": {}})
         else:
