@@ -677,3 +677,21 @@ def test_protected_routes_named_in_a_comma_separated_setting(serve):
     ok = client.get("/v1/gene/1017", headers=bearer("t0ken"))
     assert ok.status_code == 200 and ok.json()["_id"] == "1017"
     assert ok.headers["Access-Control-Allow-Origin"] == "*"  # the handler's own preparation still runs
+
+
+def test_a_configured_jwks_url_needs_no_discovery(serve, provider):
+    """AUTH_OIDC_JWKS_URL: the keys from there, even when the discovery document is broken."""
+    provider.answers["/.well-known/openid-configuration"] = (404, b'{"error": "not found"}')
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_OIDC_ISSUER=provider.url,
+                   AUTH_OIDC_AUDIENCE="biothings", AUTH_OIDC_JWKS_URL=provider.url + "/jwks")
+    response = client.get("/v1/gene/1017", headers=bearer(provider.token()))
+    assert response.status_code == 200 and response.json()["_id"] == "1017"
+    assert "/.well-known/openid-configuration" not in provider.paths[-1:]
+
+
+@pytest.mark.parametrize("origin", ["", "https://portal.example.org"])
+def test_a_protected_route_answers_with_the_configured_origin(serve, origin):
+    client = serve("embedded", AUTH_REQUIRED_ROUTES=["annotation"], AUTH_STATIC_TOKENS=["t0ken"],
+                   ACCESS_CONTROL_ALLOW_ORIGIN=origin)
+    ok = client.get("/v1/gene/1017", headers=bearer("t0ken"))
+    assert ok.status_code == 200 and ok.headers.get("Access-Control-Allow-Origin") == (origin or None)
