@@ -345,6 +345,9 @@ def test_the_introspection_request_is_a_form_post_with_the_client_credentials(in
     provider.opaque["form-good"] = {"sub": "bob", "aud": "biothings"}
     assert client.get("/v1/gene/1017", headers=bearer("form-good")).status_code == 200
     headers, form = provider.requests[-1]
+    # these headers and no others (tornado's client adds the connection's own)
+    assert sorted(headers) == ["Accept", "Accept-Encoding", "Authorization", "Connection", "Content-Length",
+                               "Content-Type", "Host", "User-Agent"]
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert headers["Accept"] == "application/json"
     import base64

@@ -173,10 +173,6 @@ def string_range_regex(lower, include_lower, upper, include_upper):
     return found
 
 
-def unescape(text):
-    return re.sub(r"\\(.)", r"\1", text)
-
-
 def none():
     return Q.empty_query()
 
