@@ -39,7 +39,7 @@ MODULES = {
     "limits": ("biothings/web/limits.py", [CONTRACT + "test_limits.py", CONTRACT + "test_boundaries.py"]),
     "builder": ("biothings/web/pipeline/builder.py",
                 [UNIT + "test_builder.py", *(CONTRACT + f"test_{name}.py" for name in (
-                    "boundaries", "limits", "query", "query_string", "security", "batch", "facets"))]),
+                    "boundaries", "limits", "query", "query_string", "security", "batch", "facets", "budgets"))]),
     "transform": ("biothings/web/pipeline/transform.py",
                   [UNIT + "test_transform.py", *(CONTRACT + f"test_{name}.py" for name in (
                       "annotation", "query", "batch", "facets", "http", "parity"))]),

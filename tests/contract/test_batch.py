@@ -135,3 +135,15 @@ def test_scopes_are_checked_for_every_request(api):
             else:
                 assert response.status_code == 400 and response.json()["success"] is False
                 assert "scopes" in response.json()["error"]
+
+
+def test_an_id_rule_naming_the_scope_in_the_term(serve, api):
+    """ANNOTATION_ID_REGEX_LIST: a rule without scopes whose ``scope`` group names a field of the
+    mapping searches the ``term`` group there; a scope not in the mapping leaves the term to the next
+    rules and to the default scope (``_id``)."""
+    client = serve(api.backend, ANNOTATION_ID_REGEX_LIST=[[r"(?P<scope>[a-z_.]+)=(?P<term>.+)", []]])
+    answers = client.post("/v1/query", json={"q": ["symbol=CDK2", "nosuchfield=CDK2", "1017"],
+                                             "fields": "symbol"}).json()
+    assert [(hit["query"], hit.get("_id")) for hit in answers] == [
+        ("symbol=CDK2", "1017"), ("nosuchfield=CDK2", None), ("1017", "1017")]
+    assert client.get("/v1/gene/symbol=CDK2", params={"fields": "symbol"}).json()["_id"] == "1017"

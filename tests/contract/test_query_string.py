@@ -264,3 +264,19 @@ def test_sort_values_on_hits_only_when_sorted(api):
     assert [hit["sort"] for hit in two_keys] == [[hit["chromosome"], hit["entrezgene"]] for hit in two_keys]
     unsorted = api.get("/v1/query", params={"q": "symbol:CDK*", "fields": "entrezgene", "size": 5}).json()["hits"]
     assert unsorted and all("sort" not in hit for hit in unsorted)
+
+
+@pytest.mark.parametrize("q", [r"nam\*:[a TO c]", r"na\?e:[a TO c]"])
+def test_a_range_over_a_field_pattern_reaching_a_text_field_is_expensive(api, q):
+    """A field pattern is written with its wildcards escaped, as Elasticsearch's query_string wants them."""
+    assert error_of(api.get("/v1/query", params={"q": q}))["error"] == (
+        "Ranges over text fields are expensive queries, disabled on this API (ALLOW_EXPENSIVE_QUERIES): "
+        f"[{q.split(':')[0].replace(chr(92), '')}].")
+
+
+@pytest.mark.noida_gap("noida-db does not expand a field pattern in a query_string range")
+@pytest.mark.parametrize("q", [r"taxi\*:[9000 TO 10000]", r"taxi\?:[9000 TO 10000]"])
+def test_a_range_over_a_field_pattern_of_numbers_only_runs(api, q):
+    response = api.get("/v1/query", params={"q": q})
+    assert response.status_code == 200 and response.json()["total"] == sum(
+        1 for doc in data.DOCS if 9000 <= doc.get("taxid", 0) <= 10000)

@@ -214,3 +214,23 @@ def test_query_strings_are_parsed_once_per_text():
     with pytest.raises(querystring.QueryStringError):
         querystring.parse("((a))", max_depth=1)
     assert querystring.parse("((a))", max_depth=3) == querystring.parse("((a))")
+
+
+def test_a_userquery_that_is_no_json_is_named_in_the_400(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "query.txt").write_text('{"match": {"name": "{{q}}"}')
+    builder = ESQueryBuilder(BiothingWebSettings(USERQUERY_DIR=str(tmp_path)))
+    with pytest.raises(BadRequest) as refused:
+        builder.build("x", options(userquery="broken"))
+    assert str(refused.value).startswith("Userquery 'broken' is not a valid query: ")
+    assert refused.value.body == {"keyword": "userquery"}
+
+
+def test_a_userquery_of_a_filter_alone_filters_the_query_string(tmp_path):
+    (tmp_path / "human").mkdir()
+    (tmp_path / "human" / "filter.txt").write_text('{"term": {"taxid": 9606}}')
+    builder = ESQueryBuilder(BiothingWebSettings(USERQUERY_DIR=str(tmp_path)))
+    assert builder.build("cdk2", options(userquery="human"))["query"] == {"bool": {
+        "must": [{"query_string": {"query": "cdk2", **QS}}], "filter": [{"term": {"taxid": 9606}}]}}
+    assert builder.build(None, options(userquery="human"))["query"] == {"bool": {
+        "must": [{"match_all": {}}], "filter": [{"term": {"taxid": 9606}}]}}
