@@ -249,3 +249,15 @@ def test_detached_copies_leave_no_cycle_and_keep_the_order():
     assert detach(value, nodes) == value
     with pytest.raises(BadRequest):
         detach(value, nodes - 1)
+
+
+def test_a_jmespath_without_its_bar_or_failing_on_a_document_is_a_400(transform):
+    from biothings.web.pipeline.errors import BadRequest
+    with pytest.raises(BadRequest) as error:
+        transform.transform_hit(hit("1", {"symbol": "A"}), Options(jmespath="symbol"))
+    assert str(error.value) == "jmespath must look like 'parent.path|expression'." and \
+        error.value.body == {"keyword": "jmespath"}
+    with pytest.raises(BadRequest) as error:  # abs() of a list: a type error while searching
+        transform.transform_hit(hit("1", {"alias": ["B"]}), Options(jmespath="alias|abs(@)"))
+    assert str(error.value).startswith("jmespath expression failed: ") and "abs()" in str(error.value)
+    assert error.value.body == {"keyword": "jmespath"}
