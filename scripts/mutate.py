@@ -20,11 +20,13 @@ docs/mutation.md records the scores and why each remaining survivor is equivalen
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,9 +109,32 @@ def run(module, max_children, fresh=False, retest=False):
     # mutmut maps mutants to the tests that called them in its process only
     env = {**os.environ, "BIOTHINGS_TEST_BACKENDS": "embedded", "BIOTHINGS_TEST_LOAD_IN_PROCESS": "1"}
     print(f"== {module}: {MODULES[module][0]}", flush=True)
-    subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
-                   check=False)
+    with imitations() as urls:  # started once, not by each mutant's test session
+        env.update(urls)
+        subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=directory, env=env,
+                       check=False)
     keep_verdicts(module)
+
+
+@contextlib.contextmanager
+def imitations():
+    """noida-db and osmem-server on loopback for the run, named to the tests' fixtures
+    (``BIOTHINGS_TEST_NOIDA_URL``, ``BIOTHINGS_TEST_OSMEM_URL``)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.servers import NoidaElasticsearch, OsmemOpenSearch
+    data = Path(tempfile.mkdtemp(prefix="biothings-mutation-"))
+    (data / "es").mkdir()
+    (data / "os").mkdir()
+    noida = NoidaElasticsearch(str(data / "es")).start()
+    try:
+        osmem = OsmemOpenSearch(str(data / "os")).start()
+        try:
+            yield {"BIOTHINGS_TEST_NOIDA_URL": noida.url, "BIOTHINGS_TEST_OSMEM_URL": osmem.url}
+        finally:
+            osmem.stop()
+    finally:
+        noida.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def verdicts(module):

@@ -94,6 +94,9 @@ def es_url(tmp_path_factory):
     if not NOIDA:
         yield REAL_ES
         return
+    if os.environ.get("BIOTHINGS_TEST_NOIDA_URL"):  # one already running (scripts/mutate.py)
+        yield os.environ["BIOTHINGS_TEST_NOIDA_URL"]
+        return
     server = NoidaElasticsearch(str(tmp_path_factory.mktemp("es"))).start()
     yield server.url
     server.stop()
@@ -104,6 +107,9 @@ def os_url(tmp_path_factory):
     """URL of the OpenSearch the suite uses (a real cluster, or osmem-server)."""
     if not OSMEM:
         yield REAL_ES
+        return
+    if os.environ.get("BIOTHINGS_TEST_OSMEM_URL"):  # one already running (scripts/mutate.py)
+        yield os.environ["BIOTHINGS_TEST_OSMEM_URL"]
         return
     server = OsmemOpenSearch(str(tmp_path_factory.mktemp("os"))).start()
     yield server.url
