@@ -46,7 +46,8 @@ MODULES = {
                   [UNIT + "test_transform.py", *(CONTRACT + f"test_{name}.py" for name in (
                       "annotation", "query", "batch", "facets", "http", "parity"))]),
     "query": ("biothings/web/engines/embedded/query.py",
-              [UNIT + "test_embedded_engine.py", UNIT + "test_embedded_ranges.py", CONTRACT + "test_engine_parity.py",
+              [UNIT + "test_embedded_engine.py", UNIT + "test_embedded_ranges.py", UNIT + "test_embedded_queries.py",
+               CONTRACT + "test_engine_parity.py",
                CONTRACT + "test_query_string.py"]),
     "aggs": ("biothings/web/engines/embedded/aggs.py",
              [UNIT + "test_aggs.py", CONTRACT + "test_facets.py", UNIT + "test_embedded_engine.py",

@@ -1,0 +1,145 @@
+"""Compound and term-set queries and regular expressions on the embedded engine, with the
+answers Elasticsearch's documentation gives: ``constant_score``, ``dis_max`` (the best score
+plus ``tie_breaker`` times the others), ``function_score``'s query, boost and random order,
+``terms`` on each field kind, and Lucene's regular-expression character classes."""
+
+import asyncio
+
+import pytest
+
+from biothings.web.engines.embedded import EmbeddedEngine, build_index
+from biothings.web.engines.errors import QueryError
+
+WORDS = ["abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc", "b"]
+DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n} for n, word in enumerate(WORDS)]
+DOCS += [{"_id": "t1", "txt": "The quick brown fox", "n": 100}, {"_id": "t2", "txt": "quick quick", "n": 101}]
+MAPPING = {"settings": {"analysis": {"normalizer": {"lower": {"type": "custom", "filter": ["lowercase"]}}}},
+           "mappings": {"properties": {"kw": {"type": "keyword"}, "low": {"type": "keyword", "normalizer": "lower"},
+                                       "n": {"type": "integer"}, "txt": {"type": "text"}}}}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("queries"))
+    build_index(directory, "t", DOCS, MAPPING)
+    engine = EmbeddedEngine(directory)
+    yield engine
+    asyncio.run(engine.close())
+
+
+@pytest.fixture
+def hits(engine):
+    def run(query, size=100):
+        found = engine.search_sync("t", {"query": query, "size": size})["hits"]["hits"]
+        return [(hit["_id"], hit["_score"]) for hit in found]
+    return run
+
+
+def ids(found):
+    return sorted(doc_id for doc_id, _ in found)
+
+
+def with_word(*words):
+    return sorted(doc["_id"] for doc in DOCS if doc.get("kw") in words)
+
+
+def const(term, boost):
+    return {"constant_score": {"filter": {"term": term}, "boost": boost}}
+
+
+# ---------------------------------------------------------------- constant_score, dis_max, function_score
+
+def test_constant_score_gives_its_boost_to_every_hit(hits):
+    assert hits(const({"kw": "abc"}, 2.5)) == [("w0", 2.5)]
+    assert hits({"constant_score": {"filter": {"term": {"kw": "acc"}}}}) == [("w1", 1.0)]
+    assert hits({"constant_score": {"query": {"term": {"kw": "adc"}}, "boost": 3}}) == [("w2", 3.0)]
+
+
+def test_dis_max_takes_the_best_score_plus_the_tie_breaker_times_the_others(hits):
+    both = [const({"n": 0}, 2.0), const({"kw": "abc"}, 1.0), const({"kw": "acc"}, 1.0)]
+    assert dict(hits({"dis_max": {"queries": both}})) == {"w0": 2.0, "w1": 1.0}
+    assert dict(hits({"dis_max": {"queries": both, "tie_breaker": 0.5}})) == {"w0": 2.5, "w1": 1.0}
+    assert dict(hits({"dis_max": {"queries": both, "tie_breaker": 0.5, "boost": 2}})) == {"w0": 5.0, "w1": 2.0}
+    assert dict(hits({"dis_max": {"queries": const({"kw": "b"}, 1.0)}})) == {"w9": 1.0}  # one query, not a list
+    assert hits({"dis_max": {"queries": []}}) == []
+
+
+def test_function_score_keeps_its_query_and_boost(hits):
+    assert hits({"function_score": {"query": const({"kw": "abc"}, 2.0), "boost": 3}}) == [("w0", 6.0)]
+    assert hits({"function_score": {"query": const({"kw": "abc"}, 2.0)}}) == [("w0", 2.0)]
+    assert len(hits({"function_score": {}})) == len(DOCS)  # no query: every document
+
+
+def test_function_score_random_order_follows_its_seed(hits):
+    def order(spec):
+        return [doc_id for doc_id, _ in hits({"function_score": spec})]
+    seeded = order({"random_score": {"seed": 7}})
+    assert sorted(seeded) == sorted(doc["_id"] for doc in DOCS)
+    assert order({"random_score": {"seed": 7}}) == seeded
+    assert order({"functions": [{"weight": 2}, {"random_score": {"seed": 7}}]}) == seeded  # inside functions
+    assert any(order({"random_score": {"seed": seed}}) != seeded for seed in (8, 9, 10))
+    unseeded = {order({"random_score": {}})[0] for _ in range(12)}
+    assert len(unseeded) > 1  # no seed: another order each time
+
+
+# ---------------------------------------------------------------- terms
+
+def test_terms_on_keywords_normalized_keywords_numbers_and_text(hits):
+    assert ids(hits({"terms": {"kw": ["abc", "b", "zzz"]}})) == ["w0", "w9"]
+    assert ids(hits({"terms": {"kw": ["ABC"]}})) == []  # keyword: exact
+    assert ids(hits({"terms": {"low": ["ABC", "AzC"]}})) == ["w0", "w7", "w8"]  # normalized, aBc too
+    assert ids(hits({"terms": {"n": [1, 2.5, "3", 100]}})) == ["t1", "w1", "w3"]  # 2.5 has a decimal part: none
+    assert ids(hits({"terms": {"txt": ["quick"]}})) == ["t1", "t2"]  # the indexed tokens, as given
+    assert ids(hits({"terms": {"txt": ["Quick"]}})) == []  # not analyzed
+    assert ids(hits({"terms": {"_id": ["w1", "t2", "nope"]}})) == ["t2", "w1"]
+
+
+def test_terms_score_is_constant_and_boosted(hits):
+    assert hits({"terms": {"kw": ["abc"]}}) == [("w0", 1.0)]
+    assert hits({"terms": {"kw": ["abc"], "boost": 4, "_name": "named"}}) == [("w0", 4.0)]
+
+
+@pytest.mark.parametrize("spec", [{"kw": "abc"}, {"kw": ["abc"], "low": ["abc"]}, {"boost": 2}])
+def test_terms_refusals(hits, spec):
+    with pytest.raises(QueryError) as refused:
+        hits({"terms": spec})
+    assert str(refused.value) == "[terms] query expects one field with a list of values"
+
+
+# ---------------------------------------------------------------- Lucene regular expressions: classes
+
+@pytest.mark.parametrize("pattern, words", [
+    ("a[b-d]c", ["abc", "acc", "adc"]),
+    ("a[^b-d]c", ["a-c", "a]c", "a^c", "a\\c", "azc", "aBc"]),
+    ("a[bd]c", ["abc", "adc"]),
+    ("a[^bd]c", ["acc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc"]),
+    ("a[-z]c", ["a-c", "azc"]),                # a dash first is itself
+    ("a[b\\-d]c", ["abc", "a-c", "adc"]),      # an escaped dash is itself
+    ("a[\\]]c", ["a]c"]),                      # an escaped bracket
+    ("a[]]c", ["a]c"]),                        # a bracket first is itself
+    ("a[\\^]c", ["a^c"]), ("a[\\\\]c", ["a\\c"]),
+    ("a[A-Z]c", ["aBc"]), ("a[a-zA-Z]c", ["abc", "acc", "adc", "azc", "aBc"]),
+    ("[b]", ["b"]), ("[^a]", ["b"]),
+])
+def test_regexp_character_classes(hits, pattern, words):
+    assert ids(hits({"regexp": {"kw": pattern}})) == with_word(*words)
+    assert ids(hits({"query_string": {"query": "kw:/" + pattern + "/"}})) == with_word(*words)
+
+
+@pytest.mark.parametrize("pattern", ["a[bc", "a[", "a[^", "a[\\"])
+def test_an_unterminated_class_is_refused(hits, pattern):
+    with pytest.raises(QueryError) as refused:
+        hits({"regexp": {"kw": pattern}})
+    assert str(refused.value) == f"invalid regular expression [{pattern}]: unterminated character class"
+
+
+def test_query_string_regex_length_at_the_limit_and_past_it(hits):
+    from biothings.web.engines.embedded.query import MAX_REGEX_LENGTH
+    at_limit = "[a-z]" * (MAX_REGEX_LENGTH // 5)  # few states: tantivy's own cap is 1,000 states
+    assert len(at_limit) == MAX_REGEX_LENGTH
+    assert hits({"query_string": {"query": f"kw:/{at_limit}/"}}) == []
+    past = at_limit + "."
+    with pytest.raises(QueryError) as refused:
+        hits({"query_string": {"query": f"kw:/{past}/"}})
+    assert str(refused.value) == (f"The length of regex [{MAX_REGEX_LENGTH + 1}] used in the [query_string] has "
+                                  f"exceeded the allowed maximum of [{MAX_REGEX_LENGTH}].")
