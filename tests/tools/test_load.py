@@ -384,3 +384,47 @@ def test_embedded_load_applies_index_settings_from_the_mapping_file(workdir, ser
     unknown.write_text(json.dumps(dump))
     refused = run_load(workdir, NDJSON, "--mapping", str(unknown))
     assert refused.returncode == 1 and "uppercase" in refused.stderr
+
+
+# ---------------------------------------------------------------------- a cluster that is not there, or not one
+
+def test_no_cluster_at_es_host_is_one_line_naming_why(tmp_path):
+    from tests.servers import free_port
+    port = free_port()
+    write_config(str(tmp_path), name="gone", ES_HOST=f"http://127.0.0.1:{port}")
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="gone")
+    assert result.returncode == 1
+    first, second = result.stderr.strip().splitlines()[-2:]
+    assert first.startswith(f"error: http://127.0.0.1:{port}") and "refused" in first.lower(), first
+    assert first.endswith(": no cluster answers at ES_HOST (leave ES_HOST empty to load into the embedded engine)")
+    assert second == "aborted: nothing was replaced"
+
+
+def test_a_host_that_is_no_cluster_is_named(tmp_path):
+    """A web server that is not Elasticsearch at ES_HOST: what it answered, not a traceback."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            body = b"<html>a web page</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        write_config(str(tmp_path), name="page", ES_HOST=url)
+        result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="page")
+    finally:
+        server.shutdown()
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-2:] == [
+        f"error: {url}: GET / did not answer JSON: not Elasticsearch or OpenSearch", "aborted: nothing was replaced"]
