@@ -122,6 +122,9 @@ def test_cli_loads_embedded_index_with_meta(workdir):
     assert meta["src"]["entrez"]["license_url_short"] == "https://w3id.org/biothings/licenses/ncbi"
     assert meta["build_version"] == "20221101"  # from --meta
     assert "docs/s" in result.stderr
+    data = str(workdir / "data")
+    assert summary["version"] == current_version(data, "genes") and summary["data_dir"] == data
+    assert summary["replaced_ids"] == 0
 
 
 def test_malformed_lines_are_reported_and_skipped(workdir):
@@ -129,6 +132,7 @@ def test_malformed_lines_are_reported_and_skipped(workdir):
     assert result.returncode == 0, result.stderr
     for line in (5, 9, 12):
         assert f"line {line}:" in result.stderr
+    assert "line 5: line 5" not in result.stderr  # the reader's own position is not said twice
     assert "3 document(s) skipped" in result.stderr and "warning" in result.stderr
     summary = json.loads(result.stdout)
     assert summary["errors"] == 3 and summary["error_lines"] == [5, 9, 12]
@@ -428,3 +432,25 @@ def test_a_host_that_is_no_cluster_is_named(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-2:] == [
         f"error: {url}: GET / did not answer JSON: not Elasticsearch or OpenSearch", "aborted: nothing was replaced"]
+
+
+@pytest.mark.parametrize("form", ["get-index answer", "get-index answer without mappings", "one bare field"])
+def test_mapping_files_in_each_form(workdir, form):
+    properties = {"symbol": {"type": "keyword"}}
+    mapping = {"get-index answer": {"genes_20240101": {"mappings": {"properties": properties}}},
+               "get-index answer without mappings": {"genes_20240101": {"properties": properties}},
+               "one bare field": properties}[form]
+    path = workdir / "mapping.json"
+    path.write_text(json.dumps(mapping))
+    result = run_load(workdir, NDJSON, "--mapping", str(path))
+    assert result.returncode == 0, result.stderr
+    assert engine_count(str(workdir / "data"))[1]["properties"] == properties
+
+
+def test_replaced_ids_are_counted(workdir):
+    path = workdir / "twice.ndjson"
+    path.write_bytes(LINES[0] + b"\n" + LINES[1] + b"\n" + LINES[0] + b"\n")
+    result = run_load(workdir, str(path), "--mapping", MAPPING)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["replaced_ids"] == 1 and summary["total"] == 2
