@@ -812,10 +812,12 @@ class Compiler:
                        options.get("boost"))
 
     def q_fuzzy(self, spec):
+        """A term-level query: the value is not analyzed, but a keyword's normalizer applies
+        (Elasticsearch: ``indexedValueForSearch``)."""
         name, value, options = self._field_spec(spec)
         distance = fuzziness_edits(options.get("fuzziness", "AUTO"), self._keyword_text(value))
         return boosted(self._per_field(name, lambda f: self.fuzzy(
-            f, value, distance, normalize=False,
+            f, value, distance, normalize=f.kind == "keyword",
             max_expansions=options.get("max_expansions", DEFAULT_MAX_EXPANSIONS),
             prefix_length=options.get("prefix_length", 0),
             transpositions=options.get("transpositions", True))), options.get("boost"))
