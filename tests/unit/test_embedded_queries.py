@@ -203,3 +203,49 @@ def test_fuzzy_auto_follows_the_length_of_the_value(fuzzy_engine):
 def test_fuzzy_boost(fuzzy_engine):
     plain, boosted = fuzzy(fuzzy_engine, "kw", "kinase"), fuzzy(fuzzy_engine, "kw", "kinase", boost=2)
     assert plain.keys() == boosted.keys() and all(boosted[k] == pytest.approx(2 * plain[k]) for k in plain)
+
+
+# ---------------------------------------------------------------- multi_match and query_string phrases
+
+def test_multi_match_needs_a_query(hits):
+    with pytest.raises(QueryError) as refused:
+        hits({"multi_match": {"fields": ["txt"]}})
+    assert str(refused.value) == "[multi_match] requires a [query]"
+
+
+def test_multi_match_over_all_fields_by_default_and_leniency(hits):
+    """Elasticsearch's MultiMatchQueryBuilder: all fields (none given, or ``*``) are searched
+    leniently unless ``lenient`` says otherwise; named fields strictly."""
+    assert ids(hits({"multi_match": {"query": "quick"}})) == ["t1", "t2"]
+    assert ids(hits({"multi_match": {"query": "abc", "fields": ["*^2"]}})) == ["w0", "w8"]  # kw, and low normalized
+    assert ids(hits({"multi_match": {"query": "abc", "fields": ["kw", "n"], "lenient": True}})) == ["w0"]
+    for strict in ({"fields": ["kw", "n"]}, {"lenient": False}):  # "abc" is no integer
+        with pytest.raises(QueryError):
+            hits({"multi_match": {"query": "abc", **strict}})
+
+
+def test_multi_match_phrases_with_slop_and_analyzer(hits):
+    def phrase(query, **options):
+        return ids(hits({"multi_match": {"query": query, "fields": ["txt"], "type": "phrase", **options}}))
+    assert phrase("quick fox") == [] and phrase("quick fox", slop=1) == ["t1"]
+    assert phrase("Quick brown") == ["t1"]
+    assert phrase("Quick brown", analyzer="whitespace") == []  # no lowercasing: "Quick" is no token
+    assert ids(hits({"multi_match": {"query": "quick brown", "fields": ["txt"], "operator": "and"}})) == ["t1"]
+    assert ids(hits({"multi_match": {"query": "quick brown", "fields": ["txt"]}})) == ["t1", "t2"]  # or
+
+
+def test_query_string_phrases_on_their_field_with_the_quote_analyzer(hits):
+    assert ids(hits({"query_string": {"query": 'txt:"quick brown"'}})) == ["t1"]
+    assert ids(hits({"query_string": {"query": 'kw:"quick brown"'}})) == []  # on kw, not the default fields
+    assert ids(hits({"query_string": {"query": '"Quick brown"', "default_field": "txt"}})) == ["t1"]
+    assert ids(hits({"query_string": {"query": '"Quick brown"', "default_field": "txt",
+                                      "quote_analyzer": "whitespace"}})) == []
+
+
+def test_query_string_regexp_on_a_number_field_needs_leniency(hits):
+    with pytest.raises(QueryError):
+        hits({"query_string": {"query": "n:/1.*/", "lenient": False}})
+    with pytest.raises(QueryError):
+        hits({"query_string": {"query": "n:/1.*/", "default_field": "kw"}})
+    assert hits({"query_string": {"query": "n:/1.*/", "lenient": True}}) == []
+    assert hits({"query_string": {"query": "n:/1.*/"}}) == []  # all fields by default: lenient

@@ -845,7 +845,8 @@ class Compiler:
         value = spec["query"]
         fields = spec.get("fields") or ["*"]
         operator = spec.get("operator", "or")
-        lenient = bool(spec.get("lenient", False))
+        lenient = spec.get("lenient")  # ES: all fields ("*") are searched leniently unless told
+        lenient = bool(lenient) if lenient is not None else any(str(f).partition("^")[0] == "*" for f in fields)
         analyzer = spec.get("analyzer")
         kind = spec.get("type", "best_fields")
         if kind not in ("best_fields", "phrase"):
