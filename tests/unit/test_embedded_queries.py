@@ -249,3 +249,29 @@ def test_query_string_regexp_on_a_number_field_needs_leniency(hits):
         hits({"query_string": {"query": "n:/1.*/", "default_field": "kw"}})
     assert hits({"query_string": {"query": "n:/1.*/", "lenient": True}}) == []
     assert hits({"query_string": {"query": "n:/1.*/"}}) == []  # all fields by default: lenient
+
+
+# ---------------------------------------------------------------- match_phrase
+
+def test_match_phrase_slop_analyzer_and_boost(hits):
+    assert ids(hits({"match_phrase": {"txt": "quick brown"}})) == ["t1"]
+    assert ids(hits({"match_phrase": {"txt": "quick fox"}})) == []  # slop 0 by default
+    assert ids(hits({"match_phrase": {"txt": {"query": "quick fox", "slop": 1}}})) == ["t1"]
+    assert ids(hits({"match_phrase": {"txt": {"query": "Quick brown", "analyzer": "whitespace"}}})) == []
+    assert ids(hits({"match_phrase": {"txt": "..."}})) == []  # no token at all
+    plain = dict(hits({"match_phrase": {"txt": "quick brown"}}))
+    boosted = dict(hits({"match_phrase": {"txt": {"query": "quick brown", "boost": 2}}}))
+    assert boosted["t1"] == pytest.approx(2 * plain["t1"])
+
+
+def test_match_phrase_on_keywords_and_numbers(hits):
+    assert ids(hits({"match_phrase": {"kw": "abc"}})) == ["w0"]
+    assert ids(hits({"match_phrase": {"kw": "ABC"}})) == []  # a keyword's own analysis: the value whole
+    assert ids(hits({"match_phrase": {"low": "ABC"}})) == ["w0", "w8"]  # its normalizer
+    assert ids(hits({"match_phrase": {"kw": {"query": "ABC", "analyzer": "standard"}}})) == ["w0"]  # one token
+    with pytest.raises(QueryError) as refused:  # two tokens on a field without positions
+        hits({"match_phrase": {"kw": {"query": "abc acc", "analyzer": "standard"}}})
+    assert str(refused.value) == "field:[kw] was indexed without position data; cannot run PhraseQuery"
+    assert ids(hits({"match_phrase": {"n": "1"}})) == ["w1"]
+    with pytest.raises(QueryError):  # not lenient
+        hits({"match_phrase": {"n": "one"}})
