@@ -138,7 +138,8 @@ CASES = [
                                                {"term": {"type_of_gene": "ncRNA"}}],
                                     "minimum_should_match": -1}}, "some"),
     ("function-score", {"function_score": {"query": {"match": {"name": "kinase"}},
-                                           "functions": [{"weight": 2}]}}, "some"),
+                                           "functions": [{"random_score": {"seed": 1, "field": "_seq_no"}}]}},
+     "some"),
 ]
 
 MALFORMED = [

@@ -21,7 +21,7 @@ DOCS = [
 MAPPING = {"properties": {"kw": {"type": "keyword"}, "n": {"type": "integer"}, "x": {"type": "double"},
                           "flag": {"type": "boolean"}, "raw": {"type": "integer", "index": False},
                           "txt": {"type": "text"}, "rawflag": {"type": "boolean", "index": False},
-                          "obj": {"properties": {"k": {"type": "keyword"}}}}}
+                          "obj": {"properties": {"k": {"type": "keyword"}}}, "where": {"type": "geo_point"}}}
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,13 @@ def test_the_default_size_is_ten_buckets_and_the_rest_is_counted(aggs, twelve):
     out = aggs({"t": {"terms": {"field": "kw"}}, "all": {"terms": {"field": "kw", "size": 12}}}, directory=twelve)
     assert buckets(out["t"]) == [(f"v{n:02d}", 1) for n in range(10)] and out["t"]["sum_other_doc_count"] == 2
     assert len(out["all"]["buckets"]) == 12 and out["all"]["sum_other_doc_count"] == 0
+
+
+@pytest.mark.parametrize("kind", ["terms", "max", "cardinality"])
+def test_a_field_kept_in_the_source_only_is_refused_as_elasticsearch_refuses_it(aggs, kind):
+    with pytest.raises(QueryError) as refused:
+        aggs({"t": {kind: {"field": "where"}}})
+    assert str(refused.value) == f"Field [where] of type [geo_point] is not supported for aggregation [{kind}]"
 
 
 def test_terms_on_an_object_or_unmapped_field_beside_real_ones(aggs):

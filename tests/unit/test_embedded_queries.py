@@ -70,13 +70,28 @@ def test_function_score_keeps_its_query_and_boost(hits):
     assert len(hits({"function_score": {}})) == len(DOCS)  # no query: every document
 
 
+@pytest.mark.parametrize("spec, named", [
+    ({"functions": [{"weight": 2}]}, "function [weight]"),
+    ({"functions": [{"random_score": {}, "filter": {"term": {"kw": "b"}}}]}, "function [filter]"),
+    ({"functions": [{"field_value_factor": {"field": "n"}}]}, "function [field_value_factor]"),
+    ({"field_value_factor": {"field": "n"}}, "[field_value_factor]"), ({"min_score": 2}, "[min_score]"),
+    ({"functions": ["random_score"]}, "function [a function]"),
+])
+def test_function_score_functions_other_than_random_are_refused(hits, spec, named):
+    """Ignoring them would answer another order, or other hits (min_score), than Elasticsearch."""
+    with pytest.raises(QueryError) as refused:
+        hits({"function_score": spec})
+    assert str(refused.value) == f"[function_score] {named} is not supported by the embedded engine (only random_score)"
+
+
 def test_function_score_random_order_follows_its_seed(hits):
     def order(spec):
         return [doc_id for doc_id, _ in hits({"function_score": spec})]
     seeded = order({"random_score": {"seed": 7}})
     assert sorted(seeded) == sorted(doc["_id"] for doc in DOCS)
     assert order({"random_score": {"seed": 7}}) == seeded
-    assert order({"functions": [{"weight": 2}, {"random_score": {"seed": 7}}]}) == seeded  # inside functions
+    assert order({"functions": [{"random_score": {"seed": 7}}]}) == seeded  # inside functions
+    assert order({"random_score": {"seed": 7}, "boost_mode": "replace", "score_mode": "sum"}) == seeded
     assert any(order({"random_score": {"seed": seed}}) != seeded for seed in (8, 9, 10))
     unseeded = {order({"random_score": {}})[0] for _ in range(12)}
     assert len(unseeded) > 1  # no seed: another order each time

@@ -75,8 +75,9 @@ class AggPlan:
             field = layout.fields.get(field_name)
             if field is not None and field.kind == "text":
                 raise QueryError(TEXT_FIELD_REASON.format(name=field_name))
-            if field is not None and field.kind is None:
-                field = None
+            if field is not None and field.kind is None:  # geo_point, binary...: kept in _source only
+                raise QueryError(f"Field [{field_name}] of type [{field.es_type}] is not supported for "
+                                 f"aggregation [{kind}]")
             if sub and kind != "terms":
                 raise QueryError(f"Aggregator [{name}] of type [{kind}] cannot accept sub-aggregations")
             child = AggPlan(sub, layout) if sub else None

@@ -47,6 +47,9 @@ K1, B = 1.2, 0.75
 MAX_CLAUSE_COUNT = 16384
 # Longest regular expression (Elasticsearch's index.max_regex_length).
 MAX_REGEX_LENGTH = 1000
+# what a function_score may hold here: its query and a random order (boost_mode and score_mode
+# change nothing with random_score the only function)
+FUNCTION_SCORE_KEYS = {"query", "random_score", "functions", "boost", "boost_mode", "score_mode"}
 # Fuzzy terms expand to at most this many terms unless the query says otherwise.
 DEFAULT_MAX_EXPANSIONS = 50
 # Groups nested deeper are refused (the builder's MAX_QUERY_DEPTH is the public limit).
@@ -695,12 +698,21 @@ class Compiler:
         return boosted(query, spec.get("boost"))
 
     def q_function_score(self, spec):
+        """Its query in a random order (``random_score``); other score functions, and what
+        only they use, are refused rather than ignored."""
+        unknown = set(spec) - FUNCTION_SCORE_KEYS
+        if unknown:
+            raise QueryError(f"[function_score] [{sorted(unknown)[0]}] is not supported by the embedded engine "
+                             f"(only random_score)")
         query = self.compile(spec.get("query", {"match_all": {}}))
         random_score = spec.get("random_score")
-        if random_score is None:
-            for function in spec.get("functions") or []:
-                if "random_score" in function:
-                    random_score = function["random_score"]
+        for function in spec.get("functions") or []:
+            other = set(function) - {"random_score"} if isinstance(function, dict) else {"a function"}
+            if other:
+                raise QueryError(f"[function_score] function [{sorted(other)[0]}] is not supported by the embedded "
+                                 f"engine (only random_score)")
+            if random_score is None:
+                random_score = function["random_score"]
         if random_score is not None:
             self.random = {"seed": (random_score or {}).get("seed")}
         return boosted(query, spec.get("boost"))
