@@ -290,3 +290,46 @@ def test_match_phrase_on_keywords_and_numbers(hits):
     assert ids(hits({"match_phrase": {"n": "1"}})) == ["w1"]
     with pytest.raises(QueryError):  # not lenient
         hits({"match_phrase": {"n": "one"}})
+
+
+# ---------------------------------------------------------------- Lucene regular expressions: operators
+
+LITERALS = ["*bc", "{2}x", "a|c", "+", "|a", ")", "ab", "abcabc", ""]
+
+
+@pytest.fixture(scope="module")
+def literal_engine(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("literals"))
+    build_index(directory, "t", [{"_id": f"l{n}", "kw": word} for n, word in enumerate(LITERALS)],
+                {"properties": {"kw": {"type": "keyword"}}})
+    engine = EmbeddedEngine(directory)
+    yield engine
+    asyncio.run(engine.close())
+
+
+@pytest.mark.parametrize("pattern, found", [
+    ("*bc", ["*bc"]), ("ab|*bc", ["*bc", "ab"]), ("{2}x", ["{2}x"]), ("+", ["+"]),  # nothing to repeat: itself
+    ("(|a)", ["|a"]), ("ab|)", [")", "ab"]), ("a(|c)", ["a|c"]),                     # nothing to join: itself
+    ('"a|c"', ["a|c"]), ('a"|"c', ["a|c"]),                                          # quoted: literal
+    ("a@", ["a|c", "ab", "abcabc"]), ("@", LITERALS),                                # @: any string
+    ("(abc){2}", ["abcabc"]), ("ab()", ["ab"]), ("a**b*", ["", "ab"]), ("", [""]),
+])
+def test_regexp_operators_as_lucene_reads_them(literal_engine, pattern, found):
+    """osmem-server (Lucene's RegExp) gives these answers; noida-db does not read Lucene syntax."""
+    body = {"query": {"regexp": {"kw": pattern}}, "size": 100}
+    hits = literal_engine.search_sync("t", body)["hits"]["hits"]
+    assert sorted(hit["_source"]["kw"] for hit in hits) == sorted(found)
+
+
+@pytest.mark.parametrize("pattern, reason", [
+    ("ab|", "unexpected end-of-string"), ("(", "unexpected end-of-string"), ("(ab", "unbalanced parentheses"),
+    ("ab)", "unbalanced parentheses"), ("a(b|)c", "unbalanced parentheses"), ("a~b", None), ("a&b", None),
+    ("ab|#", None), ("#", None),  # the empty language: tantivy has none
+])
+def test_regexp_refusals(hits, pattern, reason):
+    with pytest.raises(QueryError) as refused:
+        hits({"regexp": {"kw": pattern}})
+    if reason:
+        assert str(refused.value) == f"invalid regular expression [{pattern}]: {reason}"
+    else:
+        assert "is not supported by the embedded engine" in str(refused.value)

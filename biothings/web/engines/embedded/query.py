@@ -973,20 +973,31 @@ def lucene_regex(pattern):
     """Lucene ``RegExp`` syntax (what ES regexp and ``/.../`` use) -> tantivy's regex.
 
     ``\\x`` is the character x (no ``\\d`` classes), ``"..."`` a literal string, ``.``
-    any character, ``@`` any string, ``#`` the empty language; ``^`` and ``$`` are plain
-    characters. Complement (``~``), intersection (``&``) and numeric intervals
-    (``<1-10>``) have no equivalent in tantivy: refused rather than misread."""
+    any character, ``@`` any string; ``^`` and ``$`` are plain characters, and so is an
+    operator with nothing before it to repeat or join (``*a``, ``(|a)``). The empty language
+    (``#``), complement (``~``), intersection (``&``) and numeric intervals (``<1-10>``) have
+    no equivalent in tantivy: refused rather than misread."""
     out = []
     position = 0
+    starts = True  # where an expression starts (Lucene's parseSimpleExp): the beginning, after ( or |
     while position < len(pattern):
         if pattern[position] == "[":
             end, translated = _lucene_class(pattern, position)
             out.append(translated)
             position = end
+            starts = False
             continue
         match = _LUCENE_REGEX_TOKEN.match(pattern, position)
         escaped, quoted, _bracket, special, operator, repeat, unsupported, char = match.groups()
         position = match.end()
+        opens = operator in ("(", "|")
+        if starts and (repeat is not None or operator in ("?", "*", "+", "|")
+                       or (operator == ")" and out[-1:] != ["("])):
+            # nothing to repeat or to join yet: Lucene reads the operator as the character itself
+            out.append("".join(map(_literal, match.group())))
+            starts = False
+            continue
+        starts = opens
         if escaped is not None:
             out.append(_literal(escaped))
         elif quoted is not None:
@@ -995,21 +1006,20 @@ def lucene_regex(pattern):
             out.append("(?s:.)")
         elif special == "@":
             out.append("(?s:.)*")
-        elif special == "#":
-            out.append("[^\\x{0}-\\x{10FFFF}]")
+        elif special == "#":  # tantivy's automata have no empty language (an empty class is refused)
+            raise QueryError(f"regular expression [{pattern}]: the operator '#' (the empty language) "
+                             f"is not supported by the embedded engine")
         elif operator is not None:
-            if operator in "?*+" and (not out or out[-1] in ("(", "|")):
-                raise QueryError(f"invalid regular expression [{pattern}]: '{operator}' repeats nothing")
             out.append(operator)
         elif repeat is not None:
-            if not out or out[-1] in ("(", "|"):
-                raise QueryError(f"invalid regular expression [{pattern}]: '{repeat}' repeats nothing")
             out.append(repeat)
         elif unsupported is not None:
             raise QueryError(f"regular expression [{pattern}]: the operator '{unsupported}' "
                              f"(complement, intersection, numeric interval) is not supported by the embedded engine")
         else:
             out.append(_literal(char))
+    if starts and out:  # the pattern ends after ( or |
+        raise QueryError(f"invalid regular expression [{pattern}]: unexpected end-of-string")
     depth = 0
     for part in out:
         depth += (part == "(") - (part == ")")
