@@ -333,3 +333,23 @@ def test_regexp_refusals(hits, pattern, reason):
         assert str(refused.value) == f"invalid regular expression [{pattern}]: {reason}"
     else:
         assert "is not supported by the embedded engine" in str(refused.value)
+
+
+@pytest.mark.parametrize("query, found", [
+    ({"prefix": {"low": "AB"}}, ["abc", "aBc"]), ({"wildcard": {"low": "a?C"}}, [w for w in WORDS if len(w) == 3]),
+    ({"regexp": {"low": "[A-C]BC"}}, ["abc", "aBc"]),
+    ({"prefix": {"kw": "aB"}}, ["aBc"]), ({"wildcard": {"kw": "a?C"}}, []), ({"regexp": {"kw": "A.c"}}, []),
+])
+def test_term_level_patterns_go_through_a_keyword_normalizer(hits, query, found):
+    """As osmem-server (and Elasticsearch's ``indexedValueForSearch``) does; a keyword without one
+    takes the pattern as written."""
+    assert ids(hits(query)) == with_word(*found)
+
+
+@pytest.mark.parametrize("query", [{"prefix": {"txt": "QUI"}}, {"wildcard": {"txt": "QU*K"}},
+                                   {"regexp": {"txt": "QU.CK"}}, {"fuzzy": {"txt": {"value": "QUICK", "fuzziness": 0}}}])
+def test_term_level_patterns_on_text_are_not_analyzed(hits, query):
+    assert hits(query) == []
+    lowered = {kind: {field: (value.lower() if isinstance(value, str) else {**value, "value": value["value"].lower()})
+                      for field, value in spec.items()} for kind, spec in query.items()}
+    assert ids(hits(lowered)) == ["t1", "t2"]

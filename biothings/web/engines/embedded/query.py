@@ -436,17 +436,21 @@ class Compiler:
         self.count_clause()
         return constant(self.layout.automaton(self.schema, field.tname, pattern))
 
-    def regexp(self, field, pattern, lenient=False, case_insensitive=False):
-        """Lucene regular expression syntax on one field (not normalised, as in ES)."""
+    def regexp(self, field, pattern, lenient=False, case_insensitive=False, normalize=False):
+        """Lucene regular expression syntax on one field; ``normalize``: the pattern goes through
+        the field's normalizer first, as the term-level queries on a keyword do in Elasticsearch."""
         if len(pattern) > MAX_REGEX_LENGTH:
             raise QueryError(f"The length of regex [{len(pattern)}] used in the query has exceeded "
                              f"the allowed maximum of [{MAX_REGEX_LENGTH}].")
+        if normalize and field is not ID_FIELD:
+            chain = self.analyzer(field)
+            pattern = chain.normalize(pattern) if chain else pattern
         translated = lucene_regex(pattern)
         return self.regex(field, ("(?i)" if case_insensitive else "") + translated, lenient)
 
     def wildcard(self, field, pattern, lenient=False, case_insensitive=False, normalize=True):
         """``normalize``: the field's normalizer / search analyzer applies between the
-        wildcards, as query_string does; the term-level ``wildcard`` query does not."""
+        wildcards, as query_string does (the term-level ``wildcard`` query: on keywords only)."""
         if pattern == "*":
             return self.exists(field.name)
         if field.kind not in ("text", "keyword"):
@@ -805,7 +809,8 @@ class Compiler:
     def q_prefix(self, spec):
         name, value, options = self._field_spec(spec)
         insensitive = bool(options.get("case_insensitive", False))
-        return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive, normalize=False)),
+        return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive,
+                                                                 normalize=f.kind == "keyword")),
                        options.get("boost"))
 
     def q_wildcard(self, spec):
@@ -814,18 +819,19 @@ class Compiler:
             value = options.get("wildcard")
         insensitive = bool(options.get("case_insensitive", False))
         return boosted(self._per_field(name, lambda f: self.wildcard(f, str(value), False, insensitive,
-                                                                   normalize=False)),
+                                                                   normalize=f.kind == "keyword")),
                        options.get("boost"))
 
     def q_regexp(self, spec):
         name, value, options = self._field_spec(spec)
         insensitive = bool(options.get("case_insensitive"))
-        return boosted(self._per_field(name, lambda f: self.regexp(f, str(value), False, insensitive)),
+        return boosted(self._per_field(name, lambda f: self.regexp(f, str(value), False, insensitive,
+                                                                 normalize=f.kind == "keyword")),
                        options.get("boost"))
 
     def q_fuzzy(self, spec):
         """A term-level query: the value is not analyzed, but a keyword's normalizer applies
-        (Elasticsearch: ``indexedValueForSearch``)."""
+        (Elasticsearch: ``indexedValueForSearch``), as in prefix, wildcard and regexp."""
         name, value, options = self._field_spec(spec)
         distance = fuzziness_edits(options.get("fuzziness", "AUTO"), self._keyword_text(value))
         return boosted(self._per_field(name, lambda f: self.fuzzy(
