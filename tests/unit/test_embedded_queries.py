@@ -11,11 +11,12 @@ from biothings.web.engines.embedded import EmbeddedEngine, build_index
 from biothings.web.engines.errors import QueryError
 
 WORDS = ["abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc", "b"]
-DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n} for n, word in enumerate(WORDS)]
+DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n, "x": n / 2} for n, word in enumerate(WORDS)]
 DOCS += [{"_id": "t1", "txt": "The quick brown fox", "n": 100}, {"_id": "t2", "txt": "quick quick", "n": 101}]
 MAPPING = {"settings": {"analysis": {"normalizer": {"lower": {"type": "custom", "filter": ["lowercase"]}}}},
            "mappings": {"properties": {"kw": {"type": "keyword"}, "low": {"type": "keyword", "normalizer": "lower"},
-                                       "n": {"type": "integer"}, "txt": {"type": "text"}}}}
+                                       "n": {"type": "integer"}, "x": {"type": "double"},
+                                       "txt": {"type": "text"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -353,3 +354,57 @@ def test_term_level_patterns_on_text_are_not_analyzed(hits, query):
     lowered = {kind: {field: (value.lower() if isinstance(value, str) else {**value, "value": value["value"].lower()})
                       for field, value in spec.items()} for kind, spec in query.items()}
     assert ids(hits(lowered)) == ["t1", "t2"]
+
+
+# ---------------------------------------------------------------- numeric ranges
+
+NUMBER_BOUNDS = [-1, 0, 1, 2.5, 3, "3", "2.5", 4.5, 9, 100, 2 ** 31 - 1, -2 ** 31]
+
+
+@pytest.mark.parametrize("field", ["n", "x"])
+@pytest.mark.parametrize("lower_op, upper_op", [("gt", "lt"), ("gte", "lte"), ("gt", "lte"), ("gte", "lt")])
+def test_numeric_ranges_against_the_numbers_themselves(hits, field, lower_op, upper_op):
+    """An integer field holds whole numbers: a bound with a fraction is compared as a number
+    (gte 2.5 is gte 3), as Elasticsearch rounds it inward."""
+    compare = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
+    for lower in NUMBER_BOUNDS:
+        for upper in NUMBER_BOUNDS:
+            expected = sorted(doc["_id"] for doc in DOCS if field in doc
+                              and compare[lower_op](float(doc[field]), float(lower))
+                              and compare[upper_op](float(doc[field]), float(upper)))
+            query = {"range": {field: {lower_op: lower, upper_op: upper}}}
+            assert ids(hits(query)) == expected, query
+        for op in (lower_op, upper_op):
+            query = {"range": {field: {op: lower}}}
+            assert ids(hits(query)) == sorted(doc["_id"] for doc in DOCS if field in doc
+                                              and compare[op](float(doc[field]), float(lower))), query
+
+
+def test_range_from_to_and_their_inclusion(hits):
+    def found(**bounds):
+        return ids(hits({"range": {"n": bounds}}))
+    assert found(**{"from": 2, "to": 4}) == ["w2", "w3", "w4"]
+    assert found(**{"from": 2, "to": 4, "include_lower": False}) == ["w3", "w4"]
+    assert found(**{"from": 2, "to": 4, "include_upper": False}) == ["w2", "w3"]
+    assert found(**{"from": 2, "gt": 3, "lte": 4}) == ["w4"]  # gt/lte win over from/to
+    assert found(**{"to": 1}) == ["w0", "w1"]
+    assert found(gte=2, lte=4, format="x", relation="intersects", time_zone="+01:00") == ["w2", "w3", "w4"]
+
+
+def test_range_boost_and_refusals(hits):
+    assert hits({"range": {"n": {"gte": 9, "lte": 9, "boost": 3}}}) == [("w9", 3.0)]
+    assert hits({"range": {"n": {"gte": 9, "lte": 9}}}) == [("w9", 1.0)]
+    assert ids(hits({"range": {"n": {"gt": 5, "lt": 5}}})) == [] and ids(hits({"range": {"n": {"gte": 6, "lte": 5}}})) == []
+    for spec, message in (({"n": {"gte": 1}, "x": {"gte": 1}}, "[range] query expects exactly one field"),
+                          ({"n": {"gte": 1, "over": 2, "above": 3}}, "[range] query does not support [above]")):
+        with pytest.raises(QueryError) as refused:
+            hits({"range": spec})
+        assert str(refused.value) == message
+    with pytest.raises(QueryError) as refused:
+        hits({"range": {"n": {"gte": "two"}}})
+    assert "two" in str(refused.value)
+    for bound in (2 ** 31, -2 ** 31 - 1, 1e30, "2147483648"):  # past an integer, N+1 from its ends
+        with pytest.raises(QueryError) as refused:
+            hits({"range": {"n": {"lte": bound}}})
+        assert str(refused.value) == f"Value [{bound}] is out of range for an integer"
+    assert len(hits({"range": {"x": {"lte": 1e30}}})) == len(WORDS)  # a double holds it

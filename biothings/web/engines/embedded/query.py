@@ -47,6 +47,8 @@ K1, B = 1.2, 0.75
 MAX_CLAUSE_COUNT = 16384
 # Longest regular expression (Elasticsearch's index.max_regex_length).
 MAX_REGEX_LENGTH = 1000
+# Elasticsearch's integer types: a bound outside one is a 400 (2**limit: [-limit, limit - 1])
+INTEGER_LIMITS = {"byte": 2 ** 7, "short": 2 ** 15, "integer": 2 ** 31, "long": 2 ** 63}
 # what a function_score may hold here: its query and a random order (boost_mode and score_mode
 # change nothing with random_score the only function)
 FUNCTION_SCORE_KEYS = {"query", "random_score", "functions", "boost", "boost_mode", "score_mode"}
@@ -601,6 +603,10 @@ class Compiler:
                                  f"on field [{field.name}] of type [{field.es_type}]")
             if math.isinf(number) or math.isnan(number):
                 return None, True
+            limit = INTEGER_LIMITS.get(field.es_type)
+            if limit is not None and not -limit <= number <= limit - 1:
+                article = "an" if field.es_type[0] in "aeiou" else "a"
+                raise QueryError(f"Value [{value}] is out of range for {article} {field.es_type}")
             if number.is_integer():
                 number = int(value) if isinstance(value, int) else int(number)
                 return number, inclusive
