@@ -408,3 +408,52 @@ def test_range_boost_and_refusals(hits):
             hits({"range": {"n": {"lte": bound}}})
         assert str(refused.value) == f"Value [{bound}] is out of range for an integer"
     assert len(hits({"range": {"x": {"lte": 1e30}}})) == len(WORDS)  # a double holds it
+
+
+# ---------------------------------------------------------------- minimum_should_match, wildcards
+
+@pytest.mark.parametrize("spec, count, wanted", [
+    (2, 4, 2), ("2", 4, 2), ("-1", 4, 3), (-5, 4, 0), ("0", 4, 0), ("75%", 4, 3), ("75%", 5, 3), ("-25%", 4, 3),
+    ("-25%", 5, 4), ("100%", 3, 3), ("0%", 3, 0), ("50%", 3, 1), (" 1 ", 3, 1),
+])
+def test_minimum_should_match_as_elasticsearch_documents_it(spec, count, wanted):
+    from biothings.web.engines.embedded.query import minimum_should_match
+    assert minimum_should_match(spec, count) == wanted
+
+
+@pytest.mark.parametrize("spec", ["abc", "1.5", "%", "3<90%"])
+def test_minimum_should_match_refusals(spec):
+    from biothings.web.engines.embedded.query import minimum_should_match
+    with pytest.raises(QueryError) as refused:
+        minimum_should_match(spec, 3)
+    assert str(refused.value) == f"invalid minimum_should_match [{spec}]"
+
+
+def test_minimum_should_match_in_a_bool(hits):
+    shoulds = [{"term": {"kw": "abc"}}, {"term": {"n": 0}}, {"term": {"x": 0.0}}, {"term": {"kw": "b"}}]
+    assert ids(hits({"bool": {"should": shoulds, "minimum_should_match": "75%"}})) == ["w0"]
+    assert ids(hits({"bool": {"should": shoulds, "minimum_should_match": 1}})) == ["w0", "w9"]
+
+
+def test_wildcard_options(hits):
+    assert ids(hits({"wildcard": {"kw": {"value": "A?C", "case_insensitive": True}}})) == with_word(
+        "abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc")
+    assert ids(hits({"wildcard": {"kw": "A?C"}})) == []
+    assert ids(hits({"wildcard": {"kw": {"wildcard": "a?c"}}})) == with_word(*[w for w in WORDS if len(w) == 3])
+    assert hits({"wildcard": {"kw": {"value": "b*", "boost": 2}}}) == [("w9", 2.0)]
+    with pytest.raises(QueryError):  # not lenient
+        hits({"wildcard": {"n": "1*"}})
+
+
+def test_query_string_wildcards(hits):
+    assert len(hits({"query_string": {"query": "*"}})) == len(DOCS)
+    assert ids(hits({"query_string": {"query": "txt:*"}})) == ["t1", "t2"]  # field:* is exists
+    assert ids(hits({"query_string": {"query": "kw:a?c", "default_field": "kw"}})) == with_word(
+        "abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc")  # normalized: lowercase ? c
+    for pattern in ("*bc", "?bc"):
+        with pytest.raises(QueryError) as refused:
+            hits({"query_string": {"query": f"kw:{pattern}", "allow_leading_wildcard": False}})
+        assert str(refused.value) == "'*' or '?' not allowed as first character in WildcardQuery"
+    assert ids(hits({"query_string": {"query": "kw:a*c", "allow_leading_wildcard": False}})) != []
+    with pytest.raises(QueryError):
+        hits({"query_string": {"query": "n:1*", "lenient": False}})
