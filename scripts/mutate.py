@@ -4,7 +4,8 @@
     python scripts/mutate.py options auth    # these modules only
     python scripts/mutate.py --report        # the score table of what has run so far
     python scripts/mutate.py --fresh auth    # again from scratch, after the tests changed
-    python scripts/mutate.py --retest auth   # only the survivors again, after new tests
+    python scripts/mutate.py --retest auth   # the survivors (and mutants not run) again, after new tests
+    python scripts/mutate.py --retest --survivors load  # the survivors only
 
 Each module gets a work directory of its own (``.mutation/<module>/``: a ``setup.cfg``
 naming the module and the test files that cover it, links to the sources), so its
@@ -95,14 +96,14 @@ def workdir(module):
     return directory
 
 
-def run(module, max_children, fresh=False, retest=False):
+def run(module, max_children, fresh=False, retest=False, survivors_only=False):
     directory = workdir(module)
     if fresh:  # after the tests changed: mutmut keeps the verdicts it has
         shutil.rmtree(directory / "mutants", ignore_errors=True)
         (directory / KEPT).unlink(missing_ok=True)
     # mutmut tries again only the mutants it is given by name: the survivors and those not
     # run yet, after new tests
-    names = survivors(module) if retest else []
+    names = survivors(module, not survivors_only) if retest else []
     if retest and not names:
         return
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
@@ -156,10 +157,11 @@ def keep_verdicts(module):
         (WORK / module / KEPT).write_text(json.dumps(codes, indent=0, sort_keys=True))
 
 
-def survivors(module):
+def survivors(module, not_run=True):
+    """The mutants to try again: the survivors, and (``not_run``) those never tried."""
     from mutmut.stats import status_by_exit_code
-    return sorted(name for name, code in verdicts(module).items()
-                  if status_by_exit_code[code] in ("survived", "no tests", "not checked"))
+    wanted = ("survived", "no tests", "not checked") if not_run else ("survived", "no tests")
+    return sorted(name for name, code in verdicts(module).items() if status_by_exit_code[code] in wanted)
 
 
 def score(module):
@@ -198,14 +200,17 @@ def main():
     parser.add_argument("--report", action="store_true", help="print the score table and stop")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts (after the tests changed)")
-    parser.add_argument("--retest", action="store_true", help="try the survivors again (after new tests)")
+    parser.add_argument("--retest", action="store_true",
+                        help="try the survivors and the mutants not run yet again (after new tests)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="with --retest: the survivors only (a run stopped part way stays where it stopped)")
     args = parser.parse_args()
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}; known: {', '.join(MODULES)}")
     if not args.report:
         for module in args.modules or MODULES:
-            run(module, args.max_children, args.fresh, args.retest)
+            run(module, args.max_children, args.fresh, args.retest, args.survivors)
     report()
 
 
