@@ -457,3 +457,69 @@ def test_query_string_wildcards(hits):
     assert ids(hits({"query_string": {"query": "kw:a*c", "allow_leading_wildcard": False}})) != []
     with pytest.raises(QueryError):
         hits({"query_string": {"query": "n:1*", "lenient": False}})
+
+
+@pytest.mark.parametrize("fuzziness, text, edits", [
+    (None, "ab", 0), (None, "abc", 1), (None, "abcdef", 2), ("auto", "abcde", 1), ("AUTO:4,7", "abc", 0),
+    ("AUTO:4,7", "abcd", 1), ("AUTO:4,7", "abcdefg", 2), (" auto:2,3 ", "ab", 1), (0, "abcdef", 0), ("1", "a", 1),
+    (2, "a", 2), (5, "a", 2), (1.5, "abc", 1), ("2.0", "abc", 2),
+])
+def test_fuzziness_as_elasticsearch_reads_it(fuzziness, text, edits):
+    from biothings.web.engines.embedded.query import fuzziness_edits
+    assert fuzziness_edits(fuzziness, text) == edits
+
+
+@pytest.mark.parametrize("fuzziness, message", [
+    ("AUTO:4", "failed to parse [AUTO:] fuzziness [AUTO:4]"), ("AUTO:a,b", "failed to parse [AUTO:] fuzziness [AUTO:a,b]"),
+    ("two", "invalid fuzziness [two]"), (-1, "invalid fuzziness [-1]"),
+])
+def test_fuzziness_refusals(fuzziness, message):
+    from biothings.web.engines.embedded.query import fuzziness_edits
+    with pytest.raises(QueryError) as refused:
+        fuzziness_edits(fuzziness, "abc")
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_expansions": "many"}, "[fuzzy] max_expansions and prefix_length must be integers"),
+    ({"prefix_length": "one"}, "[fuzzy] max_expansions and prefix_length must be integers"),
+    ({"max_expansions": 0}, "[fuzzy] max_expansions must be positive"),
+])
+def test_fuzzy_option_refusals(fuzzy_engine, options, message):
+    with pytest.raises(QueryError) as refused:
+        fuzzy(fuzzy_engine, "kw", "kinase", **options)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("query, what", [({"prefix": {"n": "1"}}, "regexp/wildcard/prefix"),
+                                         ({"fuzzy": {"n": "1"}}, "fuzzy"), ({"regexp": {"n": "1"}}, "regexp/wildcard/prefix")])
+def test_string_queries_on_a_number_field_say_so(hits, query, what):
+    with pytest.raises(QueryError) as refused:
+        hits(query)
+    assert str(refused.value) == (f"Can only use {what} queries on keyword and text fields - not on [n] "
+                                  f"which is of type [integer]")
+
+
+def test_prefix_options(hits):
+    assert ids(hits({"prefix": {"kw": {"value": "AB", "case_insensitive": True}}})) == with_word("abc", "aBc")
+    assert hits({"prefix": {"kw": {"value": "b", "boost": 2}}}) == [("w9", 2.0)]
+    assert ids(hits({"prefix": {"txt": "qui"}})) == ["t1", "t2"]
+
+
+def test_bool_clauses_and_their_scores(hits):
+    term = {"term": {"kw": "abc"}}
+    everything = hits({"bool": {}})  # match_all
+    assert len(everything) == len(DOCS) and all(score == 1.0 for _, score in everything)
+    only_not = hits({"bool": {"must_not": [term]}})
+    assert ids(only_not) == sorted(doc["_id"] for doc in DOCS if doc.get("kw") != "abc")
+    assert hits({"bool": {"filter": [term]}}) == [("w0", 0.0)]  # a filter does not score
+    assert hits({"bool": {"must": [const({"kw": "abc"}, 2.0)], "boost": 3}}) == [("w0", 6.0)]
+    # shoulds beside a must are optional: they only add to the score
+    both = dict(hits({"bool": {"must": [const({"n": 0}, 1.0)], "should": [const({"kw": "abc"}, 2.0)]}}))
+    assert both == {"w0": 3.0}
+    optional = dict(hits({"bool": {"must": [const({"n": 1}, 1.0)], "should": [const({"kw": "abc"}, 2.0)]}}))
+    assert optional == {"w1": 1.0}
+    # alone, at least one should must match; minimum_should_match above the count: nothing
+    assert ids(hits({"bool": {"should": [term, {"term": {"kw": "b"}}]}})) == ["w0", "w9"]
+    assert hits({"bool": {"should": [term], "minimum_should_match": 2}}) == []
+    assert ids(hits({"bool": {"must": [term], "should": [{"term": {"kw": "b"}}], "minimum_should_match": 1}})) == []
