@@ -257,3 +257,33 @@ def test_the_demo_build_skips_documents_its_mapping_cannot_take(tmp_path):
     data = str(tmp_path / "data")
     assert ensure_index(data, "genes", documents, mapping) is True
     assert store.live_count(data, "genes") == 2
+
+
+def test_each_replacement_is_counted(tmp_path):
+    builder = IndexBuilder(str(tmp_path), "genes", MAPPING)
+    for doc in (DOCS[0], DOCS[0], DOCS[1], DOCS[0]):
+        builder.add(doc)
+    assert (builder.count, builder.replaced) == (2, 2)
+    builder.abort()
+
+
+def test_cleanup_keeps_the_current_version_and_builds_in_progress(tmp_path):
+    """A rolled-back current version (older than the newest kept) stays; a partial build (no
+    COMPLETE marker) stays while fresh, another process may be writing it, and goes after a day."""
+    data = str(tmp_path)
+    versions = []
+    for number in range(4):
+        builder = IndexBuilder(data, "genes", MAPPING)
+        builder.add({"_id": str(number)})
+        versions.append(builder.commit())
+    root = os.path.join(data, "genes", store.VERSIONS)
+    assert sorted(os.listdir(root)) == versions[2:]
+    fresh = IndexBuilder(data, "genes", MAPPING)
+    stale = IndexBuilder(data, "genes", MAPPING)
+    day_ago = datetime.datetime.now().timestamp() - store.STALE_BUILD_SECONDS - 60
+    os.utime(stale.path, (day_ago, day_ago))
+    store.swap_current(data, "genes", versions[2])  # back to the older one
+    store.cleanup_versions(data, "genes", keep=1)
+    assert sorted(os.listdir(root)) == sorted([versions[2], versions[3], fresh.version])
+    assert current_version(data, "genes") == versions[2]
+    fresh.abort()
