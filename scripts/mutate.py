@@ -4,8 +4,8 @@
     python scripts/mutate.py options auth    # these modules only
     python scripts/mutate.py --report        # the score table of what has run so far
     python scripts/mutate.py --fresh auth    # again from scratch, after the tests changed
-    python scripts/mutate.py --retest auth   # the survivors (and mutants not run) again, after new tests
-    python scripts/mutate.py --retest --survivors load  # the survivors only
+    python scripts/mutate.py --retest auth   # the survivors, timeouts and mutants not run again
+    python scripts/mutate.py --retest --survivors load  # the survivors and timeouts only
 
 Each module gets a work directory of its own (``.mutation/<module>/``: a ``setup.cfg``
 naming the module and the test files that cover it, links to the sources), so its
@@ -158,9 +158,10 @@ def keep_verdicts(module):
 
 
 def survivors(module, not_run=True):
-    """The mutants to try again: the survivors, and (``not_run``) those never tried."""
+    """The mutants to try again: the survivors and timeouts (a loaded machine times out
+    mutants the tests would kill), and (``not_run``) those never tried."""
     from mutmut.stats import status_by_exit_code
-    wanted = ("survived", "no tests", "not checked") if not_run else ("survived", "no tests")
+    wanted = ("survived", "timeout", "no tests") + (("not checked",) if not_run else ())
     return sorted(name for name, code in verdicts(module).items() if status_by_exit_code[code] in wanted)
 
 

@@ -261,3 +261,133 @@ def test_a_jmespath_without_its_bar_or_failing_on_a_document_is_a_400(transform)
         transform.transform_hit(hit("1", {"alias": ["B"]}), Options(jmespath="alias|abs(@)"))
     assert str(error.value).startswith("jmespath expression failed: ") and "abs()" in str(error.value)
     assert error.value.body == {"keyword": "jmespath"}
+
+
+# ---------------------------------------------------------------- the answer's members, one rule each
+
+def test_raw_answers_the_engine_response_itself(transform):
+    engine = response(hit("1", {"s": "A"}))
+    assert transform.transform(engine, Options(raw=True)) is engine
+    assert transform.transform([engine], Options(raw=True)) == [engine]
+
+
+def test_search_answer_members(transform):
+    engine = {"hits": {"total": 7, "max_score": 2.5, "hits": [hit("1", {"s": "A"}, score=2.5)]},
+              "_scroll_id": "abc"}
+    assert transform.transform(engine, Options()) == {
+        "took": 0, "total": 7, "max_score": 2.5, "hits": [{"_id": "1", "_score": 2.5, "s": "A"}]}
+    assert transform.transform({**engine, "took": 3}, Options(fetch_all=True))["_scroll_id"] == "abc"
+    assert transform.transform(engine, Options(scroll_id="abc"))["_scroll_id"] == "abc"
+    assert transform.transform({}, Options()) == {"took": 0, "total": 0, "max_score": None, "hits": []}
+    with_aggs = {**engine, "aggregations": {"k": {"buckets": [{"key": "x", "doc_count": 1}]}}}
+    assert transform.transform(with_aggs, Options())["facets"] == {
+        "k": {"_type": "terms", "terms": [{"term": "x", "count": 1}], "other": 0, "missing": 0, "total": 7}}
+    assert "facets" not in transform.transform({**engine, "aggregations": {}}, Options())
+
+
+def test_hits_left_empty_by_jmespath_exclude_empty_are_dropped_but_counted(transform):
+    engine = response(hit("1", {"go": [1]}), hit("2", {"go": []}), hit("3", {"other": 1}))
+    out = transform.transform(engine, Options(jmespath="go|@", jmespath_exclude_empty=True))
+    assert out["total"] == 3 and [doc["_id"] for doc in out["hits"]] == ["1"]
+    batch = transform.transform([engine], Options(templates=[{"query": "q"}], jmespath="go|@",
+                                                  jmespath_exclude_empty=True))
+    assert batch == [{"query": "q", "_id": "1", "_score": 1.0, "go": [1]}]
+    empty = response(hit("2", {"go": []}))
+    assert transform.transform([empty], Options(templates=[{"query": "q"}], jmespath="go|@",
+                                                jmespath_exclude_empty=True)) == [{"query": "q", "notfound": True}]
+
+
+@pytest.mark.parametrize("options, expected", [
+    (Options(), {"_id": "1", "_score": 0.5, "s": "A"}),
+    (Options(annotation=True), {"_id": "1", "_score": 0.5, "_version": 3, "s": "A"}),
+    (Options(annotation_single=True), {"_id": "1", "_version": 3, "s": "A"}),
+    (Options(sort=["s"]), {"_id": "1", "_score": 0.5, "sort": ["a"], "s": "A"}),
+])
+def test_hit_members_by_kind_of_request(transform, options, expected):
+    engine_hit = {"_id": "1", "_score": 0.5, "_version": 3, "sort": ["a"], "_source": {"s": "A"}}
+    assert transform.transform_hit(engine_hit, options) == expected
+    explained = transform.transform_hit({**engine_hit, "_explanation": {"value": 1}}, options)
+    assert explained["_explanation"] == {"value": 1}
+    assert transform.transform_hit({"_id": "2"}, Options(annotation_single=True)) == {"_id": "2"}
+
+
+def test_batch_over_counts_terms_with_more_hits_than_size_not_equal(transform):
+    def engine(total):
+        return {"hits": {"total": {"value": total}, "hits": [hit(str(total), {})]}}
+    out = transform.transform([engine(2), engine(3), engine(3)],
+                              Options(templates=[{"q": n} for n in range(3)], with_total=True, size=2))
+    assert out["max_total"] == 3
+    assert out["msg"] == "2 query terms return > 2 hits, using from=2 to retrieve the remaining hits"
+    at_size = transform.transform([engine(2)], Options(templates=[{"q": 0}], with_total=True, size=2))
+    assert "msg" not in at_size
+    no_templates = transform.transform([engine(1), response()], Options())
+    assert no_templates == [{"_id": "1", "_score": 1.0}, {"notfound": True}]
+
+
+def test_jmespath_below_a_list_and_exclude_empty_removes_only_empty_objects(transform):
+    source = {"go": {"BP": [{"id": "a", "ev": ["x"]}, {"id": "b", "ev": []}, "text", {"id": "c"}]}}
+    doc = transform.transform_hit(hit("1", source), Options(jmespath="go.BP.ev|[0]", jmespath_exclude_empty=True))
+    assert doc["go"] == {"BP": [{"id": "a", "ev": "x"}, "text"]}
+    kept = transform.transform_hit(hit("1", {"go": {"BP": [{"ev": ["x"]}, {"ev": []}]}}),
+                                   Options(jmespath="go.BP.ev|[0]"))
+    assert kept["go"] == {"BP": [{"ev": "x"}, {"ev": None}]}
+    nothing = transform.transform_hit(hit("1", {"go": {"BP": [{"ev": []}]}}),
+                                      Options(jmespath="go.BP.ev|[0]", jmespath_exclude_empty=True))
+    assert nothing is None
+    assert transform.transform_hit(hit("1", {"a": 1}), Options(jmespath="|`{}`", jmespath_exclude_empty=True)) is None
+    assert transform.transform_hit(hit("1", {"a": 1}), Options(jmespath="|`{}`")) == {}
+    no_path = transform.transform_hit(hit("1", {"a": 1}), Options(jmespath="b|@"))
+    assert no_path == {"_id": "1", "_score": 1.0, "a": 1}
+
+
+def test_jmespath_length_at_the_limit_and_one_past(transform):
+    limit = transform.web_settings.JMESPATH_MAX_LENGTH
+    at_limit = "a|" + "@" + " " * (limit - 3)
+    assert transform.transform_hit(hit("1", {"a": 1}), Options(jmespath=at_limit))["a"] == 1
+    with pytest.raises(BadRequest) as error:
+        transform.transform_hit(hit("1", {"a": 1}), Options(jmespath=at_limit + " "))
+    assert str(error.value) == f"jmespath too long: {limit + 1} characters, the maximum is {limit}."
+    assert error.value.body == {"keyword": "jmespath", "max": limit, "num": limit + 1}
+
+
+def test_a_jmespath_result_past_the_value_budget_says_so():
+    from biothings.web.pipeline.transform import detach
+    with pytest.raises(BadRequest) as error:
+        detach([1, 2, 3], 3)
+    assert str(error.value) == "The jmespath result is too large: more than 3 values per hit."
+    assert error.value.body == {"keyword": "jmespath", "max": 3}
+    assert detach([1, 2, 3], 4) == [1, 2, 3]
+
+
+def test_traverse_yields_empty_containers_as_leaves():
+    leaves = list(ESResultTransform.traverse({"a": {}, "b": [], "c": [{}], "d": {"e": None}}, leaf_node=True))
+    assert leaves == [("a", {}), ("b", []), ("c", {}), ("d.e", None)]
+    nodes = list(ESResultTransform.traverse({"a": {}, "b": [1]}))
+    assert nodes == [("a", {}), ("b", [1]), ("b", 1)]
+
+
+def test_dotfield_lists_a_single_value_named_in_always_list_and_drops_empty_values(transform):
+    flat = ESResultTransform.option_dotfield({"a": {"b": 1}, "l": [{"x": {}}, {"x": []}, {"x": None}, {"x": 0}]},
+                                             always_list=["a.b"])
+    assert flat == {"a.b": [1], "l.x": [0]}
+    assert ESResultTransform.option_dotfield({"a": {"b": None}}) == {"a.b": None}
+
+
+def test_always_list_below_a_list_of_objects():
+    doc = {"l": [{"x": 1}, {"x": [2]}, {"x": None}, {"y": 3}, "text"]}
+    ESResultTransform.option_always_list(doc, ["l.x", "missing.x"])
+    assert doc == {"l": [{"x": [1]}, {"x": [2]}, {"x": []}, {"y": 3}, "text"]}
+
+
+def test_nested_facets_inside_their_bucket(transform):
+    aggs = {"type": {"buckets": [{"key": "protein-coding", "doc_count": 5, "key_as_string": "protein-coding",
+                                  "chr": {"buckets": [{"key": "1", "doc_count": 2}], "sum_other_doc_count": 3},
+                                  "chr__missing": {"doc_count": 1},
+                                  "note": "not an aggregation"}]}}
+    assert transform.transform_aggs(aggs, 9) == {"type": {
+        "_type": "terms", "other": 0, "missing": 0, "total": 9,
+        "terms": [{"term": "protein-coding", "count": 5,
+                   "chr": {"_type": "terms", "terms": [{"term": "1", "count": 2}], "other": 3, "missing": 1,
+                           "total": 5}}]}}
+    true_key = transform.transform_aggs({"b": {"buckets": [{"key": True, "doc_count": 1}]}}, 1)
+    assert true_key["b"]["terms"] == [{"term": "true", "count": 1}]
