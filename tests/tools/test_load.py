@@ -404,13 +404,17 @@ def test_no_cluster_at_es_host_is_one_line_naming_why(tmp_path):
     assert second == "aborted: nothing was replaced"
 
 
-def test_a_host_that_is_no_cluster_is_named(tmp_path):
-    """A web server that is not Elasticsearch at ES_HOST: what it answered, not a traceback."""
+@pytest.fixture
+def web_page():
+    """A web server that is not Elasticsearch: a page for every ``GET``; yields its URL and
+    the ``Authorization`` header of each request it got."""
     import http.server
     import threading
+    seen = []
 
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the standard library's name
+            seen.append(self.headers.get("Authorization"))
             body = b"<html>a web page</html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -424,14 +428,29 @@ def test_a_host_that_is_no_cluster_is_named(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        write_config(str(tmp_path), name="page", ES_HOST=url)
-        result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="page")
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
+
+
+def test_a_host_that_is_no_cluster_is_named(tmp_path, web_page):
+    """A web server that is not Elasticsearch at ES_HOST: what it answered, not a traceback."""
+    url, seen = web_page
+    write_config(str(tmp_path), name="page", ES_HOST=url)
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="page")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-2:] == [
         f"error: {url}: GET / did not answer JSON: not Elasticsearch or OpenSearch", "aborted: nothing was replaced"]
+    assert seen == [None]
+
+
+def test_es_args_credentials_reach_the_cluster(tmp_path, web_page):
+    """The loader asks ``GET /`` with ``ES_ARGS``'s credentials, as the server does."""
+    url, seen = web_page
+    write_config(str(tmp_path), name="creds", ES_HOST=url, ES_ARGS={"basic_auth": ("user", "secret")})
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, conf="creds")
+    assert result.returncode == 1 and "did not answer JSON" in result.stderr
+    assert seen == ["Basic dXNlcjpzZWNyZXQ="]
 
 
 @pytest.mark.parametrize("form", ["get-index answer", "get-index answer without mappings", "one bare field"])
