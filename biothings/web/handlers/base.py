@@ -3,6 +3,7 @@
 import asyncio
 import concurrent.futures
 import logging
+import os
 import time
 
 import orjson
@@ -28,6 +29,17 @@ def shaping_pool():
     if _shaping_pool is None:
         _shaping_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer-shaping")
     return _shaping_pool
+
+
+def _forget_shaping_pool():
+    """A forked process has none of its parent's threads: a pool made before the fork
+    would queue work that never runs, so the child makes its own."""
+    global _shaping_pool
+    _shaping_pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_shaping_pool)
 
 
 class APIError(tornado.web.HTTPError):
