@@ -11,11 +11,13 @@ from biothings.web.engines.embedded import EmbeddedEngine, build_index
 from biothings.web.engines.errors import QueryError
 
 WORDS = ["abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc", "b"]
-DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n, "x": n / 2} for n, word in enumerate(WORDS)]
+DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n, "x": n / 2, "even": n % 2 == 0, "big": n}
+        for n, word in enumerate(WORDS)]
 DOCS += [{"_id": "t1", "txt": "The quick brown fox", "n": 100}, {"_id": "t2", "txt": "quick quick", "n": 101}]
 MAPPING = {"settings": {"analysis": {"normalizer": {"lower": {"type": "custom", "filter": ["lowercase"]}}}},
            "mappings": {"properties": {"kw": {"type": "keyword"}, "low": {"type": "keyword", "normalizer": "lower"},
                                        "n": {"type": "integer"}, "x": {"type": "double"},
+                                       "even": {"type": "boolean"}, "big": {"type": "long"},
                                        "txt": {"type": "text"}}}}
 
 
@@ -402,11 +404,11 @@ def test_range_boost_and_refusals(hits):
         assert str(refused.value) == message
     with pytest.raises(QueryError) as refused:
         hits({"range": {"n": {"gte": "two"}}})
-    assert "two" in str(refused.value)
+    assert str(refused.value) == 'failed to create query: For input string: "two" on field [n] of type [integer]'
     for bound in (2 ** 31, -2 ** 31 - 1, 1e30, "2147483648"):  # past an integer, N+1 from its ends
         with pytest.raises(QueryError) as refused:
             hits({"range": {"n": {"lte": bound}}})
-        assert str(refused.value) == f"Value [{bound}] is out of range for an integer"
+        assert str(refused.value) == f"failed to create query: Value [{bound}] is out of range for an integer"
     assert len(hits({"range": {"x": {"lte": 1e30}}})) == len(WORDS)  # a double holds it
 
 
@@ -523,3 +525,65 @@ def test_bool_clauses_and_their_scores(hits):
     assert ids(hits({"bool": {"should": [term, {"term": {"kw": "b"}}]}})) == ["w0", "w9"]
     assert hits({"bool": {"should": [term], "minimum_should_match": 2}}) == []
     assert ids(hits({"bool": {"must": [term], "should": [{"term": {"kw": "b"}}], "minimum_should_match": 1}})) == []
+
+
+# ---------------------------------------------------------------- term values, read as Elasticsearch reads them
+# (each answer checked against osmem-server, whose number and boolean parsing is Elasticsearch's;
+# noida-db matches nothing for all of them)
+
+EVEN = ["w0", "w2", "w4", "w6", "w8"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"term": {"n": "4.0"}}, ["w4"]), ({"term": {"n": 4.0}}, ["w4"]), ({"term": {"n": " 4 "}}, ["w4"]),
+    ({"term": {"n": "4d"}}, ["w4"]), ({"term": {"n": "4e0"}}, ["w4"]),
+    ({"term": {"n": "4.5"}}, []), ({"term": {"n": 4.5}}, []),  # a decimal part: nothing, no error
+    ({"term": {"n": "1e400"}}, []), ({"term": {"n": "-1e400"}}, []), ({"term": {"n": "NaN"}}, []),
+    ({"term": {"n": "-2147483648"}}, []), ({"term": {"big": "9223372036854775807"}}, []),
+    ({"terms": {"n": ["1e400", 4.5, "4"]}}, ["w4"]),
+    ({"term": {"x": "1.5"}}, ["w3"]), ({"term": {"x": 1}}, ["w2"]), ({"term": {"x": "1.5f"}}, ["w3"]),
+    ({"term": {"even": "true"}}, EVEN), ({"term": {"even": True}}, EVEN),
+    ({"range": {"even": {"gte": True}}}, EVEN), ({"range": {"even": {"lt": "true"}}}, ["w1", "w3", "w5", "w7", "w9"]),
+    # query_string over all fields is lenient: a value the field cannot take matches nothing
+    ({"query_string": {"query": "even:TRUE"}}, []), ({"query_string": {"query": "even:1"}}, []),
+    ({"query_string": {"query": "even:true"}}, EVEN), ({"query_string": {"query": "n:abc"}}, []),
+    ({"query_string": {"query": "n:99999999999"}}, []), ({"query_string": {"query": "even:[yes TO true]"}}, []),
+    ({"query_string": {"query": "n:4.0"}}, ["w4"]),
+])
+def test_term_values_each_field_type_takes(hits, query, expected):
+    assert ids(hits(query)) == expected
+
+
+@pytest.mark.parametrize("query, reason", [
+    ({"term": {"n": "99999999999"}}, "Value [99999999999] is out of range for an integer"),
+    ({"term": {"n": 2147483648}}, "Value [2147483648] is out of range for an integer"),
+    ({"term": {"n": "1e10"}}, "Value [1e10] is out of range for an integer"),
+    ({"terms": {"n": ["4", "99999999999"]}}, "Value [99999999999] is out of range for an integer"),
+    ({"match": {"n": "99999999999"}}, "Value [99999999999] is out of range for an integer"),
+    ({"term": {"big": "9223372036854775808"}}, "Value [9223372036854775808] is out of range for a long"),
+    ({"term": {"big": 1e19}}, "Value [1e+19] is out of range for a long"),
+    ({"term": {"n": "abc"}}, 'For input string: "abc" on field [n] of type [integer]'),
+    ({"term": {"n": "1_000"}}, 'For input string: "1_000" on field [n] of type [integer]'),
+    ({"term": {"n": "0x10"}}, 'For input string: "0x10" on field [n] of type [integer]'),
+    ({"term": {"n": True}}, 'For input string: "true" on field [n] of type [integer]'),
+    ({"range": {"n": {"gte": "1_000"}}}, 'For input string: "1_000" on field [n] of type [integer]'),
+    ({"term": {"x": "abc"}}, 'For input string: "abc" on field [x] of type [double]'),
+    ({"term": {"x": True}}, 'For input string: "true" on field [x] of type [double]'),
+    ({"term": {"x": "NaN"}}, "[double] supports only finite values, but got [NaN]"),
+    ({"term": {"x": "1e400"}}, "[double] supports only finite values, but got [Infinity]"),
+    ({"term": {"x": "-Infinity"}}, "[double] supports only finite values, but got [-Infinity]"),
+    ({"term": {"even": "TRUE"}}, "Can't parse boolean value [TRUE], expected [true] or [false]"),
+    ({"term": {"even": " true "}}, "Can't parse boolean value [ true ], expected [true] or [false]"),
+    ({"term": {"even": ""}}, "Can't parse boolean value [], expected [true] or [false]"),
+    ({"term": {"even": 1}}, "Can't parse boolean value [1], expected [true] or [false]"),
+    ({"term": {"even": 1.5}}, "Can't parse boolean value [1.5], expected [true] or [false]"),
+    ({"match": {"even": "yes"}}, "Can't parse boolean value [yes], expected [true] or [false]"),
+    ({"terms": {"even": ["TRUE"]}}, "Can't parse boolean value [TRUE], expected [true] or [false]"),
+    ({"range": {"even": {"gte": "yes"}}}, "Can't parse boolean value [yes], expected [true] or [false]"),
+    ({"query_string": {"query": "even:TRUE", "lenient": False}},
+     "Can't parse boolean value [TRUE], expected [true] or [false]"),
+])
+def test_term_values_a_field_type_refuses(engine, query, reason):
+    with pytest.raises(QueryError) as error:
+        engine.search_sync("t", {"query": query})
+    assert str(error.value) == "failed to create query: " + reason

@@ -30,7 +30,6 @@ import tantivy
 from biothings.web import querystring as qs
 from biothings.web.engines.errors import QueryError
 from biothings.web.engines.embedded.analysis import AnalysisError
-from biothings.web.engines.embedded.schema import to_bool, to_float, to_int
 from biothings.web.engines.embedded.sloppy import lucene_sloppy_phrase
 
 Q = tantivy.Query
@@ -333,30 +332,64 @@ class Compiler:
     # ------------------------------------------------------------------ values per field
 
     def _number(self, field, value, lenient):
-        """``value`` as the field's type; None when it cannot be one and ``lenient``."""
+        """``value`` as a term of the field's type, read as Elasticsearch reads one: an
+        integer field matches nothing for a value with a decimal part (or not finite) and
+        refuses one outside its type; a floating-point field refuses a value not finite; a
+        boolean takes ``true``/``false`` only (JSON, or those exact strings). None when the
+        value cannot be one and ``lenient``; else a ``QueryError`` with Elasticsearch's reason."""
         try:
             if field.kind == "int":
-                if isinstance(value, str):
-                    text = value.strip()
-                    if not re.fullmatch(r"[+-]?\d+", text):
-                        number = float(text)
-                        if not math.isfinite(number):
-                            raise ValueError(value)
-                        if not number.is_integer():
-                            return _NOT_INTEGRAL
-                        return int(number)
-                    return to_int(int(text), field, field.name)
-                if isinstance(value, float) and not value.is_integer():
-                    return _NOT_INTEGRAL
-                return to_int(value, field, field.name)
+                return self._integer_term(field, value)
             if field.kind == "float":
-                return to_float(value, field, field.name)
-            return to_bool(value if not isinstance(value, str) else value.strip().lower(), field, field.name)
-        except (ValueError, TypeError):
+                return self._float_term(field, value)
+            return self._boolean_term(value)
+        except QueryError:
             if lenient:
                 return None
-            raise QueryError(f"failed to create query: For input string: \"{value}\" "
-                             f"on field [{field.name}] of type [{field.es_type}]")
+            raise
+
+    def _not_a_number(self, field, value):
+        return QueryError(f"failed to create query: For input string: \"{self._keyword_text(value)}\" "
+                          f"on field [{field.name}] of type [{field.es_type}]")
+
+    def _integer_term(self, field, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                double = java_double(value)
+            except ValueError:
+                raise self._not_a_number(field, value) from None
+            if not math.isfinite(double) or not double.is_integer():
+                return _NOT_INTEGRAL
+            text = value.strip() if isinstance(value, str) else ""
+            # digits only: read exactly (a long has more digits than a double keeps)
+            number = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else int(double)
+        limit = INTEGER_LIMITS.get(field.es_type, INTEGER_LIMITS["long"])
+        if not -limit <= number <= limit - 1:
+            article = "an" if field.es_type[0] in "aeiou" else "a"
+            raise QueryError(f"failed to create query: Value [{self._keyword_text(value)}] is out of range "
+                             f"for {article} {field.es_type}")
+        return number
+
+    def _float_term(self, field, value):
+        try:
+            number = java_double(value)
+        except ValueError:
+            raise self._not_a_number(field, value) from None
+        if not math.isfinite(number):
+            shown = "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+            raise QueryError(f"failed to create query: [{field.es_type}] supports only finite values, "
+                             f"but got [{shown}]")
+        return number
+
+    def _boolean_term(self, value):
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise QueryError(f"failed to create query: Can't parse boolean value [{self._keyword_text(value)}], "
+                         f"expected [true] or [false]")
 
     def _keyword_text(self, value):
         if isinstance(value, bool):
@@ -561,7 +594,9 @@ class Compiler:
         if field.kind in ("int", "float"):
             return self._numeric_range(field, lower, include_lower, upper, include_upper, lenient)
         if field.kind == "bool":
-            bounds = [self._number(field, b, True) if b is not None else None for b in (lower, upper)]
+            bounds = [self._number(field, b, lenient) if b is not None else None for b in (lower, upper)]
+            if any(bound is None for bound, given in zip(bounds, (lower, upper)) if given is not None):
+                return none()  # a bound no boolean can be, and lenient
             values = [v for v in (False, True)
                       if _in_range(v, bounds[0], include_lower, bounds[1], include_upper)]
             return self._set(field, values)
@@ -595,18 +630,18 @@ class Compiler:
                 number = self._number(field, value, lenient)
                 return ("bad", True) if number is None else (number, inclusive)
             try:
-                number = float(value)
-            except (TypeError, ValueError):
+                number = java_double(value)
+            except ValueError:
                 if lenient:
                     return "bad", True
-                raise QueryError(f"failed to create query: For input string: \"{value}\" "
-                                 f"on field [{field.name}] of type [{field.es_type}]")
+                raise self._not_a_number(field, value) from None
             if math.isinf(number) or math.isnan(number):
                 return None, True
             limit = INTEGER_LIMITS.get(field.es_type)
             if limit is not None and not -limit <= number <= limit - 1:
                 article = "an" if field.es_type[0] in "aeiou" else "a"
-                raise QueryError(f"Value [{value}] is out of range for {article} {field.es_type}")
+                raise QueryError(f"failed to create query: Value [{value}] is out of range "
+                                 f"for {article} {field.es_type}")
             if number.is_integer():
                 number = int(value) if isinstance(value, int) else int(number)
                 return number, inclusive
@@ -925,6 +960,26 @@ QUERY_STRING_OPTIONS = {
 }
 
 _NOT_INTEGRAL = object()  # a number with decimals for an integer field: matches nothing
+
+# What Java's Double.parseDouble reads, which Elasticsearch reads numbers with: no Python
+# spellings (``inf``, ``1_000``), a trailing ``d`` or ``f`` allowed, spaces around ignored.
+_JAVA_DOUBLE = re.compile(r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)")
+
+
+def java_double(value):
+    """A JSON number, or a string as Java's ``Double.parseDouble`` reads it; ValueError
+    for anything else (booleans included: Elasticsearch reads ``true`` as the text "true")."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not _JAVA_DOUBLE.fullmatch(text):
+            raise ValueError(value)
+        return float(text.rstrip("fFdD"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past any double: Java's BigInteger.doubleValue()
+        return math.inf if value > 0 else -math.inf
 
 
 def minimum_should_match(spec, count):
