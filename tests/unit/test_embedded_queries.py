@@ -587,3 +587,66 @@ def test_term_values_a_field_type_refuses(engine, query, reason):
     with pytest.raises(QueryError) as error:
         engine.search_sync("t", {"query": query})
     assert str(error.value) == "failed to create query: " + reason
+
+
+# ---------------------------------------------------------------- one-field queries: their two forms and options
+# (the refusals are Elasticsearch's, checked against osmem-server; noida-db accepts them all)
+
+@pytest.mark.parametrize("query, reason", [
+    ({"term": {"n": 4, "boost": 2}}, "[term] query doesn't support multiple fields, found [n] and [boost]"),
+    ({"term": {"n": 4, "_name": "q"}}, "[term] query doesn't support multiple fields, found [n] and [_name]"),
+    ({"fuzzy": {"kw": "abc", "boost": 2}}, "[fuzzy] query doesn't support multiple fields, found [kw] and [boost]"),
+    ({"match": {"n": 4, "boost": 2}}, "[match] query doesn't support multiple fields, found [n] and [boost]"),
+    ({"prefix": {"kw": "a", "low": "a"}}, "[prefix] query doesn't support multiple fields, found [kw] and [low]"),
+    ({"term": {}}, "field name is null or empty"),
+    ({"term": {"n": {"query": 4}}}, "[term] query does not support [query]"),
+    ({"term": {"n": {"value": 4, "foo": 1}}}, "[term] query does not support [foo]"),
+    ({"prefix": {"kw": {"value": "a", "foo": 1}}}, "[prefix] query does not support [foo]"),
+    ({"wildcard": {"kw": {"value": "a*", "foo": 1}}}, "[wildcard] query does not support [foo]"),
+    ({"regexp": {"kw": {"value": "a.c", "foo": 1}}}, "[regexp] query does not support [foo]"),
+    ({"fuzzy": {"kw": {"value": "abc", "foo": 1}}}, "[fuzzy] query does not support [foo]"),
+    ({"match": {"txt": {"query": "quick", "foo": 1}}}, "[match] query does not support [foo]"),
+    ({"match_phrase": {"txt": {"query": "quick", "foo": 1}}}, "[match_phrase] query does not support [foo]"),
+    ({"fuzzy": {"kw": {"value": "abc", "case_insensitive": True}}}, "[fuzzy] query does not support [case_insensitive]"),
+    # Elasticsearch options the embedded engine does not run: refused, not ignored
+    ({"match": {"txt": {"query": "quick fox", "minimum_should_match": 2}}},
+     "[match] option [minimum_should_match] is not supported by the embedded engine"),
+    ({"match": {"txt": {"query": "quikc", "fuzziness": "AUTO"}}},
+     "[match] option [fuzziness] is not supported by the embedded engine"),
+    ({"match": {"txt": {"query": "the", "zero_terms_query": "all"}}},
+     "[match] option [zero_terms_query] is not supported by the embedded engine"),
+    ({"match_phrase": {"txt": {"query": "the", "zero_terms_query": "all"}}},
+     "[match_phrase] option [zero_terms_query] is not supported by the embedded engine"),
+    ({"regexp": {"kw": {"value": "a.c", "flags": "NONE"}}},
+     "[regexp] option [flags] is not supported by the embedded engine"),
+    ({"regexp": {"kw": {"value": "a.c", "rewrite": "scoring_boolean"}}},
+     "[regexp] option [rewrite] is not supported by the embedded engine"),
+    ({"prefix": {"kw": {"value": "a", "rewrite": "top_terms_10"}}},
+     "[prefix] option [rewrite] is not supported by the embedded engine"),
+    ({"wildcard": {"kw": {"value": "a*", "rewrite": "scoring_boolean"}}},
+     "[wildcard] option [rewrite] is not supported by the embedded engine"),
+    ({"fuzzy": {"kw": {"value": "abc", "rewrite": "constant_score"}}},
+     "[fuzzy] option [rewrite] is not supported by the embedded engine"),
+])
+def test_one_field_queries_refuse_what_elasticsearch_refuses_or_this_engine_does_not_run(engine, query, reason):
+    with pytest.raises(QueryError) as error:
+        engine.search_sync("t", {"query": query})
+    assert str(error.value) == reason
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"term": {"n": {"value": 4, "boost": 2, "_name": "four"}}}, [("w4", 2.0)]),
+    ({"prefix": {"kw": {"value": "a-", "rewrite": "constant_score"}}}, [("w3", 1.0)]),
+    ({"wildcard": {"kw": {"wildcard": "a-?"}}}, [("w3", 1.0)]),
+    ({"regexp": {"kw": {"value": "a-c", "flags": "ALL", "max_determinized_states": 100}}}, [("w3", 1.0)]),
+    ({"regexp": {"kw": {"value": "a-c", "flags": "all"}}}, [("w3", 1.0)]),
+    ({"wildcard": {"kw": {"value": "a-?", "rewrite": "CONSTANT_SCORE_BLENDED"}}}, [("w3", 1.0)]),
+])
+def test_one_field_queries_take_elasticsearch_options_in_their_object_form(hits, query, expected):
+    assert [(doc_id, round(score, 4)) for doc_id, score in hits(query)] == expected
+
+
+def test_options_at_their_default_value_change_nothing(hits):
+    assert hits({"match": {"txt": {"query": "fox", "zero_terms_query": "none"}}}) == hits({"match": {"txt": "fox"}})
+    phrase = {"query": "quick brown", "zero_terms_query": "NONE"}
+    assert hits({"match_phrase": {"txt": phrase}}) == hits({"match_phrase": {"txt": "quick brown"}}) != []

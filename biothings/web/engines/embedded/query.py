@@ -51,6 +51,30 @@ INTEGER_LIMITS = {"byte": 2 ** 7, "short": 2 ** 15, "integer": 2 ** 31, "long": 
 # what a function_score may hold here: its query and a random order (boost_mode and score_mode
 # change nothing with random_score the only function)
 FUNCTION_SCORE_KEYS = {"query", "random_score", "functions", "boost", "boost_mode", "score_mode"}
+# The options of the one-field queries' object form ({"field": {"value": ..., options}}),
+# as Elasticsearch names them; any other is a 400
+_COMMON = {"boost", "_name"}
+FIELD_QUERY_OPTIONS = {
+    "term": _COMMON | {"value", "case_insensitive"},
+    "prefix": _COMMON | {"value", "case_insensitive", "rewrite"},
+    "wildcard": _COMMON | {"value", "wildcard", "case_insensitive", "rewrite"},
+    "regexp": _COMMON | {"value", "flags", "case_insensitive", "max_determinized_states", "rewrite"},
+    "fuzzy": _COMMON | {"value", "fuzziness", "max_expansions", "prefix_length", "transpositions", "rewrite"},
+    "match": _COMMON | {"query", "operator", "lenient", "analyzer", "auto_generate_synonyms_phrase_query"},
+    "match_phrase": _COMMON | {"query", "analyzer", "slop"},
+}
+# Elasticsearch options this engine does not run: refused rather than ignored, unless given a
+# value that answers the same hits and scores (lowercase)
+_CONSTANT_REWRITES = {"constant_score", "constant_score_blended", "constant_score_boolean"}
+UNSUPPORTED_FIELD_OPTIONS = {
+    "prefix": {"rewrite": _CONSTANT_REWRITES},
+    "wildcard": {"rewrite": _CONSTANT_REWRITES},
+    "regexp": {"flags": {"all"}, "rewrite": _CONSTANT_REWRITES},
+    "fuzzy": {"rewrite": set()},
+    "match": {"fuzziness": set(), "prefix_length": set(), "max_expansions": set(), "fuzzy_transpositions": set(),
+              "fuzzy_rewrite": set(), "minimum_should_match": set(), "zero_terms_query": {"none"}},
+    "match_phrase": {"zero_terms_query": {"none"}},
+}
 # Fuzzy terms expand to at most this many terms unless the query says otherwise.
 DEFAULT_MAX_EXPANSIONS = 50
 # Groups nested deeper are refused (the builder's MAX_QUERY_DEPTH is the public limit).
@@ -775,16 +799,28 @@ class Compiler:
                        spec.get("boost") if isinstance(spec, dict) else None)
 
     @staticmethod
-    def _field_spec(spec, value_key="value"):
-        """``{"field": value}`` or ``{"field": {"value": ..., ...}}`` -> (field, value, options)."""
-        options = {k: v for k, v in spec.items() if k in ("boost", "_name")}
-        items = [(k, v) for k, v in spec.items() if k not in ("boost", "_name")]
-        if len(items) != 1:
-            raise QueryError(f"query expects exactly one field, got {sorted(spec)}")
-        name, value = items[0]
+    def _field_spec(kind, spec, value_key="value"):
+        """``{"field": value}`` or ``{"field": {"value": ..., ...}}`` -> (field, value, options),
+        refused as Elasticsearch refuses it: a second key beside the field (``boost`` too: it
+        belongs in the object form), an option the query does not have, or one it has that
+        this engine does not run (it would answer other hits, silently)."""
+        if not isinstance(spec, dict) or not spec:
+            raise QueryError("field name is null or empty")
+        names = list(spec)
+        if len(names) > 1:
+            raise QueryError(f"[{kind}] query doesn't support multiple fields, found [{names[0]}] and [{names[1]}]")
+        name, value = names[0], spec[names[0]]
+        options = {}
         if isinstance(value, dict):
             options = dict(value)
-            value = options.pop(value_key, options.pop("query", None))
+            unsupported = UNSUPPORTED_FIELD_OPTIONS.get(kind, {})
+            for option, given in options.items():
+                if option in unsupported:
+                    if str(given).lower() not in unsupported[option]:
+                        raise QueryError(f"[{kind}] option [{option}] is not supported by the embedded engine")
+                elif option not in FIELD_QUERY_OPTIONS[kind]:
+                    raise QueryError(f"[{kind}] query does not support [{option}]")
+            value = options.pop(value_key, None)
         return name, value, options
 
     def _per_field(self, name, build):
@@ -792,7 +828,7 @@ class Compiler:
         return none() if query is None else query
 
     def q_term(self, spec):
-        name, value, options = self._field_spec(spec)
+        name, value, options = self._field_spec("term", spec)
         if value is None:
             raise QueryError("[term] query requires a value")
         insensitive = options.get("case_insensitive")
@@ -848,14 +884,14 @@ class Compiler:
         return self.exists(spec["field"])
 
     def q_prefix(self, spec):
-        name, value, options = self._field_spec(spec)
+        name, value, options = self._field_spec("prefix", spec)
         insensitive = bool(options.get("case_insensitive", False))
         return boosted(self._per_field(name, lambda f: self.prefix(f, value, False, insensitive,
                                                                  normalize=f.kind == "keyword")),
                        options.get("boost"))
 
     def q_wildcard(self, spec):
-        name, value, options = self._field_spec(spec)
+        name, value, options = self._field_spec("wildcard", spec)
         if value is None:
             value = options.get("wildcard")
         insensitive = bool(options.get("case_insensitive", False))
@@ -864,7 +900,7 @@ class Compiler:
                        options.get("boost"))
 
     def q_regexp(self, spec):
-        name, value, options = self._field_spec(spec)
+        name, value, options = self._field_spec("regexp", spec)
         insensitive = bool(options.get("case_insensitive"))
         return boosted(self._per_field(name, lambda f: self.regexp(f, str(value), False, insensitive,
                                                                  normalize=f.kind == "keyword")),
@@ -873,7 +909,7 @@ class Compiler:
     def q_fuzzy(self, spec):
         """A term-level query: the value is not analyzed, but a keyword's normalizer applies
         (Elasticsearch: ``indexedValueForSearch``), as in prefix, wildcard and regexp."""
-        name, value, options = self._field_spec(spec)
+        name, value, options = self._field_spec("fuzzy", spec)
         distance = fuzziness_edits(options.get("fuzziness", "AUTO"), self._keyword_text(value))
         return boosted(self._per_field(name, lambda f: self.fuzzy(
             f, value, distance, normalize=f.kind == "keyword",
@@ -882,7 +918,7 @@ class Compiler:
             transpositions=options.get("transpositions", True))), options.get("boost"))
 
     def q_match(self, spec):
-        name, value, options = self._field_spec(spec, value_key="query")
+        name, value, options = self._field_spec("match", spec, value_key="query")
         if value is None:
             raise QueryError("[match] query requires a [query]")
         operator = options.get("operator", "or")
@@ -892,7 +928,7 @@ class Compiler:
                        options.get("boost"))
 
     def q_match_phrase(self, spec):
-        name, value, options = self._field_spec(spec, value_key="query")
+        name, value, options = self._field_spec("match_phrase", spec, value_key="query")
         slop = options.get("slop", 0)
         analyzer = options.get("analyzer")
         return boosted(self._per_field(name, lambda f: self.phrase(f, value, slop, False, analyzer)),
