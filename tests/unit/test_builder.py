@@ -234,3 +234,174 @@ def test_a_userquery_of_a_filter_alone_filters_the_query_string(tmp_path):
         "must": [{"query_string": {"query": "cdk2", **QS}}], "filter": [{"term": {"taxid": 9606}}]}}
     assert builder.build(None, options(userquery="human"))["query"] == {"bool": {
         "must": [{"match_all": {}}], "filter": [{"term": {"taxid": 9606}}]}}
+
+
+# ---------------------------------------------------------------- id rules, scopes and terms (mutation survivors)
+
+class FieldsBuilder(ESQueryBuilder):
+    """A builder whose mapping has the fields named (``is_field`` is the hook for it)."""
+    FIELDS = {"symbol", "entrezgene", "ensembl.gene", "dbsnp.rsid", "HGNC", "other"}
+
+    def is_field(self, name):
+        return name in self.FIELDS
+
+
+def multi_match(query, fields, **more):
+    return {"multi_match": {"query": query, "fields": fields, "operator": "and", "lenient": True, **more}}
+
+
+def test_id_rules_apply_in_order_each_one_that_fits():
+    builder = FieldsBuilder(BiothingWebSettings(ANNOTATION_DEFAULT_SCOPES=["_id", "symbol"], ANNOTATION_ID_REGEX_LIST=[
+        (r"(?P<scope>hgnc):(?P<term>[0-9]+)", ["HGNC"]),  # scopes given: the group only names the part
+        (r"rs[0-9]+", ["dbsnp.rsid"]),
+        (r"(?P<scope>[a-z.]+):(?P<term>.+)", []),  # the field named in the id, when it is one
+        (r"[a-z]+:[0-9]+", ["other"]),
+        (r"ENSG[0-9]+", ["ensembl.gene"]),
+    ]))
+    match = builder.build_id_match
+    assert match("hgnc:1771", options()) == multi_match("1771", ["HGNC"])
+    assert match("rs58991260", options()) == multi_match("rs58991260", ["dbsnp.rsid"])
+    assert match("entrezgene:1017", options()) == multi_match("1017", ["entrezgene"])
+    assert match("nosuch:1017", options()) == multi_match("nosuch:1017", ["other"])  # the next rule that fits
+    assert match("ENSG00000123374", options()) == multi_match("ENSG00000123374", ["ensembl.gene"])
+    assert match("CDK2", options(analyzer="whitespace")) == multi_match("CDK2", ["_id", "symbol"],
+                                                                        analyzer="whitespace")
+
+
+def test_field_colon_value_without_rules():
+    builder = FieldsBuilder(BiothingWebSettings(ANNOTATION_DEFAULT_SCOPES=["_id", "symbol"]))
+    match = builder.build_id_match
+    assert match("symbol:a:b", options()) == multi_match("a:b", ["symbol"])  # the first colon splits
+    assert match("symbol", options()) == multi_match("symbol", ["_id", "symbol"])  # a field name alone is a term
+    assert match("symbol:", options()) == multi_match("symbol:", ["_id", "symbol"])
+    assert match("nosuch:1017", options()) == multi_match("nosuch:1017", ["_id", "symbol"])
+
+
+def test_scopes_and_terms_refused_with_their_reason(builder):
+    for scopes, shown in ((["_script"], "'_script'"), (["x{" + "y" * 150], repr("x{" + "y" * 98))):
+        with pytest.raises(BadRequest) as error:
+            builder.build(["cdk2"], options(scopes=scopes))
+        assert str(error.value) == f"Invalid field name {shown} in 'scopes'." and error.value.body == {"keyword": "scopes"}
+    assert builder.build(["cdk2"], options(scopes=["alias", "name", "symbol", "_id"]))[0]["query"] == \
+        multi_match("cdk2", ["alias", "name", "symbol", "_id"])
+    for terms in (["cdk2", {"a": 1}], [None]):
+        with pytest.raises(BadRequest) as error:
+            builder.build(terms, options())
+        kind = type(terms[-1]).__name__
+        assert str(error.value) == f"Query terms must be strings or numbers, got {kind}." and \
+            error.value.body == {"keyword": "q"}
+
+
+def test_fetch_all_and_streams_are_outside_the_answer_budget():
+    builder = ESQueryBuilder(BiothingWebSettings(MAX_ANSWER_HITS=25))
+    assert builder.build("cdk2", options(size=25))["size"] == 25
+    with pytest.raises(BadRequest) as error:
+        builder.build("cdk2", options(size=26))
+    assert str(error.value) == ("The request asks for up to 26 hits (1 x size 26), the maximum is 25 "
+                                "(MAX_ANSWER_HITS): ask for fewer terms or a smaller size.")
+    assert error.value.body == {"keyword": "size", "max": 25, "num": 26}
+    with pytest.raises(BadRequest) as error:
+        builder.build(["a", "b", "c"], options(size=9))
+    assert error.value.body == {"keyword": "size", "max": 25, "num": 27}
+    assert builder.build("cdk2", options(size=26, fetch_all=True))
+    assert len(builder.build(["a", "b", "c"], options(size=9, streaming=True))) == 3
+
+
+def test_result_window_message_names_the_sum(builder):
+    with pytest.raises(BadRequest) as error:
+        builder.build("cdk2", options(size=11, **{"from": 9990}))
+    assert str(error.value) == "from + size must be at most 10000, got 10001."
+    assert builder.build("cdk2", options(size=10, **{"from": 9990}))["from"] == 9990
+
+
+def test_source_and_sort_forms():
+    build_source, build_sort = ESQueryBuilder.build_source, ESQueryBuilder.build_sort
+    assert build_source(["*", "-go"]) == {"includes": [], "excludes": ["go"]}
+    assert build_source(["all", "-go"]) == {"includes": [], "excludes": ["go"]}
+    assert build_source(["*"]) is None and build_source(["symbol", "all"]) is None
+    assert build_sort(["X", "+Xenopus", "-Xref"]) == [
+        {"X": {"order": "asc"}}, {"Xenopus": {"order": "asc"}}, {"Xref": {"order": "desc"}}]
+
+
+def test_facets_default_to_ten_buckets(builder):
+    assert builder.build_aggs(["type_of_gene"], None)["type_of_gene"] == {"terms": {"field": "type_of_gene", "size": 10}}
+
+
+# ---------------------------------------------------------------- query-string and template checks
+
+def test_query_string_errors_show_200_characters_and_say_max_only_for_depth(builder):
+    text = "(" + "a" * 300
+    with pytest.raises(BadRequest) as error:
+        builder.build(text, options())
+    assert str(error.value).startswith(f"Failed to parse query [{text[:200]}]: ")
+    assert error.value.body == {"keyword": "q"}
+    with pytest.raises(BadRequest) as error:
+        builder.build("(" * 40 + "a" + ")" * 40, options())
+    assert error.value.body == {"keyword": "q", "max": 30}
+
+
+def with_field_types(types, **settings):
+    web_settings = BiothingWebSettings(**settings)
+    web_settings.metadata.field_types = lambda: types  # the mapping's types, as the metadata cache holds them
+    return ESQueryBuilder(web_settings)
+
+
+def test_ranges_over_the_default_fields_are_text_ranges_when_a_text_field_may_be_among_them():
+    for types, refused in (({"symbol": "keyword", "taxid": "integer"}, False), ({"name": "text"}, True),
+                           ({}, True)):  # no mapping known: it may be
+        builder = with_field_types(types, ALLOW_EXPENSIVE_QUERIES=False)
+        for text in ("[a TO b]", "*:[a TO b]"):
+            if refused:
+                with pytest.raises(BadRequest) as error:
+                    builder.build(text, options())
+                named = "*" if text.startswith("*") else "default fields"
+                assert str(error.value) == ("Ranges over text fields are expensive queries, disabled on this API "
+                                            f"(ALLOW_EXPENSIVE_QUERIES): [{named}].")
+            else:
+                assert builder.build(text, options())["query"]["query_string"]["query"] == text
+
+
+@pytest.fixture
+def templates(tmp_path):
+    def make(name, query=None, query_filter=None, **settings):
+        (tmp_path / name).mkdir()
+        if query is not None:
+            (tmp_path / name / "query.txt").write_text(query)
+        if query_filter is not None:
+            (tmp_path / name / "filter.txt").write_text(query_filter)
+        return ESQueryBuilder(BiothingWebSettings(USERQUERY_DIR=str(tmp_path), **settings))
+    return make
+
+
+def test_template_checks_reach_every_clause_and_name_q(templates):
+    builder = templates("nested", '{"bool": {"must": [{"match_all": {}}, {"query_string": {"query": "{{q}}"}}]}}')
+    with pytest.raises(BadRequest) as error:
+        builder.build("*ase", options(userquery="nested"))
+    assert str(error.value) == "Leading wildcards are not allowed in queries (ALLOW_EXPENSIVE_QUERIES)."
+    assert error.value.body == {"keyword": "q"}
+    with pytest.raises(BadRequest) as error:
+        builder.build("(cdk2", options(userquery="nested"))
+    assert error.value.body == {"keyword": "q"}
+    simple = templates("simple", '{"simple_query_string": {"query": "{{q}}"}}')
+    with pytest.raises(BadRequest):
+        simple.build("*ase", options(userquery="simple"))
+    regexp = templates("regexp", '{"regexp": {"symbol": "{{q}}"}}', ALLOW_EXPENSIVE_QUERIES=False)
+    with pytest.raises(BadRequest) as error:
+        regexp.build("cdk.*", options(userquery="regexp"))
+    assert error.value.body == {"keyword": "q"}
+    # the text of a multi_match is no query string: its characters are plain text
+    plain = templates("plain", '{"multi_match": {"query": "{{q}}", "fields": ["symbol"]}}')
+    assert plain.build("*ase (", options(userquery="plain"))["query"] == {
+        "multi_match": {"query": "*ase (", "fields": ["symbol"]}}
+
+
+def test_template_q_fills_the_filter_too_and_none_is_empty(templates):
+    builder = templates("both", '{"match": {"name": "{{q}}"}}', '{"term": {"symbol": "{{q}}"}}',
+                        MAX_QUERY_LENGTH=10)
+    assert builder.build("cdk2", options(userquery="both"))["query"] == {"bool": {
+        "must": [{"match": {"name": "cdk2"}}], "filter": [{"term": {"symbol": "cdk2"}}]}}
+    assert builder.build(None, options(userquery="both"))["query"]["bool"]["must"] == [{"match": {"name": ""}}]
+    with pytest.raises(BadRequest) as error:
+        builder.build("a" * 11, options(userquery="both"))
+    assert error.value.body == {"keyword": "q", "max": 10, "num": 11}
+    assert builder.build("a" * 10, options(userquery="both"))
