@@ -650,3 +650,29 @@ def test_options_at_their_default_value_change_nothing(hits):
     assert hits({"match": {"txt": {"query": "fox", "zero_terms_query": "none"}}}) == hits({"match": {"txt": "fox"}})
     phrase = {"query": "quick brown", "zero_terms_query": "NONE"}
     assert hits({"match_phrase": {"txt": phrase}}) == hits({"match_phrase": {"txt": "quick brown"}}) != []
+
+
+# ---------------------------------------------------------------- escapes and edges of patterns (Lucene's reading)
+
+@pytest.mark.parametrize("query, expected", [
+    ({"regexp": {"kw": "a\\-c"}}, ["a-c"]), ({"regexp": {"kw": "a\\\\c"}}, ["a\\c"]),
+    ({"regexp": {"kw": "a[]-a]c"}}, ["a]c", "a^c"]),  # ']' first is a character; ']-a' a range
+    ({"regexp": {"kw": "?bc"}}, []),  # an operator with nothing to repeat is the character itself
+    ({"wildcard": {"kw": "a\\*"}}, []),  # an escaped wildcard is the character
+    ({"wildcard": {"kw": "a\\\\*"}}, ["a\\c"]),
+    ({"wildcard": {"kw": "a\\"}}, []),  # a trailing backslash is a backslash (Lucene is lenient there)
+    ({"wildcard": {"kw": "a\\?c"}}, []),
+    ({"term": {"kw": {"value": "A^C", "case_insensitive": True}}}, ["a^c"]),
+    ({"prefix": {"kw": {"value": "A^", "case_insensitive": True}}}, ["a^c"]),
+    ({"fuzzy": {"kw": {"value": "abcde", "fuzziness": "AUTO:3,4"}}}, ["abc"]),  # 5 characters: 2 edits
+    ({"fuzzy": {"kw": {"value": "abcde", "fuzziness": "AUTO:3,6"}}}, []),  # 1 edit
+])
+def test_pattern_escapes_and_edges(hits, query, expected):
+    assert ids(hits(query)) == with_word(*expected)
+
+
+@pytest.mark.parametrize("pattern", ["[a\\]", "[a-", "a[b"])
+def test_an_unterminated_character_class_is_refused(engine, pattern):
+    with pytest.raises(QueryError) as error:
+        engine.search_sync("t", {"query": {"regexp": {"kw": pattern}}})
+    assert str(error.value) == f"invalid regular expression [{pattern}]: unterminated character class"
