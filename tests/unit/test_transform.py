@@ -391,3 +391,32 @@ def test_nested_facets_inside_their_bucket(transform):
                            "total": 5}}]}}
     true_key = transform.transform_aggs({"b": {"buckets": [{"key": True, "doc_count": 1}]}}, 1)
     assert true_key["b"]["terms"] == [{"term": "true", "count": 1}]
+
+
+def test_took_and_zero_totals_are_the_engines(transform):
+    engine = {"took": 3, "hits": {"total": {"value": 0}, "hits": []},
+              "aggregations": {"k": {"buckets": [], "sum_other_doc_count": 0}}}
+    out = transform.transform(engine, Options())
+    assert out["took"] == 3 and out["total"] == 0 and out["facets"]["k"]["total"] == 0
+    for shape in ({"hits": []}, {"total": {"relation": "eq"}, "hits": []}):
+        batch = transform.transform([{"hits": shape}], Options(templates=[{"query": "a"}], with_total=True, size=1))
+        assert batch == {"max_total": 0, "hits": [{"query": "a", "notfound": True}]}
+
+
+def test_jmespath_through_a_list_on_the_way_to_its_parent(transform):
+    source = {"l": [{"m": {"v": [1, 2]}}, {"m": {"v": [3]}}, "text"]}
+    doc = transform.transform_hit(hit("1", source), Options(jmespath="l.m.v|[0]"))
+    assert doc["l"] == [{"m": {"v": 1}}, {"m": {"v": 3}}, "text"]
+
+
+def test_always_list_through_lists_of_lists():
+    doc = {"a": [[{"b": 1}, {"b": [2]}], {"b": None}]}
+    ESResultTransform.option_always_list(doc, ["a.b"])
+    assert doc == {"a": [[{"b": [1]}, {"b": [2]}], {"b": []}]}
+
+
+def test_a_failing_jmespath_shows_200_characters_of_its_error(transform):
+    with pytest.raises(BadRequest) as error:
+        transform.transform_hit(hit("1", {"alias": ["x" * 300]}), Options(jmespath="alias|abs(@)"))
+    prefix = "jmespath expression failed: "
+    assert str(error.value).startswith(prefix) and len(str(error.value)) == len(prefix) + 200

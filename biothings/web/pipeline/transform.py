@@ -87,22 +87,20 @@ def _containers(parent, keys):
 
 
 def _nodes(parent, keys):
-    """The containers at the dotted path ``keys`` below ``parent`` (lists walked)."""
+    """The values at the dotted path ``keys`` below ``parent``, every list on the way and
+    at the end walked (lists of lists too: Elasticsearch reads them as one list)."""
     current = [parent]
     for key in keys:
         found = []
         for node in current:
-            if isinstance(node, list):
-                node_list = node
-            else:
-                node_list = [node]
-            for item in node_list:
-                if isinstance(item, dict) and key in item:
-                    child = item[key]
-                    if isinstance(child, list):
-                        found.extend(child)
+            if isinstance(node, dict) and key in node:
+                stack = [node[key]]
+                while stack:
+                    value = stack.pop()
+                    if isinstance(value, list):
+                        stack.extend(reversed(value))
                     else:
-                        found.append(child)
+                        found.append(value)
         current = found
     return current
 
