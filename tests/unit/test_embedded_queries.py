@@ -4,6 +4,7 @@ plus ``tie_breaker`` times the others), ``function_score``'s query, boost and ra
 ``terms`` on each field kind, and Lucene's regular-expression character classes."""
 
 import asyncio
+import math
 
 import pytest
 
@@ -14,10 +15,11 @@ WORDS = ["abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc", "b"]
 DOCS = [{"_id": f"w{n}", "kw": word, "low": word, "n": n, "x": n / 2, "even": n % 2 == 0, "big": n}
         for n, word in enumerate(WORDS)]
 DOCS += [{"_id": "t1", "txt": "The quick brown fox", "n": 100}, {"_id": "t2", "txt": "quick quick", "n": 101}]
+DOCS[0]["tags"], DOCS[1]["tags"] = ["tag1", "x"], "tag1"  # a keyword with 1.5 values per document having it
 MAPPING = {"settings": {"analysis": {"normalizer": {"lower": {"type": "custom", "filter": ["lowercase"]}}}},
            "mappings": {"properties": {"kw": {"type": "keyword"}, "low": {"type": "keyword", "normalizer": "lower"},
                                        "n": {"type": "integer"}, "x": {"type": "double"},
-                                       "even": {"type": "boolean"}, "big": {"type": "long"},
+                                       "even": {"type": "boolean"}, "big": {"type": "long"}, "tags": {"type": "keyword"},
                                        "txt": {"type": "text"}}}}
 
 
@@ -144,7 +146,7 @@ def test_regexp_character_classes(hits, pattern, words):
     assert ids(hits({"query_string": {"query": "kw:/" + pattern + "/"}})) == with_word(*words)
 
 
-@pytest.mark.parametrize("pattern", ["a[bc", "a[", "a[^", "a[\\"])
+@pytest.mark.parametrize("pattern", ["a[bc", "a[", "a[^", "a[\\", "[a\\]", "[a-"])  # an escaped ] closes nothing
 def test_an_unterminated_class_is_refused(hits, pattern):
     with pytest.raises(QueryError) as refused:
         hits({"regexp": {"kw": pattern}})
@@ -493,13 +495,17 @@ def test_fuzzy_option_refusals(fuzzy_engine, options, message):
     assert str(refused.value) == message
 
 
-@pytest.mark.parametrize("query, what", [({"prefix": {"n": "1"}}, "regexp/wildcard/prefix"),
-                                         ({"fuzzy": {"n": "1"}}, "fuzzy"), ({"regexp": {"n": "1"}}, "regexp/wildcard/prefix")])
-def test_string_queries_on_a_number_field_say_so(hits, query, what):
+@pytest.mark.parametrize("query, what, lenient", [
+    ({"prefix": {"n": "1"}}, "prefix", "n:1*"), ({"wildcard": {"n": "1?"}}, "wildcard", "n:1?"),
+    ({"fuzzy": {"n": "1"}}, "fuzzy", "n:1~"), ({"regexp": {"n": "1"}}, "regexp", "n:/1/")])
+def test_string_queries_on_a_number_field_say_so(hits, query, what, lenient):
+    """Elasticsearch's message names the query (osmem-server's too); a lenient query_string
+    over all fields matches nothing there."""
     with pytest.raises(QueryError) as refused:
         hits(query)
     assert str(refused.value) == (f"Can only use {what} queries on keyword and text fields - not on [n] "
                                   f"which is of type [integer]")
+    assert hits({"query_string": {"query": lenient}}) == []
 
 
 def test_prefix_options(hits):
@@ -671,8 +677,123 @@ def test_pattern_escapes_and_edges(hits, query, expected):
     assert ids(hits(query)) == with_word(*expected)
 
 
-@pytest.mark.parametrize("pattern", ["[a\\]", "[a-", "a[b"])
-def test_an_unterminated_character_class_is_refused(engine, pattern):
-    with pytest.raises(QueryError) as error:
-        engine.search_sync("t", {"query": {"regexp": {"kw": pattern}}})
-    assert str(error.value) == f"invalid regular expression [{pattern}]: unterminated character class"
+# ---------------------------------------------------------------- keyword and fuzzy scores, as Lucene computes them
+
+def keyword_score(docs_with_field, doc_freq, values_per_doc=1.0):
+    """BM25 of a keyword term: no norms, no frequencies (Lucene: dl 1, avgdl the values per document)."""
+    idf = math.log(1 + (docs_with_field - doc_freq + 0.5) / (doc_freq + 0.5))
+    return idf / (1 + 1.2 * (1 - 0.75 + 0.75 / values_per_doc))
+
+
+def scored(found):
+    return [(doc_id, round(score, 6)) for doc_id, score in sorted(found)]
+
+
+def test_keyword_terms_score_bm25_without_norms(hits):
+    assert scored(hits({"term": {"kw": "abc"}})) == [("w0", round(keyword_score(10, 1), 6))]
+    assert scored(hits({"term": {"tags": "x"}})) == [("w0", round(keyword_score(2, 1, 1.5), 6))]
+    assert scored(hits({"term": {"tags": "tag1"}})) == [("w0", round(keyword_score(2, 2, 1.5), 6)),
+                                                      ("w1", round(keyword_score(2, 2, 1.5), 6))]
+    assert scored(hits({"term": {"kw": {"value": "abc", "boost": 2}}})) == [("w0", round(2 * keyword_score(10, 1), 6))]
+
+
+def test_fuzzy_expansions_score_with_their_similarity_and_the_blended_frequency(hits):
+    """Lucene's top-terms blended rewrite: each term scores as a keyword term with the highest
+    document frequency among the expansions, times 1 - edits / the shorter length."""
+    exact, one_edit = keyword_score(10, 1), keyword_score(10, 1) * (1 - 1 / 3)
+    found = dict(scored(hits({"fuzzy": {"kw": {"value": "abc", "fuzziness": 1}}})))
+    assert found == {doc["_id"]: round(exact if doc["kw"] == "abc" else one_edit, 6) for doc in DOCS
+                     if doc.get("kw") in ("abc", "acc", "adc", "a-c", "a]c", "a^c", "a\\c", "azc", "aBc")}
+    # the best two by similarity, then by term (code point order): the exact term and "a-c"
+    assert scored(hits({"fuzzy": {"kw": {"value": "abc", "fuzziness": 1, "max_expansions": 2}}})) == [
+        ("w0", round(exact, 6)), ("w3", round(one_edit, 6))]
+    assert scored(hits({"fuzzy": {"kw": {"value": "acb", "fuzziness": 1}}})) == [
+        ("w0", round(one_edit, 6)), ("w1", round(one_edit, 6))]  # a transposition is one edit
+    assert scored(hits({"fuzzy": {"kw": {"value": "acb", "fuzziness": 1, "transpositions": False}}})) == [
+        ("w1", round(one_edit, 6))]
+
+
+def test_regexp_length_at_the_limit_and_past_it_in_the_dsl(hits):
+    from biothings.web.engines.embedded.query import MAX_REGEX_LENGTH
+    at_limit = "[a-z]" * (MAX_REGEX_LENGTH // 5)
+    assert hits({"regexp": {"kw": at_limit}}) == []
+    with pytest.raises(QueryError) as refused:
+        hits({"regexp": {"kw": at_limit + "."}})
+    assert str(refused.value) == (f"The length of regex [{MAX_REGEX_LENGTH + 1}] used in the query has "
+                                  f"exceeded the allowed maximum of [{MAX_REGEX_LENGTH}].")
+
+
+# ---------------------------------------------------------------- the options of match_all, ids, bool, multi_match, query_string
+
+def test_a_bool_of_must_not_only_scores_zero_an_empty_one_one(hits):
+    """Elasticsearch's bool documentation: must_not clauses run in filter context, "a score
+    of 0 for all documents is returned" (osmem-server agrees); an empty bool is match_all."""
+    rest = hits({"bool": {"must_not": [{"term": {"kw": "abc"}}], "boost": 3}})
+    assert len(rest) == len(DOCS) - 1 and {score for _, score in rest} == {0.0}
+    assert {score for _, score in hits({"bool": {"boost": 2}})} == {2.0}
+    found = dict(hits({"bool": {"must": [{"bool": {"must_not": [{"term": {"kw": "abc"}}]}}],
+                                "should": [const({"kw": "b"}, 1.0)]}}))
+    assert found["w9"] == 1.0 and found["t1"] == 0.0 and "w0" not in found
+
+
+def test_match_all_and_ids_take_a_boost(hits):
+    assert {score for _, score in hits({"match_all": {"boost": 3}})} == {3.0}
+    assert {score for _, score in hits({"match_all": {}})} == {1.0}
+    assert sorted(hits({"ids": {"values": ["w1", "t1", "nosuch"], "boost": 2}})) == [("t1", 2.0), ("w1", 2.0)]
+    assert hits({"ids": {}}) == [] and hits({"ids": {"values": []}}) == []
+    assert sorted(hits({"ids": ["w1"]})) == [("w1", 1.0)]  # the values alone
+
+
+def test_multi_match_options(hits):
+    both = {"query": "quick abc", "fields": ["kw", "txt"]}
+    plain = dict(hits({"multi_match": both}))
+    assert dict(hits({"multi_match": {**both, "boost": 2}})) == {k: pytest.approx(2 * v) for k, v in plain.items()}
+    assert sorted(plain) == ["t1", "t2"]  # operator or, by default (a keyword takes the whole text)
+    assert hits({"multi_match": {**both, "operator": "and"}}) == []
+    assert ids(hits({"multi_match": {"query": "quick fox", "fields": ["txt"], "operator": "and"}})) == ["t1"]
+    boosted_field = dict(hits({"multi_match": {"query": "abc", "fields": ["kw^3"]}}))
+    assert boosted_field == {"w0": pytest.approx(3 * keyword_score(10, 1))}
+    # tie_breaker: the best field plus that much of the others
+    one = {"query": "abc", "fields": ["kw", "low"]}
+    kw, low = keyword_score(10, 1), keyword_score(10, 2)  # "low" is normalized: "abc" and "aBc"
+    assert dict(hits({"multi_match": one}))["w0"] == pytest.approx(kw)
+    assert dict(hits({"multi_match": {**one, "tie_breaker": 0.5}}))["w0"] == pytest.approx(kw + 0.5 * low)
+    phrase = {"query": "quick fox", "fields": ["txt"], "type": "phrase"}
+    assert hits({"multi_match": phrase}) == []
+    assert ids(hits({"multi_match": {**phrase, "slop": 1}})) == ["t1"]
+    with pytest.raises(QueryError) as refused:
+        hits({"multi_match": {"query": "quick", "type": "cross_fields"}})
+    assert str(refused.value) == "[multi_match] type [cross_fields] is not supported by the embedded engine"
+
+
+def test_query_string_options(hits):
+    assert hits({"query_string": "kw:abc"}) == hits({"query_string": {"query": "kw:abc"}}) != []
+    base = dict(hits({"query_string": {"query": "quick fox", "fields": ["txt"]}}))
+    assert sorted(base) == ["t1", "t2"]  # OR by default
+    assert dict(hits({"query_string": {"query": "quick fox", "fields": ["txt"], "boost": 2}})) == {
+        k: pytest.approx(2 * v) for k, v in base.items()}
+    assert ids(hits({"query_string": {"query": "quick fox", "fields": ["txt"], "default_operator": "and"}})) == ["t1"]
+    assert ids(hits({"query_string": {"query": "abc", "fields": []}})) == ["w0", "w8"]  # no fields: all of them
+    assert ids(hits({"query_string": {"query": "abc", "fields": ["kw"], "type": "best_fields"}})) == ["w0"]
+    for spec, message in (({"fields": ["txt"]}, "[query_string] requires a [query] string"),
+                          ({"query": "quick", "type": "most_fields"},
+                           "[query_string] type [most_fields] is not supported by the embedded engine"),
+                          ({"query": "quick", "foo": 1, "bar": 2}, "[query_string] query does not support [bar]")):
+        with pytest.raises(QueryError) as refused:
+            hits({"query_string": spec})
+        assert str(refused.value) == message
+
+
+def test_exists_on_id_patterns_and_objects(hits):
+    assert len(hits({"exists": {"field": "_id"}})) == len(DOCS)
+    assert ids(hits({"exists": {"field": "t?t"}})) == ["t1", "t2"]
+    assert ids(hits({"exists": {"field": "tx*"}})) == ["t1", "t2"]
+    assert ids(hits({"exists": {"field": "ta?s"}})) == ["w0", "w1"]
+    assert hits({"exists": {"field": "nosuch"}}) == [] and hits({"exists": {"field": "no?such"}}) == []
+
+
+def test_terms_refuse_values_the_field_cannot_take_and_take_a_boost(hits):
+    with pytest.raises(QueryError):
+        hits({"terms": {"n": ["4", "abc"]}})
+    assert sorted(hits({"terms": {"kw": ["abc", "b"], "boost": 2}})) == [("w0", 2.0), ("w9", 2.0)]
+    assert sorted(hits({"terms": {"_id": ["w1", "t1"]}})) == [("t1", 1.0), ("w1", 1.0)]

@@ -488,10 +488,11 @@ class Compiler:
         raise QueryError(f"Can only use {what} queries on keyword and text fields - not on "
                          f"[{field.name}] which is of type [{field.es_type}]")
 
-    def regex(self, field, pattern, lenient=False):
-        """A tantivy regex (already translated) on a keyword or text field."""
+    def regex(self, field, pattern, lenient=False, kind="regexp"):
+        """A tantivy regex (already translated) on a keyword or text field; ``kind``: the
+        query named when the field is neither."""
         if field.kind not in ("text", "keyword"):
-            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+            return self._not_a_string(field, kind, lenient)
         self.count_clause()
         return constant(self.layout.automaton(self.schema, field.tname, pattern))
 
@@ -513,7 +514,7 @@ class Compiler:
         if pattern == "*":
             return self.exists(field.name)
         if field.kind not in ("text", "keyword"):
-            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+            return self._not_a_string(field, "wildcard", lenient)
         if normalize and field is not ID_FIELD:
             pattern = normalize_wildcard(pattern, self.analyzer(field))
         return self.regex(field, ("(?i)" if case_insensitive else "") + wildcard_to_regex(pattern), lenient)
@@ -521,7 +522,7 @@ class Compiler:
     def prefix(self, field, value, lenient=False, case_insensitive=False, normalize=True):
         value = self._keyword_text(value)
         if field.kind not in ("text", "keyword"):
-            return self._not_a_string(field, "regexp/wildcard/prefix", lenient)
+            return self._not_a_string(field, "prefix", lenient)
         if normalize and field is not ID_FIELD:
             chain = self.analyzer(field)
             value = chain.normalize(value) if chain else value
@@ -743,8 +744,8 @@ class Compiler:
         if minimum is not None and shoulds and minimum > len(shoulds):
             return none()
         clauses.extend((SHOULD, q) for q in shoulds)
-        if not clauses:
-            clauses.append((MUST, Q.const_score_query(everything(), 1.0) if not nots else everything()))
+        if not clauses:  # every document, scored 1 (an empty bool) or 0 (must_not only: a filter)
+            clauses.append((MUST, Q.const_score_query(everything(), 0.0 if nots else 1.0)))
         clauses.extend((MUST_NOT, q) for q in nots)
         if not shoulds or not minimum:
             minimum = None
