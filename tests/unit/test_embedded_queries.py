@@ -741,7 +741,11 @@ def test_match_all_and_ids_take_a_boost(hits):
     assert {score for _, score in hits({"match_all": {}})} == {1.0}
     assert sorted(hits({"ids": {"values": ["w1", "t1", "nosuch"], "boost": 2}})) == [("t1", 2.0), ("w1", 2.0)]
     assert hits({"ids": {}}) == [] and hits({"ids": {"values": []}}) == []
-    assert sorted(hits({"ids": ["w1"]})) == [("w1", 1.0)]  # the values alone
+    for spec, message in ((["w1"], "[ids] query malformed, no start_object after query name"),
+                          ({"values": ["w1"], "foo": 1}, "[ids] query does not support [foo]")):
+        with pytest.raises(QueryError) as refused:  # Elasticsearch's refusals (osmem-server's too)
+            hits({"ids": spec})
+        assert str(refused.value) == message
 
 
 def test_multi_match_options(hits):
@@ -797,3 +801,31 @@ def test_terms_refuse_values_the_field_cannot_take_and_take_a_boost(hits):
         hits({"terms": {"n": ["4", "abc"]}})
     assert sorted(hits({"terms": {"kw": ["abc", "b"], "boost": 2}})) == [("w0", 2.0), ("w9", 2.0)]
     assert sorted(hits({"terms": {"_id": ["w1", "t1"]}})) == [("t1", 1.0), ("w1", 1.0)]
+
+
+def test_query_string_fuzzy_phrase_analyzer_and_tie_breaker_options(hits):
+
+    def run(query, **options):
+        return hits({"query_string": {"query": query, **options}})
+    assert ids(run("txt:Quick")) == ["t1", "t2"] and run("txt:Quick", analyzer="whitespace") == []
+    assert ids(run("kw:abd~")) == ["w0"] and run("kw:abd~", fuzziness=0) == []  # AUTO: 1 edit at 3 characters
+    assert ids(run("kw:abc~1", fuzzy_max_expansions=2)) == ["w0", "w3"]
+    assert ids(run("kw:bbc~1")) == ["w0"] and run("kw:bbc~1", fuzzy_prefix_length=1) == []
+    assert ids(run("kw:acb~1")) == ["w0", "w1"] and ids(run("kw:acb~1", fuzzy_transpositions=False)) == ["w1"]
+    assert run('txt:"quick fox"') == [] and ids(run('txt:"quick fox"', phrase_slop=1)) == ["t1"]
+    kw, low = keyword_score(10, 1), keyword_score(10, 2)
+    assert dict(run("abc", fields=["kw", "low"]))["w0"] == pytest.approx(kw)
+    assert dict(run("abc", fields=["kw", "low"], tie_breaker=0.5))["w0"] == pytest.approx(kw + 0.5 * low)
+    assert ids(run("kw:abc kw:b")) == ["w0", "w9"] and run("kw:abc kw:b", default_operator="AND") == []
+    assert {score for _, score in run("-kw:abc")} == {0.0}  # a negative group: a filter (ES fixNegativeQueryIfNeeded)
+
+
+def test_clauses_at_the_limit_and_one_past(engine):
+    from biothings.web.engines.embedded.query import MAX_CLAUSE_COUNT
+    for build in (lambda n: {"bool": {"should": [{"term": {"kw": str(i)}} for i in range(n)]}},
+                  lambda n: {"query_string": {"query": " ".join(f"kw:{i}" for i in range(n))}}):
+        assert engine.search_sync("t", {"query": build(MAX_CLAUSE_COUNT)})["hits"]["total"]["value"] == 0
+        with pytest.raises(QueryError) as refused:
+            engine.search_sync("t", {"query": build(MAX_CLAUSE_COUNT + 1)})
+        assert str(refused.value) == (f"the query expands to more than {MAX_CLAUSE_COUNT} clauses "
+                                      "(terms times fields, fuzzy expansions): make it simpler")

@@ -792,12 +792,15 @@ class Compiler:
         return self.compile(spec.get("query"))
 
     def q_ids(self, spec):
-        values = spec.get("values", []) if isinstance(spec, dict) else spec
-        values = [str(v) for v in values]
+        if not isinstance(spec, dict):
+            raise QueryError("[ids] query malformed, no start_object after query name")
+        unknown = set(spec) - {"values", "boost", "_name"}
+        if unknown:
+            raise QueryError(f"[ids] query does not support [{sorted(unknown)[0]}]")
+        values = [str(v) for v in spec.get("values") or ()]
         if not values:
             return none()
-        return boosted(Q.const_score_query(Q.term_set_query(self.schema, ID, values), 1.0),
-                       spec.get("boost") if isinstance(spec, dict) else None)
+        return boosted(Q.const_score_query(Q.term_set_query(self.schema, ID, values), 1.0), spec.get("boost"))
 
     @staticmethod
     def _field_spec(kind, spec, value_key="value"):
