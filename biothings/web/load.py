@@ -372,7 +372,6 @@ class _ElasticsearchTarget:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         self.concrete = f"{index}_{stamp}".lower()
         self.created = False
-        self.seen = set()
 
     # the client calls whose signature differs between client families
     def create_index(self, name, mappings, settings):
@@ -394,7 +393,6 @@ class _ElasticsearchTarget:
         for number, doc in batch:
             source = dict(doc)
             doc_id = str(source.pop("_id"))
-            self.seen.add(doc_id)
             numbers.append(number)
             actions.append({"_op_type": "index", "_index": self.concrete, "_id": doc_id, "_source": source})
         failed = []
@@ -407,7 +405,6 @@ class _ElasticsearchTarget:
                 if isinstance(error, dict):
                     error = f"{error.get('type')}: {error.get('reason')}"
                 failed.append((number, f"rejected by the cluster: {error}"))
-                self.seen.discard(info.get("_id") if isinstance(info, dict) else None)
         return failed
 
     def count(self):

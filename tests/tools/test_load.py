@@ -5,6 +5,7 @@ import asyncio
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -312,6 +313,10 @@ def test_cluster_load_alias_swap(cluster, tmp_path):
     result = run_load(tmp_path, bad_file(tmp_path), "--mapping", MAPPING, conf="esconf")
     assert result.returncode == 0, result.stderr
     assert "line 12:" in result.stderr and "line 5:" in result.stderr
+    refused, = [line for line in result.stderr.splitlines() if "line 12:" in line]
+    # the cluster's own type and reason (document_ or mapper_parsing_exception by version)
+    assert re.search(r"line 12: rejected by the cluster: \w+_parsing_exception: .*failed to parse field \[taxid\] "
+                     r"of type \[integer\] in document with id '429'", refused), refused
     second = json.loads(result.stdout)["concrete_index"]
     assert _aliases(cluster, alias) == [second]
     assert _get(f"{cluster}/{alias}/_count")["count"] == TOTAL - 3
