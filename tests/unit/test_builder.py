@@ -382,6 +382,10 @@ def test_template_checks_reach_every_clause_and_name_q(templates):
     with pytest.raises(BadRequest) as error:
         builder.build("(cdk2", options(userquery="nested"))
     assert error.value.body == {"keyword": "q"}
+    after_a_term = templates("term", '{"bool": {"must": [{"query_string": {"query": "{{q}}"}}, '
+                                     '{"term": {"taxid": 9606}}]}}')
+    with pytest.raises(BadRequest):  # a value that is no clause (9606) does not end the walk
+        after_a_term.build("*ase", options(userquery="term"))
     simple = templates("simple", '{"simple_query_string": {"query": "{{q}}"}}')
     with pytest.raises(BadRequest):
         simple.build("*ase", options(userquery="simple"))
