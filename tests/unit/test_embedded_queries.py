@@ -829,3 +829,20 @@ def test_clauses_at_the_limit_and_one_past(engine):
             engine.search_sync("t", {"query": build(MAX_CLAUSE_COUNT + 1)})
         assert str(refused.value) == (f"the query expands to more than {MAX_CLAUSE_COUNT} clauses "
                                       "(terms times fields, fuzzy expansions): make it simpler")
+
+
+def test_query_string_boosts_ranges_and_empty_analysis(hits):
+    kw = keyword_score(10, 1)
+    assert dict(hits({"query_string": {"query": "kw:abc^2"}})) == {"w0": pytest.approx(2 * kw)}
+    assert dict(hits({"query_string": {"query": "abc", "fields": ["kw^3"]}})) == {"w0": pytest.approx(3 * kw)}
+    assert ids(hits({"query_string": {"query": "n:{1 TO 3]"}})) == ["w2", "w3"]
+    assert ids(hits({"query_string": {"query": "n:[1 TO 3}"}})) == ["w1", "w2"]
+    assert hits({"query_string": {"query": "n:[a TO b]"}}) == []  # over all fields: lenient
+    assert hits({"query_string": {"query": "txt:,"}}) == []  # the analyzer leaves no token
+    from biothings.web.engines.embedded.query import MAX_QUERY_DEPTH
+    def nested(depth):
+        return "(" * depth + "kw:abc" + ")" * depth
+    assert ids(hits({"query_string": {"query": nested(MAX_QUERY_DEPTH)}})) == ["w0"]
+    with pytest.raises(QueryError) as refused:
+        hits({"query_string": {"query": nested(MAX_QUERY_DEPTH + 1)}})
+    assert f"deeper than {MAX_QUERY_DEPTH} levels" in str(refused.value)
