@@ -846,3 +846,29 @@ def test_query_string_boosts_ranges_and_empty_analysis(hits):
     with pytest.raises(QueryError) as refused:
         hits({"query_string": {"query": nested(MAX_QUERY_DEPTH + 1)}})
     assert f"deeper than {MAX_QUERY_DEPTH} levels" in str(refused.value)
+
+
+@pytest.mark.parametrize("bool_query, expected", [
+    ({"must": [{"term": {"kw": "abc"}}], "minimum_should_match": 1}, []),  # no should clause to match
+    ({"filter": [{"term": {"kw": "abc"}}], "minimum_should_match": 1}, []),
+    ({"must": [{"term": {"kw": "abc"}}], "minimum_should_match": 0}, ["w0"]),
+    ({"must": [{"term": {"kw": "abc"}}], "minimum_should_match": "50%"}, ["w0"]),  # 50% of none
+    ({"must": [{"term": {"kw": "abc"}}], "minimum_should_match": -1}, ["w0"]),
+    ({"minimum_should_match": 1}, [doc["_id"] for doc in DOCS]),  # an empty bool: match_all first
+    ({"must": [{"term": {"nosuch": "x"}}]}, []), ({"should": [{"term": {"nosuch": "x"}}, {"term": {"kw": "b"}}]}, ["w9"]),
+])
+def test_minimum_should_match_without_should_clauses(hits, bool_query, expected):
+    """Elasticsearch applies minimum_should_match to the Lucene query it built: with no should
+    clause, 1 matches nothing (osmem-server agrees); an empty bool is match_all before it applies."""
+    assert ids(hits({"bool": bool_query})) == sorted(expected)
+
+
+def test_match_leniency_analyzer_on_keywords_and_terms_named(hits):
+    assert hits({"match": {"n": {"query": "abc", "lenient": True}}}) == []
+    assert hits({"multi_match": {"query": "abc", "fields": ["n"], "type": "phrase", "lenient": True}}) == []
+    assert hits({"match": {"kw": {"query": "a-c", "analyzer": "standard"}}}) == []  # the analyzer given applies
+    assert ids(hits({"match": {"kw": "a-c"}})) == ["w3"]  # else the keyword's whole value
+    assert ids(hits({"terms": {"kw": ["abc"], "_name": "named"}})) == ["w0"]
+    with pytest.raises(QueryError) as refused:
+        hits({"match_phrase": {"kw": {"query": "a-c", "analyzer": "standard"}}})
+    assert str(refused.value) == "field:[kw] was indexed without position data; cannot run PhraseQuery"

@@ -741,7 +741,9 @@ class Compiler:
             minimum = minimum_should_match(minimum, len(shoulds))
         elif shoulds and not clauses:
             minimum = 1
-        if minimum is not None and shoulds and minimum > len(shoulds):
+        # more than there are should clauses (none at all too): Lucene matches nothing; an empty
+        # bool is match_all before minimum_should_match applies (Elasticsearch's BoolQueryBuilder)
+        if minimum is not None and minimum > len(shoulds) and (clauses or shoulds or nots):
             return none()
         clauses.extend((SHOULD, q) for q in shoulds)
         if not clauses:  # every document, scored 1 (an empty bool) or 0 (must_not only: a filter)
