@@ -872,3 +872,24 @@ def test_match_leniency_analyzer_on_keywords_and_terms_named(hits):
     with pytest.raises(QueryError) as refused:
         hits({"match_phrase": {"kw": {"query": "a-c", "analyzer": "standard"}}})
     assert str(refused.value) == "field:[kw] was indexed without position data; cannot run PhraseQuery"
+
+
+def test_range_bounds_read_as_elasticsearch_reads_them(hits, engine):
+    """Answers and refusals checked against osmem-server."""
+    assert hits({"query_string": {"query": "x:[abc TO 2]"}}) == []  # over all fields: lenient, nothing
+    assert hits({"query_string": {"query": "n:[1 TO abc]"}}) == []
+    assert hits({"query_string": {"query": "n:[1 TO 99999999999]"}}) == []
+    for bounds, reason in (({"lte": "Infinity"}, "Value [Infinity] is out of range for an integer"),
+                           ({"gte": "-Infinity", "lte": 2}, "Value [-Infinity] is out of range for an integer")):
+        with pytest.raises(QueryError) as refused:
+            hits({"range": {"n": bounds}})
+        assert str(refused.value) == "failed to create query: " + reason
+    with pytest.raises(QueryError) as refused:
+        hits({"range": {"big": {"gte": "9223372036854775808"}}})
+    assert str(refused.value) == "failed to create query: Value [9223372036854775808] is out of range for a long"
+    assert ids(hits({"term": {"n": "4D"}})) == ["w4"]  # Java's double syntax takes D and F in either case
+    assert ids(hits({"term": {"even": "false"}})) == ["w1", "w3", "w5", "w7", "w9"]
+    for number, shown in ((10 ** 400, "Infinity"), (-10 ** 400, "-Infinity")):  # past any double
+        with pytest.raises(QueryError) as refused:
+            engine.search_sync("t", {"query": {"term": {"x": number}}})
+        assert str(refused.value) == f"failed to create query: [double] supports only finite values, but got [{shown}]"

@@ -46,8 +46,10 @@ K1, B = 1.2, 0.75
 MAX_CLAUSE_COUNT = 16384
 # Longest regular expression (Elasticsearch's index.max_regex_length).
 MAX_REGEX_LENGTH = 1000
-# Elasticsearch's integer types: a bound outside one is a 400 (2**limit: [-limit, limit - 1])
-INTEGER_LIMITS = {"byte": 2 ** 7, "short": 2 ** 15, "integer": 2 ** 31, "long": 2 ** 63}
+# Elasticsearch's integer types: a term or bound outside one is a 400
+INTEGER_RANGES = {"byte": (-2 ** 7, 2 ** 7 - 1), "short": (-2 ** 15, 2 ** 15 - 1),
+                  "integer": (-2 ** 31, 2 ** 31 - 1), "token_count": (-2 ** 31, 2 ** 31 - 1),
+                  "long": (-2 ** 63, 2 ** 63 - 1), "unsigned_long": (0, 2 ** 64 - 1)}
 # what a function_score may hold here: its query and a random order (boost_mode and score_mode
 # change nothing with random_score the only function)
 FUNCTION_SCORE_KEYS = {"query", "random_score", "functions", "boost", "boost_mode", "score_mode"}
@@ -389,12 +391,19 @@ class Compiler:
             text = value.strip() if isinstance(value, str) else ""
             # digits only: read exactly (a long has more digits than a double keeps)
             number = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else int(double)
-        limit = INTEGER_LIMITS.get(field.es_type, INTEGER_LIMITS["long"])
-        if not -limit <= number <= limit - 1:
-            article = "an" if field.es_type[0] in "aeiou" else "a"
-            raise QueryError(f"failed to create query: Value [{self._keyword_text(value)}] is out of range "
-                             f"for {article} {field.es_type}")
+        if not self._in_integer_range(field, number):
+            raise self._out_of_range(field, value)
         return number
+
+    @staticmethod
+    def _in_integer_range(field, number):
+        low, high = INTEGER_RANGES.get(field.es_type, INTEGER_RANGES["long"])
+        return low <= number <= high
+
+    def _out_of_range(self, field, value):
+        article = "an" if field.es_type[0] in "aeiou" else "a"
+        return QueryError(f"failed to create query: Value [{self._keyword_text(value)}] is out of range "
+                          f"for {article} {field.es_type}")
 
     def _float_term(self, field, value):
         try:
@@ -660,13 +669,12 @@ class Compiler:
                 if lenient:
                     return "bad", True
                 raise self._not_a_number(field, value) from None
-            if math.isinf(number) or math.isnan(number):
+            if math.isnan(number):
                 return None, True
-            limit = INTEGER_LIMITS.get(field.es_type)
-            if limit is not None and not -limit <= number <= limit - 1:
-                article = "an" if field.es_type[0] in "aeiou" else "a"
-                raise QueryError(f"failed to create query: Value [{value}] is out of range "
-                                 f"for {article} {field.es_type}")
+            if not self._in_integer_range(field, number):  # infinities too
+                if lenient:
+                    return "bad", True
+                raise self._out_of_range(field, value)
             if number.is_integer():
                 number = int(value) if isinstance(value, int) else int(number)
                 return number, inclusive
