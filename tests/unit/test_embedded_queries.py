@@ -893,3 +893,22 @@ def test_range_bounds_read_as_elasticsearch_reads_them(hits, engine):
         with pytest.raises(QueryError) as refused:
             engine.search_sync("t", {"query": {"term": {"x": number}}})
         assert str(refused.value) == f"failed to create query: [double] supports only finite values, but got [{shown}]"
+
+
+def test_text_terms_score_bm25(hits):
+    """Lucene's BM25 without the (k1 + 1) factor, idf over the documents having the field; the
+    length normalisation is tantivy's: the average length over every document of the index
+    (Lucene: over those having the field; docs/embedded.md says so)."""
+    docs_with_txt, every_doc = 2, len(DOCS)
+    average = (4 + 2) / every_doc  # "The quick brown fox", "quick quick"
+
+    def bm25(term_freq, length, doc_freq, boost=1.0):
+        idf = math.log(1 + (docs_with_txt - doc_freq + 0.5) / (doc_freq + 0.5))
+        return boost * idf * term_freq / (term_freq + 1.2 * (1 - 0.75 + 0.75 * length / average))
+    assert dict(hits({"term": {"txt": "quick"}})) == {"t1": pytest.approx(bm25(1, 4, 2)),
+                                                      "t2": pytest.approx(bm25(2, 2, 2))}
+    assert dict(hits({"term": {"txt": "fox"}})) == {"t1": pytest.approx(bm25(1, 4, 1))}
+    # a fuzzy text term: each expansion with the highest document frequency among them, times its similarity
+    assert dict(hits({"fuzzy": {"txt": {"value": "fix", "fuzziness": 1}}})) == {
+        "t1": pytest.approx(bm25(1, 4, 1, boost=1 - 1 / 3))}
+    assert dict(hits({"fuzzy": {"txt": {"value": "quick", "fuzziness": 0}}})) == dict(hits({"term": {"txt": "quick"}}))
