@@ -912,3 +912,29 @@ def test_text_terms_score_bm25(hits):
     assert dict(hits({"fuzzy": {"txt": {"value": "fix", "fuzziness": 1}}})) == {
         "t1": pytest.approx(bm25(1, 4, 1, boost=1 - 1 / 3))}
     assert dict(hits({"fuzzy": {"txt": {"value": "quick", "fuzziness": 0}}})) == dict(hits({"term": {"txt": "quick"}}))
+
+
+@pytest.mark.parametrize("query, reason", [
+    ({"nosuch": {}}, "unknown query [nosuch]"),
+    ({"term": {"kw": "a"}, "match": {"kw": "b"}},
+     "[query] malformed query, expected a single clause object: {'term': {'kw': 'a'}, 'match': {'kw': 'b'}}"),
+    ({"bool": {"must": "x"}}, "[query] malformed query, expected a single clause object: 'x'"),
+    ({"term": {"kw": {"boost": 2}}}, "[term] query requires a value"),
+    ({"match": {"txt": {"boost": 2}}}, "[match] query requires a [query]"),
+    ({"term": {"kw": {"value": "abc", "boost": "x"}}}, "[boost] must be a number, got 'x'"),
+    ({"term": {"kw": {"value": "abc", "boost": -1}}}, "negative [boost] is not allowed, got [-1.0]"),
+    ({"match": {"txt": {"query": "a", "analyzer": "nosuch"}}}, "analyzer [nosuch] not found"),
+    ({"range": {"_id": {"gte": "a"}}}, "Field [_id] of type [_id] does not support range queries"),
+    ({"multi_match": {"query": "a", "fields": ["kw^x"]}}, "invalid boost in field [kw^x]"),
+])
+def test_malformed_queries_say_what_is_wrong(engine, query, reason):
+    with pytest.raises(QueryError) as refused:
+        engine.search_sync("t", {"query": query})
+    assert str(refused.value) == reason
+
+
+def test_a_boost_of_zero_or_below_one_is_taken_and_phrases_are_lenient_over_all_fields(hits):
+    assert hits({"term": {"kw": {"value": "abc", "boost": 0}}}) == [("w0", 0.0)]
+    assert dict(hits({"term": {"kw": {"value": "abc", "boost": 0.5}}})) == {
+        "w0": pytest.approx(0.5 * keyword_score(10, 1))}
+    assert hits({"query_string": {"query": 'n:"1 2"'}}) == []  # a phrase on a number: nothing, no error
