@@ -938,3 +938,12 @@ def test_a_boost_of_zero_or_below_one_is_taken_and_phrases_are_lenient_over_all_
     assert dict(hits({"term": {"kw": {"value": "abc", "boost": 0.5}}})) == {
         "w0": pytest.approx(0.5 * keyword_score(10, 1))}
     assert hits({"query_string": {"query": 'n:"1 2"'}}) == []  # a phrase on a number: nothing, no error
+
+
+def test_match_and_regexp_boosts_and_query_string_comparisons(hits):
+    plain = dict(hits({"match": {"txt": "fox"}}))
+    assert dict(hits({"match": {"txt": {"query": "fox", "boost": 2}}})) == {k: pytest.approx(2 * v) for k, v in plain.items()}
+    assert hits({"regexp": {"kw": {"value": "ab.", "boost": 2}}}) == [("w0", 2.0)]
+    for query, expected in (("n:>=9", ["t1", "t2", "w9"]), ("n:>9", ["t1", "t2"]), ("n:<1", ["w0"]),
+                            ("n:<=1", ["w0", "w1"]), ("n:>100", ["t2"])):
+        assert ids(hits({"query_string": {"query": query}})) == expected, query
