@@ -947,3 +947,10 @@ def test_match_and_regexp_boosts_and_query_string_comparisons(hits):
     for query, expected in (("n:>=9", ["t1", "t2", "w9"]), ("n:>9", ["t1", "t2"]), ("n:<1", ["w0"]),
                             ("n:<=1", ["w0", "w1"]), ("n:>100", ["t2"])):
         assert ids(hits({"query_string": {"query": query}})) == expected, query
+
+
+def test_a_json_false_is_the_word_false_for_strings_and_in_messages(hits):
+    assert hits({"term": {"kw": False}}) == []  # no keyword "false" here; the word, not "true"
+    with pytest.raises(QueryError) as refused:
+        hits({"term": {"n": False}})
+    assert str(refused.value) == 'failed to create query: For input string: "false" on field [n] of type [integer]'
