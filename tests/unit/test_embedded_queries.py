@@ -954,3 +954,12 @@ def test_a_json_false_is_the_word_false_for_strings_and_in_messages(hits):
     with pytest.raises(QueryError) as refused:
         hits({"term": {"n": False}})
     assert str(refused.value) == 'failed to create query: For input string: "false" on field [n] of type [integer]'
+
+
+def test_a_range_without_its_bounds_object_and_a_clause_that_breaks_inside(engine):
+    with pytest.raises(QueryError) as refused:  # Elasticsearch's message (osmem-server's too)
+        engine.search_sync("t", {"query": {"range": {"n": 5}}})
+    assert str(refused.value) == "[range] query does not support [n]"
+    with pytest.raises(QueryError) as refused:  # an error inside a clause names the clause
+        engine.search_sync("t", {"query": {"dis_max": {"queries": 5}}})
+    assert str(refused.value).startswith("[dis_max] malformed query: ")

@@ -876,6 +876,8 @@ class Compiler:
         if len(spec) != 1:
             raise QueryError("[range] query expects exactly one field")
         (name, bounds), = spec.items()
+        if not isinstance(bounds, dict):  # Elasticsearch's words for a field given a value
+            raise QueryError(f"[range] query does not support [{name}]")
         unknown = set(bounds) - {"gt", "gte", "lt", "lte", "boost", "format", "relation",
                                  "time_zone", "from", "to", "include_lower", "include_upper"}
         if unknown:
