@@ -12,9 +12,14 @@ thread and forwards every request to ``upstream``, unless a fault is switched on
 - ``"timed_out"``: forward, but mark each search answer ``"timed_out": true`` (the
   partial results Elasticsearch gives when a search's ``timeout`` passes).
 
+``proxy.methods``, when set, limits the fault to requests of those methods (others pass).
+``proxy.before_forward``, when set, is awaited with each request before the proxy acts on
+it (to change the cluster under the client, as another client would).
+
 ``proxy.requests`` counts what reached the proxy, per path; ``proxy.bodies`` keeps the
-last request body per path; ``proxy.abandoned`` counts requests whose client closed
-the connection before the answer.
+last request body per path; ``proxy.seen`` lists ``(method, path, Authorization)`` of
+every request; ``proxy.abandoned`` counts requests whose client closed the connection
+before the answer.
 """
 
 import asyncio
@@ -39,7 +44,12 @@ class _ProxyHandler(tornado.web.RequestHandler):
         proxy = self.proxy
         proxy.requests[self.request.path] += 1
         proxy.bodies[self.request.path] = self.request.body
+        proxy.seen.append((self.request.method, self.request.path, self.request.headers.get("Authorization")))
+        if proxy.before_forward is not None:
+            await proxy.before_forward(self.request)
         mode = proxy.mode
+        if proxy.methods is not None and self.request.method not in proxy.methods:
+            mode = "pass"
         if mode == "down":
             self.request.connection.stream.close()
             return
@@ -99,6 +109,9 @@ class FaultProxy(LoopbackServer):
         self.fail_index = 0
         self.requests = collections.Counter()
         self.bodies = {}
+        self.seen = []
+        self.methods = None
+        self.before_forward = None
         self.abandoned = 0
 
     def set(self, mode, **attributes):

@@ -175,7 +175,7 @@ class Progress:
 # ---------------------------------------------------------------------- loading
 
 def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error="skip",
-         batch_size=1000, progress=True, stream=None, allow_shrink=False):
+         batch_size=1000, progress=True, stream=None, allow_shrink=False, timeout=None):
     """Load ``path`` into the backend the settings name. Returns a summary dict:
     ``{"index", "backend", "total", "errors", "error_lines", "seconds", ...}``.
 
@@ -183,6 +183,8 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     when aborted (``on_error="abort"`` and a bad document, a backend failure, or a
     new build that lost the data: no document, or fewer than ``LOAD_SHRINK_LIMIT`` of
     the live index's unless ``allow_shrink``); the previous index is then left as it was.
+    ``timeout``: seconds one cluster request may take (default ``ES_REQUEST_TIMEOUT``, at
+    least 60: a bulk request takes longer than a search).
     """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
@@ -196,7 +198,7 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     biothing_type = next((t for t, name in indices.items() if name == index), None)
     if not os.path.exists(path):
         raise LoadError(f"no such file: {path}")
-    loader = make_target(settings, index, stream)  # a cluster that does not answer fails before the file is read
+    loader = make_target(settings, index, stream, timeout)  # a cluster that does not answer fails before the file is read
 
     if isinstance(mapping, (str, os.PathLike)):
         mapping = _read_json_file(mapping)
@@ -244,6 +246,10 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
             check_shrink(total, loader.live_count(), _setting(settings, "LOAD_SHRINK_LIMIT", 0.5), index)
         final_meta = build_meta(meta, total, biothing_type)
         details = loader.finish(final_meta)
+    except loader.errors as exc:  # the cluster failed or refused a request: one line, not a traceback
+        loader.abort()
+        bar.close()
+        raise LoadError(f"the cluster failed: {type(exc).__name__}: {exc}") from exc
     except BaseException:
         loader.abort()
         bar.close()
@@ -268,12 +274,12 @@ def check_shrink(total, live, limit, index):
                         f"(--allow-shrink to load it anyway)")
 
 
-def make_target(settings, index, stream):
+def make_target(settings, index, stream, timeout=None):
     """Where the documents go: the cluster ``ES_HOST`` names, else the embedded engine."""
     from biothings.web.settings import parse_es_hosts
     hosts = parse_es_hosts(_setting(settings, "ES_HOST", ""))
     if hosts:
-        return cluster_target(settings, hosts, index, stream)
+        return cluster_target(settings, hosts, index, stream, timeout)
     data_dir = _setting(settings, "EMBEDDED_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
     return _EmbeddedTarget(os.path.abspath(data_dir), index)
 
@@ -286,6 +292,7 @@ def _label(path, number, message):
 
 class _EmbeddedTarget:
     backend = "embedded"
+    errors = ()  # its failures are Python's own (OSError, ValueError)
 
     def __init__(self, data_dir, index):
         self.data_dir = data_dir
@@ -333,13 +340,15 @@ class _EmbeddedTarget:
             lock.__exit__(None, None, None)
 
 
-def cluster_target(settings, hosts, index, stream):
+def cluster_target(settings, hosts, index, stream, timeout=None):
     """The load target on the cluster at ``hosts``, through the client its ``GET /``
     calls for (see ``biothings.web.engines.clusters``)."""
-    from biothings.web.engines.clusters import ClusterError, client_for, host_urls, read_cluster
+    from biothings.web.engines.clusters import ClusterError, classic_client_args, client_for, host_urls, read_cluster
     hosts = host_urls(hosts)
     args = dict(_setting(settings, "ES_ARGS", {}) or {})
-    timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
+    chosen = timeout is not None  # then it wins over a timeout in ES_ARGS
+    if not chosen:
+        timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
     try:
         failures = []
         cluster = read_cluster(hosts, args, timeout, failures)
@@ -349,10 +358,13 @@ def cluster_target(settings, hosts, index, stream):
         module, client = client_for(cluster)
     except ClusterError as exc:
         raise LoadError(str(exc)) from None
-    target = _ElasticsearchTarget if client.module == "elasticsearch" else _ClassicClientTarget
+    target = _ElasticsearchTarget
+    if client.module != "elasticsearch":
+        target, args = _ClassicClientTarget, classic_client_args(args, client.module)
     helpers = importlib.import_module(f"{client.module}.helpers")
-    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout, index, stream)
+    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout, index, stream, chosen)
     loader.backend = cluster.distribution  # the summary's "elasticsearch" or "opensearch"
+    loader.errors = tuple(getattr(module, name) for name in ("ApiError", "TransportError") if hasattr(module, name))
     return loader
 
 
@@ -362,9 +374,13 @@ class _ElasticsearchTarget:
 
     backend = "elasticsearch"
     timeout_argument = "request_timeout"
+    errors = ()  # the client's exception classes (set by ``cluster_target``)
 
-    def __init__(self, client_class, helpers, hosts, args, timeout, index, stream):
-        args.setdefault(self.timeout_argument, timeout)
+    def __init__(self, client_class, helpers, hosts, args, timeout, index, stream, chosen_timeout=False):
+        if chosen_timeout:
+            args[self.timeout_argument] = timeout
+        else:
+            args.setdefault(self.timeout_argument, timeout)
         self.client = client_class(hosts, **args)
         self.helpers = helpers
         self.alias = index
@@ -384,8 +400,8 @@ class _ElasticsearchTarget:
         self.client.indices.update_aliases(actions=actions)
 
     def begin(self, properties, index_settings):
+        self.created = True  # before the request: a create whose answer is lost may still have landed
         self.create_index(self.concrete, {"properties": properties}, {"number_of_replicas": 0, **index_settings})
-        self.created = True
 
     def add(self, batch):
         numbers = []
@@ -433,18 +449,23 @@ class _ElasticsearchTarget:
                 client.indices.delete(index=self.alias)
                 old = []
             client.indices.put_alias(index=self.concrete, name=self.alias)
+        self.created = False  # live now: an abort must not delete it
         for name in old:
             if name != self.concrete:
-                client.indices.delete(index=name, ignore_unavailable=True)
+                self._delete(name, "the previous index")
         return {"concrete_index": self.concrete, "previous": old}
 
     def abort(self):
         if self.created:
-            try:
-                self.client.indices.delete(index=self.concrete, ignore_unavailable=True)
-            except Exception as exc:  # noqa: BLE001 - report, the abort reason matters more
-                print(f"warning: could not delete {self.concrete}: {exc}", file=self.stream)
+            self._delete(self.concrete, "the new index")
             self.created = False
+
+    def _delete(self, name, what):
+        """Delete ``name`` if it is there; a failure is a warning (the load's outcome stands)."""
+        try:
+            self.client.indices.delete(index=name, ignore_unavailable=True)
+        except Exception as exc:  # noqa: BLE001 - reported; the abort reason or the swap matters more
+            print(f"warning: could not delete {what} {name}: {type(exc).__name__}: {exc}", file=self.stream)
 
 
 class _ClassicClientTarget(_ElasticsearchTarget):
@@ -478,18 +499,23 @@ def main(argv=None):
                         help="malformed document: skip it (default) or abort the load")
     parser.add_argument("--batch-size", type=int, default=1000, help="documents per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long one cluster request may take (default: ES_REQUEST_TIMEOUT, at least 60; "
+                             "given, it wins over a timeout in ES_ARGS)")
     parser.add_argument("--allow-shrink", action="store_true",
                         help="replace the live index even by a build with no document, or fewer than "
                              "LOAD_SHRINK_LIMIT (50%%) of its documents")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):  # NaN too
+        parser.error("--timeout must be a number of seconds above 0")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         summary = load(args.conf, args.file, index=args.index, mapping=args.mapping, meta=args.meta,
                        on_error=args.on_error, batch_size=args.batch_size, progress=not args.quiet,
-                       allow_shrink=args.allow_shrink)
+                       allow_shrink=args.allow_shrink, timeout=args.timeout)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("aborted: nothing was replaced", file=sys.stderr)

@@ -151,6 +151,21 @@ def test_credentials_of_es_args_reach_get_root(stub, serve, tmp_path):
                           f"error: {cluster.url}: GET / answered 401 Unauthorized (check ES_HOST and ES_ARGS)")
 
 
+@pytest.mark.parametrize("distribution, version", [
+    ("opensearch", "2.19.1"), ("elasticsearch", "7.17.25"), ("elasticsearch", "8.15.3")], ids=["os2", "es7", "es8"])
+@pytest.mark.parametrize("name", ["basic_auth", "http_auth"])
+def test_credentials_of_es_args_reach_every_request_of_each_client(stub, serve, distribution, version, name):
+    """``basic_auth`` (8.x's name) works with the 7.x-style clients too, which would drop it
+    without a word and send the searches with no credentials."""
+    cluster = stub(distribution, version, password="s3cret")
+    api = serve(config=stub_settings(cluster.url, ES_ARGS={name: ["elastic", "s3cret"]}))
+    assert api.get("/v1/gene/1017").json()["symbol"] == "CDK2"
+    assert api.get("/v1/query", params={"q": "cdk2"}).json()["hits"][0]["symbol"] == "CDK2"
+    assert len(cluster.requests) >= 3
+    assert [path for _method, path, headers in cluster.requests
+            if headers.get("Authorization") != "Basic ZWxhc3RpYzpzM2NyZXQ="] == []
+
+
 def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):
     cluster = stub("elasticsearch", "8.15.3", password="s3cret")
     with_password = cluster.url.replace("http://", "http://elastic:s3cret@")

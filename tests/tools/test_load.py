@@ -295,9 +295,12 @@ def _aliases(url, name):
 
 def test_cluster_load_alias_swap(cluster, tmp_path):
     alias = unique("esgenes")
+    bystander = unique("bystander")  # another index of the cluster: the load leaves it alone
+    urllib.request.urlopen(urllib.request.Request(f"{cluster}/{bystander}", method="PUT"), timeout=5).read()
     write_config(str(tmp_path), name="esconf", ES_HOST=cluster, ES_INDICES={"gene": alias})
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, "--meta", META, conf="esconf")
     assert result.returncode == 0, result.stderr
+    assert "_meta" not in _get(f"{cluster}/{bystander}/_mapping")[bystander]["mappings"]
     summary = json.loads(result.stdout)
     first = summary["concrete_index"]
     assert first.startswith(alias + "_") and _aliases(cluster, alias) == [first]

@@ -15,6 +15,7 @@ import logging
 import orjson
 
 from biothings.web.engines.base import Engine, IndexPaths, translated
+from biothings.web.engines.clusters import classic_client_args
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
 from biothings.web.engines.paging import (ELASTICSEARCH_7_10_PIT, ELASTICSEARCH_PIT, OPENSEARCH_PIT, PointInTimePaging,
                                           version_at_least)
@@ -55,6 +56,7 @@ class ClassicClientEngine(PointInTimePaging, Engine):
 
     def __init__(self, hosts, connections=64, timeout=10, **client_args):
         module = importlib.import_module(self.client_module)
+        client_args = classic_client_args(client_args, self.client_module)
         client_args.setdefault("timeout", timeout)
         client_args.setdefault("maxsize", connections)  # connections per node
         client_args.setdefault("retry_on_timeout", False)

@@ -145,6 +145,23 @@ def _request_headers(url, client_args):
     return headers
 
 
+def classic_client_args(client_args, module):
+    """``ES_ARGS`` for a 7.x-style client (``elasticsearch7``, ``opensearch-py``): these take
+    credentials as ``http_auth`` (and ``api_key``: Elasticsearch 7 only) and drop any other
+    keyword without a word, so the 8.x names ``basic_auth`` and ``bearer_auth`` (and
+    ``api_key`` for OpenSearch) become the ``Authorization`` header ``GET /`` was sent with."""
+    dropped = ("basic_auth", "bearer_auth") + (() if module == "elasticsearch7" else ("api_key",))
+    if not any(client_args.get(key) is not None for key in dropped):
+        return dict(client_args)
+    args = {key: value for key, value in client_args.items() if key not in dropped}
+    if not callable(args.get("http_auth")):  # a request signer stays the client's
+        args.pop("http_auth", None)
+    authorization = _request_headers("", client_args)["authorization"]
+    args["headers"] = {**{str(k): v for k, v in (args.get("headers") or {}).items()
+                          if str(k).lower() != "authorization"}, "authorization": authorization}
+    return args
+
+
 def _ssl_context(client_args):
     context = client_args.get("ssl_context")
     if context is not None:
