@@ -53,7 +53,7 @@ MODULES = {
     "aggs": ("biothings/web/engines/embedded/aggs.py",
              [UNIT + "test_aggs.py", CONTRACT + "test_facets.py", UNIT + "test_embedded_engine.py",
               CONTRACT + "test_engine_parity.py"]),
-    "load": ("biothings/web/load.py", [TOOLS + "test_load.py", TOOLS + "test_load_safety.py"]),
+    "load": ("biothings/web/load.py", [TOOLS + "test_load.py", TOOLS + "test_load_safety.py", TOOLS + "test_load_faults.py"]),
     "store": ("biothings/web/engines/embedded/store.py",
               [UNIT + "test_embedded_engine.py", UNIT + "test_store.py", TOOLS + "test_load.py", TOOLS + "test_load_safety.py",
                CONTRACT + "test_reload.py"]),
