@@ -818,9 +818,21 @@ def sloppy_engine(tmp_path):
     build_index(str(tmp_path), "t", [{"_id": key, "name": text} for key, text in SLOPPY_TEXTS.items()],
                 {"properties": {"name": {"type": "text"}}})
     eng = EmbeddedEngine(str(tmp_path))
-    yield lambda words: {hit["_id"]: hit["_score"] for hit in search(eng, {"query": {"match_phrase": {
-        "name": {"query": words, "slop": 2}}}}, index="t")["hits"]["hits"]}
+    yield lambda words, slop=2: {hit["_id"]: hit["_score"] for hit in search(eng, {"query": {"match_phrase": {
+        "name": {"query": words, "slop": slop}}}}, index="t")["hits"]["hits"]}
     run(eng.close())
+
+
+def test_exact_phrases_score_as_lucene(sloppy_engine):
+    """An exact phrase is one match of frequency 1 where the words follow each other (not in
+    "g", whose values are 100 positions apart), with the sum of the words' idf."""
+    import math
+    lengths, average = {"a": 2, "d": 4, "e": 7}, 23 / 7
+    idf = math.log(1 + (7 - 7 + 0.5) / (7 + 0.5)) + math.log(1 + (7 - 6 + 0.5) / (6 + 0.5))
+    hits = sloppy_engine("protein kinase", slop=0)
+    assert hits.keys() == lengths.keys()
+    for key, length in lengths.items():
+        assert hits[key] == pytest.approx(idf / (1 + 1.2 * (1 - 0.75 + 0.75 * length / average)), rel=1e-5), key
 
 
 def test_sloppy_phrases_score_as_lucene(sloppy_engine):

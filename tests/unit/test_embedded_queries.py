@@ -713,6 +713,53 @@ def test_fuzzy_expansions_score_with_their_similarity_and_the_blended_frequency(
         ("w1", round(one_edit, 6))]
 
 
+BLEND_DOCS = [{"_id": "b1", "kw": "abc", "txt": "abc"}, {"_id": "b2", "kw": "abc", "txt": "abc"},
+              {"_id": "b3", "kw": "abc", "txt": "abc"}, {"_id": "b4", "kw": "abd", "txt": "abd"},
+              {"_id": "s1", "solo": "x"},
+              {"_id": "e1", "e": ""}, {"_id": "e2", "e": "a"}, {"_id": "e3", "e": "b"}, {"_id": "e4", "e": "ab"}]
+
+
+@pytest.fixture(scope="module")
+def blend_hits(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("blend"))
+    mapping = {"properties": {"kw": {"type": "keyword"}, "txt": {"type": "text"}, "solo": {"type": "keyword"},
+                              "e": {"type": "keyword"}}}
+    build_index(directory, "t", BLEND_DOCS, mapping)
+    engine = EmbeddedEngine(directory)
+    yield lambda query: dict(scored(
+        (hit["_id"], hit["_score"]) for hit in engine.search_sync("t", {"query": query, "size": 100})["hits"]["hits"]))
+    asyncio.run(engine.close())
+
+
+def test_fuzzy_expansions_of_different_frequencies_share_the_highest(blend_hits):
+    """Lucene's TopTermsBlendedFreqScoringRewrite: every expansion scores with the highest
+    document frequency among them ("abd" is in one document, "abc" in three), on keywords
+    and on text alike (there the same length: the scores differ by the similarity only)."""
+    exact = keyword_score(4, 3)
+    assert blend_hits({"fuzzy": {"kw": {"value": "abc", "fuzziness": 1}}}) == {
+        "b1": round(exact, 6), "b2": round(exact, 6), "b3": round(exact, 6), "b4": round(exact * (1 - 1 / 3), 6)}
+    text = blend_hits({"fuzzy": {"txt": {"value": "abc", "fuzziness": 1}}})
+    assert text.keys() == {"b1", "b2", "b3", "b4"}
+    assert text["b4"] == pytest.approx(text["b1"] * (1 - 1 / 3), rel=1e-5)
+
+
+def test_a_field_one_document_has_scores_with_a_document_count_of_one(blend_hits):
+    assert blend_hits({"term": {"solo": "x"}}) == {"s1": round(keyword_score(1, 1), 6)}
+
+
+def test_fuzzy_on_an_empty_value_reaches_the_terms_its_edits_allow_with_no_similarity(blend_hits):
+    """Lucene 9's automaton accepts the terms of up to ``fuzziness`` characters; their
+    similarity, 1 - edits / the shorter length, has no value at length 0: they match with
+    score 0 (noida-db agrees; osmem-server keeps the exact term only, as Lucene 8 did)."""
+    assert blend_hits({"fuzzy": {"e": {"value": "", "fuzziness": 1}}}) == {
+        "e1": round(keyword_score(4, 1), 6), "e2": 0.0, "e3": 0.0}
+    assert blend_hits({"fuzzy": {"e": {"value": "", "fuzziness": 2}}}) == {
+        "e1": round(keyword_score(4, 1), 6), "e2": 0.0, "e3": 0.0, "e4": 0.0}
+    # a prefix as long as the value: the edits still apply after it (Lucene 8 matched the exact term only)
+    assert blend_hits({"fuzzy": {"kw": {"value": "ab", "fuzziness": 1, "prefix_length": 2}}}).keys() == {
+        "b1", "b2", "b3", "b4"}
+
+
 def test_regexp_length_at_the_limit_and_past_it_in_the_dsl(hits):
     from biothings.web.engines.embedded.query import MAX_REGEX_LENGTH
     at_limit = "[a-z]" * (MAX_REGEX_LENGTH // 5)
@@ -829,6 +876,26 @@ def test_clauses_at_the_limit_and_one_past(engine):
             engine.search_sync("t", {"query": build(MAX_CLAUSE_COUNT + 1)})
         assert str(refused.value) == (f"the query expands to more than {MAX_CLAUSE_COUNT} clauses "
                                       "(terms times fields, fuzzy expansions): make it simpler")
+
+
+def test_field_expansion_at_the_limit_and_one_past(tmp_path):
+    """A field pattern of query_string may name up to 16,384 fields (Lucene's clause count,
+    as Elasticsearch checks it): at the limit it runs, one field more is refused."""
+    from biothings.web.engines.embedded.query import MAX_CLAUSE_COUNT
+    for name, count in (("at", MAX_CLAUSE_COUNT), ("past", MAX_CLAUSE_COUNT + 1)):
+        mapping = {"settings": {"index.mapping.total_fields.limit": count + 1},
+                   "mappings": {"properties": {f"f{i}": {"type": "keyword"} for i in range(count)}}}
+        build_index(str(tmp_path), name, [{"_id": "1", "f7": "x"}], mapping)
+    engine = EmbeddedEngine(str(tmp_path))
+    try:
+        query = {"query": {"query_string": {"query": "f\\*:x"}}}
+        assert [hit["_id"] for hit in engine.search_sync("at", query)["hits"]["hits"]] == ["1"]
+        with pytest.raises(QueryError) as refused:
+            engine.search_sync("past", query)
+        assert str(refused.value) == (f"field expansion for [f*] matches too many fields, "
+                                      f"limit: {MAX_CLAUSE_COUNT}, got: {MAX_CLAUSE_COUNT + 1}")
+    finally:
+        asyncio.run(engine.close())
 
 
 def test_query_string_boosts_ranges_and_empty_analysis(hits):
