@@ -12,7 +12,11 @@ thread and forwards every request to ``upstream``, unless a fault is switched on
 - ``"timed_out"``: forward, but mark each search answer ``"timed_out": true`` (the
   partial results Elasticsearch gives when a search's ``timeout`` passes).
 
-``proxy.methods``, when set, limits the fault to requests of those methods (others pass).
+- ``"late"``: forward, then wait ``proxy.delay`` seconds before answering (the request
+  lands, its answer comes after the client gave up).
+
+``proxy.where``, when set, limits the fault to the requests it returns true for (others pass):
+``proxy.set("status", status=500, where=lambda request: request.method == "DELETE")``.
 ``proxy.before_forward``, when set, is awaited with each request before the proxy acts on
 it (to change the cluster under the client, as another client would).
 
@@ -48,7 +52,7 @@ class _ProxyHandler(tornado.web.RequestHandler):
         if proxy.before_forward is not None:
             await proxy.before_forward(self.request)
         mode = proxy.mode
-        if proxy.methods is not None and self.request.method not in proxy.methods:
+        if proxy.where is not None and not proxy.where(self.request):
             mode = "pass"
         if mode == "down":
             self.request.connection.stream.close()
@@ -69,6 +73,8 @@ class _ProxyHandler(tornado.web.RequestHandler):
             body=self.request.body if self.request.method in ("POST", "PUT", "DELETE") else None,
             allow_nonstandard_methods=True, request_timeout=120, decompress_response=True)
         response = await tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        if mode == "late":
+            await asyncio.sleep(proxy.delay)
         body = response.body or b""
         if mode == "msearch_fail" and self.request.path.endswith("/_msearch") and response.code == 200:
             answer = orjson.loads(body)
@@ -110,7 +116,7 @@ class FaultProxy(LoopbackServer):
         self.requests = collections.Counter()
         self.bodies = {}
         self.seen = []
-        self.methods = None
+        self.where = None
         self.before_forward = None
         self.abandoned = 0
 

@@ -438,17 +438,23 @@ class _ElasticsearchTarget:
         self.put_meta(self.concrete, meta)
         client.indices.refresh(index=self.concrete)
         old = []
-        if client.indices.exists_alias(name=self.alias):
-            old = list(client.indices.get_alias(name=self.alias).keys())
-            actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
-            actions.append({"add": {"index": self.concrete, "alias": self.alias}})
-            self.update_aliases(actions)
-        else:
-            if client.indices.exists(index=self.alias):
-                # a plain index of that name: it must go before the alias can exist
-                client.indices.delete(index=self.alias)
-                old = []
-            client.indices.put_alias(index=self.concrete, name=self.alias)
+        try:
+            if client.indices.exists_alias(name=self.alias):
+                old = list(client.indices.get_alias(name=self.alias).keys())
+                actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
+                actions.append({"add": {"index": self.concrete, "alias": self.alias}})
+                self.update_aliases(actions)
+            else:
+                if client.indices.exists(index=self.alias):
+                    # a plain index of that name: it must go before the alias can exist
+                    client.indices.delete(index=self.alias)
+                    old = []
+                client.indices.put_alias(index=self.concrete, name=self.alias)
+        except self.errors:
+            # an answer lost after the cluster moved the alias (a timeout): the new index is
+            # live, and an abort must not delete it
+            if not self._serves_alias():
+                raise
         self.created = False  # live now: an abort must not delete it
         for name in old:
             if name != self.concrete:
@@ -459,6 +465,13 @@ class _ElasticsearchTarget:
         if self.created:
             self._delete(self.concrete, "the new index")
             self.created = False
+
+    def _serves_alias(self):
+        """Whether the alias points at the new index now (False when that cannot be read)."""
+        try:
+            return bool(self.client.indices.exists_alias(name=self.alias, index=self.concrete))
+        except self.errors:
+            return False
 
     def _delete(self, name, what):
         """Delete ``name`` if it is there; a failure is a warning (the load's outcome stands)."""

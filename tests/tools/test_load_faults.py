@@ -52,7 +52,7 @@ def _created(proxy, alias):
 
 def test_a_delete_that_fails_at_abort_is_a_warning_after_the_reason(proxied, tmp_path):
     proxy, url, alias = proxied
-    proxy.set("status", status=500, methods={"DELETE"})
+    proxy.set("status", status=500, where=lambda request: request.method == "DELETE")
     result = run_load(tmp_path, bad_file(tmp_path), "--mapping", MAPPING, "--on-error", "abort")
     assert result.returncode == 1
     concrete = _created(proxy, alias)
@@ -86,7 +86,7 @@ def test_a_previous_index_that_cannot_be_deleted_leaves_the_new_one_live(proxied
     first = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
     assert first.returncode == 0, first.stderr
     previous = json.loads(first.stdout)["concrete_index"]
-    proxy.set("status", status=500, methods={"DELETE"})
+    proxy.set("status", status=500, where=lambda request: request.method == "DELETE")
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -110,7 +110,7 @@ def test_es_args_credentials_reach_every_request_of_the_load(proxied, tmp_path):
 
 
 def _slow_create(proxy, seconds):
-    proxy.set("slow", delay=seconds, methods={"PUT"})
+    proxy.set("slow", delay=seconds, where=lambda request: request.method == "PUT")
 
 
 def _no_leftover(proxy, url, alias):
@@ -191,3 +191,20 @@ def test_json_array_items_are_labelled_once(tmp_path):
     assert [re.sub(r": [^:]*$", "", line) for line in warnings[:2]] == [
         f"warning: {path}: item 2", f"warning: {path}: item 3"], warnings
     assert all(line.count("item ") == 1 for line in warnings[:2]), warnings
+
+
+def test_an_alias_swap_whose_answer_is_lost_still_succeeds(proxied, tmp_path):
+    """The cluster moved the alias but the answer came after the timeout: the new index is
+    live, so the load succeeds and deletes the previous one (an abort would have deleted the
+    live index, leaving the alias on nothing)."""
+    proxy, url, alias = proxied
+    first = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
+    assert first.returncode == 0, first.stderr
+    previous = json.loads(first.stdout)["concrete_index"]
+    proxy.set("late", delay=3, where=lambda request: request.method == "POST" and request.path == "/_aliases")
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING, "--timeout", "1.5")
+    assert result.returncode == 0, result.stderr
+    concrete = json.loads(result.stdout)["concrete_index"]
+    assert ("POST", "/_aliases") in [(method, path) for method, path, _ in proxy.seen]
+    assert _aliases(url, alias) == [concrete] and _indices(url, alias) == [concrete] != [previous]
+    assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
