@@ -198,7 +198,8 @@ def load(settings_or_module, path, index=None, mapping=None, meta=None, on_error
     biothing_type = next((t for t, name in indices.items() if name == index), None)
     if not os.path.exists(path):
         raise LoadError(f"no such file: {path}")
-    loader = make_target(settings, index, stream, timeout)  # a cluster that does not answer fails before the file is read
+    # a cluster that does not answer fails here, before the file is read
+    loader = make_target(settings, index, stream, timeout)
 
     if isinstance(mapping, (str, os.PathLike)):
         mapping = _read_json_file(mapping)

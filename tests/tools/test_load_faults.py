@@ -92,7 +92,8 @@ def test_a_previous_index_that_cannot_be_deleted_leaves_the_new_one_live(proxied
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["previous"] == [previous] and summary["total"] == TOTAL
-    assert re.search(rf"^warning: could not delete the previous index {previous}: (ApiError|TransportError): .*injected fault",
+    assert re.search(rf"^warning: could not delete the previous index {previous}: "
+                     r"(ApiError|TransportError): .*injected fault",
                      result.stderr, re.M), result.stderr
     assert _aliases(url, alias) == [summary["concrete_index"]]
     assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
@@ -209,3 +210,34 @@ def test_an_alias_swap_whose_answer_is_lost_still_succeeds(proxied, tmp_path):
     assert ("POST", "/_aliases") in [(method, path) for method, path, _ in proxy.seen]
     assert _aliases(url, alias) == [concrete] and _indices(url, alias) == [concrete] != [previous]
     assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
+
+
+@pytest.mark.parametrize("read_back", ["answers", "fails"])
+def test_an_alias_move_the_cluster_refuses_aborts_and_keeps_the_previous_index(proxied, tmp_path, read_back):
+    """The swap refused (and, in the second case, where the alias points cannot be read
+    either): the load fails, the alias stays on the previous index, which is kept."""
+    proxy, url, alias = proxied
+    first = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
+    assert first.returncode == 0, first.stderr
+    previous = json.loads(first.stdout)["concrete_index"]
+
+    def refused(request):
+        if request.method == "POST" and request.path == "/_aliases":
+            return True
+        return read_back == "fails" and request.method == "HEAD" and bool(
+            re.fullmatch(rf"/{alias}_\d+/_alias/{alias}", request.path))
+
+    proxy.set("status", status=500, where=refused)
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-2:] == [
+        "error: the cluster failed: ApiError: ApiError(500, 'unavailable_shards_exception', 'injected fault')"
+        if request_family(url) == "elasticsearch" else
+        "error: the cluster failed: TransportError: TransportError(500, 'unavailable_shards_exception', 'injected fault')",
+        "aborted: nothing was replaced"]
+    assert _aliases(url, alias) == [previous] and _indices(url, alias) == [previous]
+    assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
+
+
+def request_family(url):
+    return _get(url + "/")["version"].get("distribution", "elasticsearch")

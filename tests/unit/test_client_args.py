@@ -13,8 +13,8 @@ def test_eight_style_credentials_become_the_authorization_header(module):
     assert classic_client_args({"basic_auth": ("elastic", "s3cret"), "maxsize": 4}, module) == {
         "maxsize": 4, "headers": {"authorization": BASIC}}
     assert classic_client_args({"bearer_auth": "t0ken"}, module) == {"headers": {"authorization": "Bearer t0ken"}}
-    assert classic_client_args({"basic_auth": "elastic:s3cret", "headers": {"X-Opaque-Id": "a", "Authorization": "old"}},
-                               module) == {"headers": {"X-Opaque-Id": "a", "authorization": BASIC}}
+    args = {"basic_auth": "elastic:s3cret", "headers": {"X-Opaque-Id": "a", "Authorization": "old"}}
+    assert classic_client_args(args, module) == {"headers": {"X-Opaque-Id": "a", "authorization": BASIC}}
 
 
 def test_api_key_stays_for_the_client_that_takes_it():
