@@ -555,6 +555,9 @@ EVEN = ["w0", "w2", "w4", "w6", "w8"]
     ({"query_string": {"query": "even:true"}}, EVEN), ({"query_string": {"query": "n:abc"}}, []),
     ({"query_string": {"query": "n:99999999999"}}, []), ({"query_string": {"query": "even:[yes TO true]"}}, []),
     ({"query_string": {"query": "n:4.0"}}, ["w4"]),
+    # range bounds as Java reads a double, whole numbers exact (a long has more digits than a double keeps)
+    ({"range": {"n": {"gte": "5.0", "lte": "1e1"}}}, ["w5", "w6", "w7", "w8", "w9"]),
+    ({"range": {"big": {"gte": 9223372036854775807}}}, []), ({"range": {"big": {"gt": "9223372036854775806"}}}, []),
 ])
 def test_term_values_each_field_type_takes(hits, query, expected):
     assert ids(hits(query)) == expected

@@ -70,3 +70,38 @@ def test_boolean_ranges_order_false_before_true(search, bounds, flags):
 def test_a_nested_query_is_its_inner_query(search):
     inner = {"range": {"obj.k": {"gte": "a", "lt": "b"}}}
     assert search({"nested": {"path": "obj", "query": inner}}) == search(inner) == expected(lambda w: "a" <= w < "b")
+
+
+LONG_MAX = 2 ** 63 - 1
+
+
+@pytest.fixture(scope="module")
+def longs(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("longs"))
+    docs = [{"_id": "max", "b": LONG_MAX}, {"_id": "max-1", "b": LONG_MAX - 1}, {"_id": "min", "b": -LONG_MAX - 1}]
+    build_index(directory, "t", docs, {"properties": {"b": {"type": "long"}}})
+    engine = EmbeddedEngine(directory)
+    yield engine
+    asyncio.run(engine.close())
+
+
+@pytest.mark.parametrize("bounds, found", [
+    ({"gte": LONG_MAX}, ["max"]), ({"gte": str(LONG_MAX)}, ["max"]), ({"gt": str(LONG_MAX - 1)}, ["max"]),
+    ({"lte": str(LONG_MAX - 1), "gt": 0}, ["max-1"]), ({"lt": LONG_MAX, "gte": LONG_MAX - 1}, ["max-1"]),
+    ({"lte": -LONG_MAX - 1}, ["min"]), ({"lte": str(-LONG_MAX - 1)}, ["min"]), ({"gt": LONG_MAX}, []),
+    ({"gte": f" {LONG_MAX} "}, ["max"]), ({"gte": "9.2e18"}, ["max", "max-1"]), ({"lt": -LONG_MAX - 1}, []),
+])
+def test_long_bounds_are_read_exactly(longs, bounds, found):
+    """Lucene's LongPoint ranges are exact, and Elasticsearch reads a whole-number bound as a
+    long (a double would make 2**63 - 1 into 2**63: out of range). Both imitations keep longs as
+    doubles, so neither can check this; the oracle is the integers themselves."""
+    hits = longs.search_sync("t", {"query": {"range": {"b": bounds}}})["hits"]["hits"]
+    assert sorted(hit["_id"] for hit in hits) == sorted(found)
+
+
+@pytest.mark.parametrize("bound", [str(LONG_MAX + 1), LONG_MAX + 1, str(-LONG_MAX - 2)])
+def test_a_long_bound_one_past_the_type_is_refused(longs, bound):
+    from biothings.web.engines.errors import QueryError
+    with pytest.raises(QueryError) as refused:
+        longs.search_sync("t", {"query": {"range": {"b": {"gte": bound}}}})
+    assert str(refused.value) == f"failed to create query: Value [{bound}] is out of range for a long"

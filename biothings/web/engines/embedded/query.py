@@ -379,18 +379,15 @@ class Compiler:
                           f"on field [{field.name}] of type [{field.es_type}]")
 
     def _integer_term(self, field, value):
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
+        number = exact_integer(value)
+        if number is None:
             try:
                 double = java_double(value)
             except ValueError:
                 raise self._not_a_number(field, value) from None
             if not math.isfinite(double) or not double.is_integer():
                 return _NOT_INTEGRAL
-            text = value.strip() if isinstance(value, str) else ""
-            # digits only: read exactly (a long has more digits than a double keeps)
-            number = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else int(double)
+            number = int(double)
         if not self._in_integer_range(field, number):
             raise self._out_of_range(field, value)
         return number
@@ -671,13 +668,15 @@ class Compiler:
                 raise self._not_a_number(field, value) from None
             if math.isnan(number):
                 return None, True
-            if not self._in_integer_range(field, number):  # infinities too
+            exact = exact_integer(value)
+            if not self._in_integer_range(field, number if exact is None else exact):  # infinities too
                 if lenient:
                     return "bad", True
                 raise self._out_of_range(field, value)
+            if exact is not None:
+                return exact, inclusive
             if number.is_integer():
-                number = int(value) if isinstance(value, int) else int(number)
-                return number, inclusive
+                return int(number), inclusive
             # 5.5: > or >= -> >= 6; < or <= -> <= 5
             return (math.ceil(number), True) if is_lower else (math.floor(number), True)
 
@@ -693,6 +692,9 @@ class Compiler:
                 low, include_lower = low + 1, True
             if high is not None and not include_upper:
                 high, include_upper = high - 1, True
+            lowest, highest = INTEGER_RANGES["long"]  # every integer field is kept as a long
+            if (low is not None and low > highest) or (high is not None and high < lowest):
+                return none()  # a step past the type (gt its largest value): Lucene's MatchNoDocsQuery
             if low is not None and high is not None and low > high:
                 return none()
             ftype = tantivy.FieldType.Integer
@@ -1016,6 +1018,18 @@ _NOT_INTEGRAL = object()  # a number with decimals for an integer field: matches
 # What Java's Double.parseDouble reads, which Elasticsearch reads numbers with: no Python
 # spellings (``inf``, ``1_000``), a trailing ``d`` or ``f`` allowed, spaces around ignored.
 _JAVA_DOUBLE = re.compile(r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)")
+_DIGITS = re.compile(r"[+-]?[0-9]+")  # a whole number as a long reads it exactly
+
+
+def exact_integer(value):
+    """``value`` read exactly when it is written as a whole number (a JSON integer, or a
+    string of digits), as Elasticsearch reads a long: a long has more digits than a double
+    keeps (9223372036854775807 is 2**63 as a double). None for any other value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value)
+    return None
 
 
 def java_double(value):
