@@ -439,18 +439,15 @@ class _ElasticsearchTarget:
         self.put_meta(self.concrete, meta)
         client.indices.refresh(index=self.concrete)
         old = []
+        actions = [{"add": {"index": self.concrete, "alias": self.alias}}]
+        if client.indices.exists_alias(name=self.alias):
+            old = list(client.indices.get_alias(name=self.alias).keys())
+            actions[:0] = [{"remove": {"index": name, "alias": self.alias}} for name in old]
+        elif client.indices.exists(index=self.alias):
+            # a plain index of that name goes in the same step as the alias comes: no moment without either
+            actions.insert(0, {"remove_index": {"index": self.alias}})
         try:
-            if client.indices.exists_alias(name=self.alias):
-                old = list(client.indices.get_alias(name=self.alias).keys())
-                actions = [{"remove": {"index": name, "alias": self.alias}} for name in old]
-                actions.append({"add": {"index": self.concrete, "alias": self.alias}})
-                self.update_aliases(actions)
-            else:
-                if client.indices.exists(index=self.alias):
-                    # a plain index of that name: it must go before the alias can exist
-                    client.indices.delete(index=self.alias)
-                    old = []
-                client.indices.put_alias(index=self.concrete, name=self.alias)
+            self.update_aliases(actions)
         except self.errors:
             # an answer lost after the cluster moved the alias (a timeout): the new index is
             # live, and an abort must not delete it

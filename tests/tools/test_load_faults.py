@@ -230,10 +230,9 @@ def test_an_alias_move_the_cluster_refuses_aborts_and_keeps_the_previous_index(p
     proxy.set("status", status=500, where=refused)
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
     assert result.returncode == 1
+    error = "ApiError" if request_family(url) == "elasticsearch" else "TransportError"
     assert result.stderr.strip().splitlines()[-2:] == [
-        "error: the cluster failed: ApiError: ApiError(500, 'unavailable_shards_exception', 'injected fault')"
-        if request_family(url) == "elasticsearch" else
-        "error: the cluster failed: TransportError: TransportError(500, 'unavailable_shards_exception', 'injected fault')",
+        f"error: the cluster failed: {error}: {error}(500, 'unavailable_shards_exception', 'injected fault')",
         "aborted: nothing was replaced"]
     assert _aliases(url, alias) == [previous] and _indices(url, alias) == [previous]
     assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
@@ -241,3 +240,23 @@ def test_an_alias_move_the_cluster_refuses_aborts_and_keeps_the_previous_index(p
 
 def request_family(url):
     return _get(url + "/")["version"].get("distribution", "elasticsearch")
+
+
+def test_a_plain_index_of_the_alias_name_is_kept_when_the_swap_is_refused(proxied, tmp_path):
+    """A plain index where the alias is to be goes in the same step as the alias comes
+    (``remove_index``): a refused step leaves it serving, documents and all."""
+    proxy, url, alias = proxied
+    for path, body in ((f"/{alias}", None), (f"/{alias}/_doc/1?refresh=true", b'{"symbol": "OLD"}')):
+        request = urllib.request.Request(url + path, data=body, method="PUT",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).read()
+    proxy.set("status", status=500, where=lambda request: request.method == "POST" and request.path == "/_aliases")
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
+    assert result.returncode == 1 and "the cluster failed" in result.stderr, result.stderr
+    assert _aliases(url, alias) == [] and _indices(url, alias) == [alias]
+    assert _get(f"{url}/{alias}/_doc/1")["_source"] == {"symbol": "OLD"}
+    proxy.set("pass")
+    result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)  # the same load, the swap let through
+    assert result.returncode == 0, result.stderr
+    assert _aliases(url, alias) == [json.loads(result.stdout)["concrete_index"]]
+    assert _get(f"{url}/{alias}/_count")["count"] == TOTAL
