@@ -40,6 +40,9 @@ from biothings.web.documents import open_file, position, read_documents  # read_
 logger = logging.getLogger("biothings.web.load")
 
 DEFAULT_DATA_DIR = "./.biothings_data"
+# seconds a cluster request of the loader may take at least, whatever ES_REQUEST_TIMEOUT (a
+# search's budget) says: a bulk request takes longer than a search
+CLUSTER_TIMEOUT_FLOOR = 60
 
 
 class LoadError(Exception):
@@ -349,7 +352,7 @@ def cluster_target(settings, hosts, index, stream, timeout=None):
     args = dict(_setting(settings, "ES_ARGS", {}) or {})
     chosen = timeout is not None  # then it wins over a timeout in ES_ARGS
     if not chosen:
-        timeout = max(int(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), 60)
+        timeout = max(float(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), CLUSTER_TIMEOUT_FLOOR)
     try:
         failures = []
         cluster = read_cluster(hosts, args, timeout, failures)

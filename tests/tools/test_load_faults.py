@@ -5,12 +5,14 @@ failures and labels."""
 
 import json
 import re
+import types
 import urllib.error
 import urllib.request
 
 import pytest
 import tornado.httpclient
 
+from biothings.web.load import LoadError
 from tests.faultproxy import FaultProxy
 from tests.servers import wait_for
 from tests.tools.test_load import (MAPPING, NDJSON, TOTAL, _aliases, _get, bad_file, cluster,  # noqa: F401
@@ -156,6 +158,23 @@ def test_the_default_timeout_outlasts_a_slow_request(proxied, tmp_path):
     _slow_create(proxy, 1.5)
     result = run_load(tmp_path, NDJSON, "--mapping", MAPPING)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("setting, fails", [(0.5, True), (3, False)])
+def test_the_default_timeout_is_the_larger_of_the_setting_and_the_floor(proxied, monkeypatch, setting, fails):
+    """The default reaches the client: with the floor lowered to 1 s (60 in use), a request
+    of 2 s fails under the floor and passes under an ES_REQUEST_TIMEOUT above it."""
+    from biothings.web import load as loader
+    proxy, url, alias = proxied
+    monkeypatch.setattr(loader, "CLUSTER_TIMEOUT_FLOOR", 1)
+    config = types.SimpleNamespace(ES_HOST=proxy.url, ES_INDICES={"gene": alias}, ES_REQUEST_TIMEOUT=setting)
+    _slow_create(proxy, 2)
+    if fails:
+        with pytest.raises(LoadError, match=r"^the cluster failed: ConnectionTimeout: "):
+            loader.load(config, NDJSON, mapping=MAPPING, progress=False)
+        _no_leftover(proxy, url, alias)
+    else:
+        assert loader.load(config, NDJSON, mapping=MAPPING, progress=False)["total"] == TOTAL
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
