@@ -347,15 +347,14 @@ class _EmbeddedTarget:
 def cluster_target(settings, hosts, index, stream, timeout=None):
     """The load target on the cluster at ``hosts``, through the client its ``GET /``
     calls for (see ``biothings.web.engines.clusters``)."""
-    from biothings.web.engines.clusters import ClusterError, classic_client_args, client_for, host_urls, read_cluster
+    from biothings.web.engines.clusters import (ClusterError, classic_client_args, client_errors, client_for, host_urls,
+                                                read_cluster)
     hosts = host_urls(hosts)
     args = dict(_setting(settings, "ES_ARGS", {}) or {})
-    chosen = timeout is not None  # then it wins over a timeout in ES_ARGS
-    if not chosen:
-        timeout = max(float(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), CLUSTER_TIMEOUT_FLOOR)
+    default_timeout = max(float(_setting(settings, "ES_REQUEST_TIMEOUT", 10) or 10), CLUSTER_TIMEOUT_FLOOR)
     try:
         failures = []
-        cluster = read_cluster(hosts, args, timeout, failures)
+        cluster = read_cluster(hosts, args, default_timeout if timeout is None else timeout, failures)
         if cluster is None:
             raise LoadError(f"{'; '.join(failures)}: no cluster answers at ES_HOST (leave ES_HOST empty "
                             f"to load into the embedded engine)")
@@ -365,10 +364,14 @@ def cluster_target(settings, hosts, index, stream, timeout=None):
     target = _ElasticsearchTarget
     if client.module != "elasticsearch":
         target, args = _ClassicClientTarget, classic_client_args(args, client.module)
+    if timeout is None:  # ES_ARGS's own timeout, else the default
+        args.setdefault(target.timeout_argument, default_timeout)
+    else:  # given: it wins over ES_ARGS's
+        args[target.timeout_argument] = timeout
     helpers = importlib.import_module(f"{client.module}.helpers")
-    loader = target(getattr(module, client.sync_class), helpers, hosts, args, timeout, index, stream, chosen)
+    loader = target(getattr(module, client.sync_class), helpers, hosts, args, index, stream)
     loader.backend = cluster.distribution  # the summary's "elasticsearch" or "opensearch"
-    loader.errors = tuple(getattr(module, name) for name in ("ApiError", "TransportError") if hasattr(module, name))
+    loader.errors = client_errors(module)
     return loader
 
 
@@ -377,14 +380,10 @@ class _ElasticsearchTarget:
     then the alias moved to it in one step. Subclasses adapt the client's calls."""
 
     backend = "elasticsearch"
-    timeout_argument = "request_timeout"
+    timeout_argument = "request_timeout"  # the client's name for a request's timeout
     errors = ()  # the client's exception classes (set by ``cluster_target``)
 
-    def __init__(self, client_class, helpers, hosts, args, timeout, index, stream, chosen_timeout=False):
-        if chosen_timeout:
-            args[self.timeout_argument] = timeout
-        else:
-            args.setdefault(self.timeout_argument, timeout)
+    def __init__(self, client_class, helpers, hosts, args, index, stream):
         self.client = client_class(hosts, **args)
         self.helpers = helpers
         self.alias = index

@@ -15,7 +15,7 @@ import logging
 import orjson
 
 from biothings.web.engines.base import Engine, IndexPaths, translated
-from biothings.web.engines.clusters import classic_client_args
+from biothings.web.engines.clusters import classic_client_args, client_errors
 from biothings.web.engines.errors import EngineUnavailable, error_from_answer
 from biothings.web.engines.paging import (ELASTICSEARCH_7_10_PIT, ELASTICSEARCH_PIT, OPENSEARCH_PIT, PointInTimePaging,
                                           version_at_least)
@@ -65,7 +65,7 @@ class ClassicClientEngine(PointInTimePaging, Engine):
         quiet_client_logging(module)
         self.client = getattr(module, self.client_class)(hosts, **client_args)
         self._request = self.client.transport.perform_request
-        self.client_errors = (module.TransportError,)
+        self.client_errors = client_errors(module)
         self._connection_errors = (module.ConnectionError,)  # ConnectionTimeout and SSLError too
         self._index_path = IndexPaths().path
 

@@ -145,6 +145,13 @@ def _request_headers(url, client_args):
     return headers
 
 
+def client_errors(module):
+    """The exception classes of a client package (``elasticsearch``: ``ApiError`` for an
+    answer with an error status, ``TransportError`` for no answer; the 7.x-style clients:
+    ``TransportError`` for both)."""
+    return tuple(getattr(module, name) for name in ("ApiError", "TransportError") if hasattr(module, name))
+
+
 def classic_client_args(client_args, module):
     """``ES_ARGS`` for a 7.x-style client (``elasticsearch7``, ``opensearch-py``): these take
     credentials as ``http_auth`` (and ``api_key``: Elasticsearch 7 only) and drop any other
