@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import elasticsearch
+import orjson
 import pytest
 
 from biothings.web.settings import BiothingWebSettings
@@ -164,6 +165,49 @@ def test_credentials_of_es_args_reach_every_request_of_each_client(stub, serve, 
     assert len(cluster.requests) >= 3
     assert [path for _method, path, headers in cluster.requests
             if headers.get("Authorization") != "Basic ZWxhc3RpYzpzM2NyZXQ="] == []
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["shortcut", "traced"])
+def test_searches_send_the_request_the_client_would(stub, traced):
+    """Searches go to the client's transport (``ClientShortcut``), past the client's own
+    layer: the cluster gets the same request as through ``client.perform_request``
+    (credentials, ``headers`` and ``opaque_id`` of ``ES_ARGS``, the compatible media types,
+    the client's meta header, the body); with tracing on, the client itself sends it."""
+    import asyncio
+
+    from biothings.web.engines.elasticsearch import ElasticsearchEngine
+
+    cluster = stub("elasticsearch", "8.15.3", password="s3cret")
+    body = {"query": {"match": {"symbol": "cdk2"}}, "size": 3}
+
+    async def both_ways():
+        engine = ElasticsearchEngine(cluster.url, basic_auth=("elastic", "s3cret"), headers={"X-Team": "genes"},
+                                     opaque_id="op-7")
+        engine._shortcut.traced = traced
+        try:
+            client = engine.client
+            by_client = await client.perform_request("POST", "/stub_genes/_search", body=body, headers={
+                "accept": "application/json", "content-type": "application/json"})
+            by_engine = await engine.search("stub_genes", body)
+            assert by_engine == by_client.body
+            ndjson = b'{}\n' + orjson.dumps(body) + b'\n'
+            by_client = await client.perform_request("POST", "/stub_genes/_msearch", body=ndjson, headers={
+                "accept": "application/json", "content-type": "application/x-ndjson"})
+            assert await engine.msearch("stub_genes", [body]) == by_client.body["responses"]
+        finally:
+            await engine.close()
+
+    asyncio.run(both_ways())
+    (search_path, by_client), (path, by_engine), (msearch_path, msearch_by_client), (path_2, msearch_by_engine) = \
+        cluster.searches()
+    assert (search_path, msearch_path) == (path, path_2) == ("/stub_genes/_search", "/stub_genes/_msearch")
+    assert by_engine == by_client
+    assert msearch_by_engine == msearch_by_client
+    assert by_engine["Authorization"] == "Basic ZWxhc3RpYzpzM2NyZXQ="
+    assert (by_engine["X-Team"], by_engine["X-Opaque-Id"]) == ("genes", "op-7")
+    assert by_engine["Accept"] == "application/vnd.elasticsearch+json; compatible-with=8"
+    assert msearch_by_engine["Content-Type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=8"
+    assert by_engine["X-Elastic-Client-Meta"].startswith("es=")
 
 
 def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):
