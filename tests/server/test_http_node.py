@@ -327,3 +327,12 @@ async def test_no_private_elastic_transport_imports():
     modules = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert not [module for module in modules if module and module.startswith("elastic_transport._")]
+
+
+@pytest.mark.parametrize("host, port, prefix", [("127.0.0.1", 9200, ""), ("::1", 9201, "/es")])
+async def test_base_url_is_the_one_the_transport_works_out(host, port, prefix):
+    """Worked out once (the transport reads it twice a request), as the base class would."""
+    from elastic_transport._node._base import BaseNode
+    lean = LeanHttpNode(NodeConfig("http", host, port, path_prefix=prefix))
+    assert lean.base_url == BaseNode.base_url.fget(lean)
+    assert lean.base_url == {"127.0.0.1": "http://127.0.0.1:9200", "::1": "http://[::1]:9201/es"}[host]

@@ -155,9 +155,13 @@ class LeanHttpNode(BaseAsyncNode):
     """``node_class`` for ``AsyncElasticsearch``: HTTP/1.1 on asyncio, keep-alive pool."""
 
     _CLIENT_META_HTTP_CLIENT = ("bt", "1")
+    # set once in __init__: the base class works it out at each read, and the transport
+    # reads it twice a request (its log line is formatted even when not logged)
+    base_url = None
 
     def __init__(self, config):
         super().__init__(config)
+        self.base_url = BaseAsyncNode.base_url.fget(self)
         if config.scheme != "http":
             raise ValueError("LeanHttpNode serves plain http:// hosts; use the default node for TLS")
         self._limit = max(1, config.connections_per_node or 10)
