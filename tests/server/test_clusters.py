@@ -167,15 +167,15 @@ def test_credentials_of_es_args_reach_every_request_of_each_client(stub, serve, 
             if headers.get("Authorization") != "Basic ZWxhc3RpYzpzM2NyZXQ="] == []
 
 
-@pytest.mark.parametrize("traced", [False, True], ids=["shortcut", "traced"])
-def test_searches_send_the_request_the_client_would(stub, traced):
+@pytest.mark.parametrize("direct", [True, False], ids=["transport", "client"])
+def test_searches_send_the_request_the_client_would(stub, direct):
     """Searches go to the client's transport (``ClientShortcut``), past the client's own
     layer: the cluster gets the same request as through ``client.perform_request``
     (credentials, ``headers`` and ``opaque_id`` of ``ES_ARGS``, the compatible media types,
-    the client's meta header, the body); with tracing on, the client itself sends it."""
+    the client's meta header, the body); so does the way through the client (tracing on)."""
     import asyncio
 
-    from biothings.web.engines.elasticsearch import ElasticsearchEngine
+    from biothings.web.engines.elasticsearch import ClientShortcut, ElasticsearchEngine
 
     cluster = stub("elasticsearch", "8.15.3", password="s3cret")
     body = {"query": {"match": {"symbol": "cdk2"}}, "size": 3}
@@ -183,7 +183,8 @@ def test_searches_send_the_request_the_client_would(stub, traced):
     async def both_ways():
         engine = ElasticsearchEngine(cluster.url, basic_auth=("elastic", "s3cret"), headers={"X-Team": "genes"},
                                      opaque_id="op-7")
-        engine._shortcut.traced = traced
+        assert engine._shortcut.direct  # the client has what the shortcut reads
+        engine._shortcut = ClientShortcut(engine.client, direct=direct)
         try:
             client = engine.client
             by_client = await client.perform_request("POST", "/stub_genes/_search", body=body, headers={
@@ -208,6 +209,23 @@ def test_searches_send_the_request_the_client_would(stub, traced):
     assert by_engine["Accept"] == "application/vnd.elasticsearch+json; compatible-with=8"
     assert msearch_by_engine["Content-Type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=8"
     assert by_engine["X-Elastic-Client-Meta"].startswith("es=")
+
+
+def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
+    """A client without one of the attributes the shortcut reads (another version), or one
+    that traces its requests, is called as usual."""
+    from biothings.web.engines.elasticsearch import ClientShortcut
+
+    client = elasticsearch.AsyncElasticsearch("http://127.0.0.1:9200")
+    assert ClientShortcut(client).direct
+    for name in ("_headers", "_request_timeout", "_max_retries", "_retry_on_timeout", "_retry_on_status",
+                 "_client_meta", "_otel"):
+        value = client.__dict__.pop(name)
+        assert not ClientShortcut(client).direct, name
+        client.__dict__[name] = value
+    assert ClientShortcut(client).direct
+    client._otel.enabled = True
+    assert not ClientShortcut(client).direct
 
 
 def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):

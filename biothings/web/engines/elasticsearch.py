@@ -65,30 +65,35 @@ class ClientShortcut:
     client's headers (credentials, ``headers`` and ``opaque_id`` of ``ES_ARGS``) with the
     compatible media types, and its per-request settings (timeout, retries), read from the
     client once (private attributes, unchanged from 8.0 to 9.x: ``tests/server/
-    test_clusters.py`` checks that both ways send the same request). A client that traces
-    its requests (OpenTelemetry) is called as usual: its spans need its own layer."""
+    test_clusters.py`` checks that both ways send the same request). The client is called
+    as usual (``direct`` False) when it traces its requests (OpenTelemetry: its spans need
+    its own layer) or lacks one of those attributes."""
 
-    def __init__(self, client):
+    SETTINGS = ("request_timeout", "max_retries", "retry_on_timeout", "retry_on_status", "client_meta")
+
+    def __init__(self, client, direct=None):
         self.client = client
         self.transport = client.transport
-        self.settings = {"request_timeout": client._request_timeout, "max_retries": client._max_retries,
-                         "retry_on_timeout": client._retry_on_timeout, "retry_on_status": client._retry_on_status,
-                         "client_meta": client._client_meta}
+        self.settings = {name: getattr(client, f"_{name}", self) for name in self.SETTINGS}  # self: missing
+        client_headers = getattr(client, "_headers", None)
+        if direct is None:
+            traced = getattr(getattr(client, "_otel", None), "enabled", True)
+            direct = not traced and client_headers is not None and self not in self.settings.values()
+        self.direct = direct
         major = elasticsearch.__versionstr__.partition(".")[0]  # 8.x: Elasticsearch 8 and 9; 9.x: 9
 
-        def headers(subtype, compatible):
-            if not compatible:  # what the client gets, and rewrites
+        def headers(subtype):
+            if not direct:  # what the client is given, and rewrites
                 return {"accept": "application/json", "content-type": f"application/{subtype}"}
-            return {**client._headers, "accept": f"application/vnd.elasticsearch+json; compatible-with={major}",
+            return {**client_headers, "accept": f"application/vnd.elasticsearch+json; compatible-with={major}",
                     "content-type": f"application/vnd.elasticsearch+{subtype}; compatible-with={major}"}
-        self.traced = bool(getattr(getattr(client, "_otel", None), "enabled", False))
-        self.headers = {subtype: headers(subtype, not self.traced) for subtype in ("json", "x-ndjson")}
+        self.headers = {subtype: headers(subtype) for subtype in ("json", "x-ndjson")}
 
     async def post(self, path, body, subtype="json", endpoint_id=None, path_parts=None):
         """The answer of ``POST path`` (a JSON body, or NDJSON bytes); a non-2xx answer
         raises as the client's error would after translation (``engines.errors``)."""
         headers = self.headers[subtype]
-        if self.traced:
+        if not self.direct:
             response = await self.client.perform_request("POST", path, headers=headers, body=body,
                                                          endpoint_id=endpoint_id, path_parts=path_parts)
             return response.body
