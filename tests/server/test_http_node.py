@@ -336,3 +336,58 @@ async def test_base_url_is_the_one_the_transport_works_out(host, port, prefix):
     lean = LeanHttpNode(NodeConfig("http", host, port, path_prefix=prefix))
     assert lean.base_url == BaseNode.base_url.fget(lean)
     assert lean.base_url == {"127.0.0.1": "http://127.0.0.1:9200", "::1": "http://[::1]:9201/es"}[host]
+
+
+ERROR_ANSWERS = [  # status, body: what a cluster may answer to a search
+    (400, {"error": {"root_cause": [{"type": "query_shard_exception", "reason": "Failed to parse [q]"}],
+                     "type": "search_phase_execution_exception", "reason": "all shards failed"}, "status": 400}),
+    (400, {"error": {"type": "parsing_exception"}, "status": 400}),  # no reason: the client's message (its type)
+    (400, {"error": "plain words", "status": 400}),
+    (404, {"error": {"type": "index_not_found_exception", "reason": "no such index [x]"}, "status": 404}),
+    (429, {"error": {"type": "es_rejected_execution_exception", "reason": "queue full"}, "status": 429}),
+    (500, {"oops": True}),
+]
+
+
+@pytest.mark.parametrize("status, body", ERROR_ANSWERS, ids=[f"{s}-{i}" for i, (s, _) in enumerate(ERROR_ANSWERS)])
+async def test_error_answers_are_translated_alike_both_ways(status, body):
+    """``ClientShortcut`` (searches to the transport) raises what the client's exception
+    became after translation: the same error class and reason for each error answer."""
+    from biothings.web.engines.elasticsearch import ClientShortcut, ElasticsearchEngine
+    from biothings.web.engines.errors import EngineError
+
+    async def answer(line, request_body):
+        data = orjson.dumps(body)
+        return (b"HTTP/1.1 %d Error\r\n" % status + HEADERS + b"content-length: %d\r\n\r\n" % len(data) + data)
+    async with Server(answer) as server:
+        engine = ElasticsearchEngine(f"http://127.0.0.1:{server.port}")
+        errors = []
+        for direct in (True, False):
+            engine._shortcut = ClientShortcut(engine.client, direct=direct)
+            with pytest.raises(EngineError) as raised:
+                await engine.search("x", {"query": {"match_all": {}}})
+            errors.append((type(raised.value).__name__, str(raised.value)))
+        await engine.close()
+    assert errors[0] == errors[1]
+    assert errors[0] == {0: ("QueryError", "Failed to parse [q]"), 1: ("QueryError", "parsing_exception"),
+                         2: ("QueryError", "plain words"), 3: ("IndexNotFound", "Index not found."),
+                         4: ("EngineUnavailable", "Search engine overloaded, retry later."),
+                         5: ("EngineUnavailable", "Search engine failed.")}[ERROR_ANSWERS.index((status, body))]
+
+
+async def test_warning_headers_are_reported_both_ways():
+    """A deprecation in a search's answer is an ``ElasticsearchWarning``, as the client reports it."""
+    import elasticsearch
+
+    from biothings.web.engines.elasticsearch import ClientShortcut, ElasticsearchEngine
+
+    async def answer(line, request_body):
+        return ok({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}},
+                  b'warning: 299 Elasticsearch-8.15.3 "[types removal] do not do that"\r\n')
+    async with Server(answer) as server:
+        engine = ElasticsearchEngine(f"http://127.0.0.1:{server.port}")
+        for direct in (True, False):
+            engine._shortcut = ClientShortcut(engine.client, direct=direct)
+            with pytest.warns(elasticsearch.ElasticsearchWarning, match="types removal"):
+                assert (await engine.search("x", {"size": 0}))["hits"]["hits"] == []
+        await engine.close()
