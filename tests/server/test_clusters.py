@@ -213,18 +213,23 @@ def test_searches_send_the_request_the_client_would(stub, direct):
 
 def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
     """A client without one of the attributes the shortcut reads (another version), or one
-    that traces its requests, is called as usual."""
+    that traces its requests, is called as usual; one from before tracing (no ``_otel``) is not."""
     from biothings.web.engines.elasticsearch import ClientShortcut
 
     client = elasticsearch.AsyncElasticsearch("http://127.0.0.1:9200")
     assert ClientShortcut(client).direct
     for name in ("_headers", "_request_timeout", "_max_retries", "_retry_on_timeout", "_retry_on_status",
-                 "_client_meta", "_otel"):
+                 "_client_meta"):
         value = client.__dict__.pop(name)
         assert not ClientShortcut(client).direct, name
         client.__dict__[name] = value
     assert ClientShortcut(client).direct
-    client._otel.enabled = True
+    otel = client.__dict__.pop("_otel")
+    assert ClientShortcut(client).direct
+    client._otel = otel
+    otel.enabled = True
+    assert not ClientShortcut(client).direct
+    del otel.enabled  # a tracer of another shape: traced, to be safe
     assert not ClientShortcut(client).direct
 
 

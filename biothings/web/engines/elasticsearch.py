@@ -67,10 +67,10 @@ class ClientShortcut:
     connections) does the rest. ``post`` sends the same request to the transport: the
     client's headers (credentials, ``headers`` and ``opaque_id`` of ``ES_ARGS``) with the
     compatible media types, and its per-request settings (timeout, retries), read from the
-    client once (private attributes, unchanged from 8.0 to 9.x: ``tests/server/
+    client once (private attributes of the 8.x and 9.x clients: ``tests/server/
     test_clusters.py`` checks that both ways send the same request). The client is called
     as usual (``direct`` False) when it traces its requests (OpenTelemetry: its spans need
-    its own layer) or lacks one of those attributes."""
+    its own layer) or lacks one of the attributes read."""
 
     SETTINGS = ("request_timeout", "max_retries", "retry_on_timeout", "retry_on_status", "client_meta")
 
@@ -80,7 +80,8 @@ class ClientShortcut:
         self.settings = {name: getattr(client, f"_{name}", _MISSING) for name in self.SETTINGS}
         client_headers = getattr(client, "_headers", None)
         if direct is None:
-            traced = getattr(getattr(client, "_otel", None), "enabled", True)
+            otel = getattr(client, "_otel", None)  # None: a client from before its tracing support
+            traced = otel is not None and getattr(otel, "enabled", True)
             direct = not traced and client_headers is not None and _MISSING not in self.settings.values()
         self.direct = direct
         major = elasticsearch.__versionstr__.partition(".")[0]  # 8.x: Elasticsearch 8 and 9; 9.x: 9
