@@ -212,8 +212,9 @@ def test_searches_send_the_request_the_client_would(stub, direct):
 
 
 def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
-    """A client without one of the attributes the shortcut reads (another version), or one
-    that traces its requests, is called as usual; one from before tracing (no ``_otel``) is not."""
+    """A client without one of the attributes the shortcut reads (another version), one that
+    traces its requests or one for a serverless project is called as usual; one from before
+    tracing (no ``_otel``) is not."""
     from biothings.web.engines.elasticsearch import ClientShortcut
 
     client = elasticsearch.AsyncElasticsearch("http://127.0.0.1:9200")
@@ -230,6 +231,10 @@ def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
     otel.enabled = True
     assert not ClientShortcut(client).direct
     del otel.enabled  # a tracer of another shape: traced, to be safe
+    assert not ClientShortcut(client).direct
+    otel.enabled = False
+    assert ClientShortcut(client).direct
+    client._is_serverless = True  # 9.x clients: an API version header instead of the media types
     assert not ClientShortcut(client).direct
 
 

@@ -67,10 +67,10 @@ class ClientShortcut:
     connections) does the rest. ``post`` sends the same request to the transport: the
     client's headers (credentials, ``headers`` and ``opaque_id`` of ``ES_ARGS``) with the
     compatible media types, and its per-request settings (timeout, retries), read from the
-    client once (private attributes of the 8.x and 9.x clients: ``tests/server/
+    client once (private attributes of the clients supported, 8.18 to 9.x: ``tests/server/
     test_clusters.py`` checks that both ways send the same request). The client is called
     as usual (``direct`` False) when it traces its requests (OpenTelemetry: its spans need
-    its own layer) or lacks one of the attributes read."""
+    its own layer), talks to a serverless project, or lacks one of the attributes read."""
 
     SETTINGS = ("request_timeout", "max_retries", "retry_on_timeout", "retry_on_status", "client_meta")
 
@@ -82,7 +82,10 @@ class ClientShortcut:
         if direct is None:
             otel = getattr(client, "_otel", None)  # None: a client from before its tracing support
             traced = otel is not None and getattr(otel, "enabled", True)
-            direct = not traced and client_headers is not None and _MISSING not in self.settings.values()
+            # a serverless project (9.x clients) gets an API version header, not the media types
+            serverless = getattr(client, "_is_serverless", False)
+            direct = (not traced and not serverless and client_headers is not None
+                      and _MISSING not in self.settings.values())
         self.direct = direct
         major = elasticsearch.__versionstr__.partition(".")[0]  # 8.x: Elasticsearch 8 and 9; 9.x: 9
 
