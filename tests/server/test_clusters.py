@@ -185,8 +185,16 @@ def test_searches_send_the_request_the_client_would(stub, direct):
                                      opaque_id="op-7")
         assert engine._shortcut.direct  # the client has what the shortcut reads
         engine._shortcut = ClientShortcut(engine.client, direct=direct)
+        client = engine.client
+        transport = client.transport
+        perform_request = transport.perform_request
+
+        async def recorded(method, target, **kwargs):  # what reaches the transport, passed on
+            kwargs.pop("otel_span", None)  # the client's span (none on the shortcut)
+            given.append((method, target, kwargs))
+            return await perform_request(method, target, **kwargs)
+        transport.perform_request = recorded
         try:
-            client = engine.client
             by_client = await client.perform_request("POST", "/stub_genes/_search", body=body, headers={
                 "accept": "application/json", "content-type": "application/json"})
             by_engine = await engine.search("stub_genes", body)
@@ -198,7 +206,11 @@ def test_searches_send_the_request_the_client_would(stub, direct):
         finally:
             await engine.close()
 
+    given = []
     asyncio.run(both_ways())
+    # every argument the client gives its transport, the shortcut gives too (settings of
+    # a newer client included: a new one fails here rather than being dropped)
+    assert given[0] == given[1] and given[2] == given[3], given
     (search_path, by_client), (path, by_engine), (msearch_path, msearch_by_client), (path_2, msearch_by_engine) = \
         cluster.searches()
     assert (search_path, msearch_path) == (path, path_2) == ("/stub_genes/_search", "/stub_genes/_msearch")
@@ -236,6 +248,21 @@ def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
     assert ClientShortcut(client).direct
     client._is_serverless = True  # 9.x clients: an API version header instead of the media types
     assert not ClientShortcut(client).direct
+
+
+def test_the_shortcut_passes_the_back_off_settings_of_clients_that_have_them():
+    """9.x clients give their transport ``retry_backoff_base`` and ``retry_backoff_cap`` at
+    every request (8.x ones have neither): the shortcut passes them when the client has them."""
+    from biothings.web.engines.elasticsearch import ClientShortcut
+
+    client = elasticsearch.AsyncElasticsearch("http://127.0.0.1:9200", max_retries=4)
+    settings = ClientShortcut(client).settings
+    assert settings["max_retries"] == 4
+    assert "retry_backoff_base" not in settings and "retry_backoff_cap" not in settings
+    client._retry_backoff_base, client._retry_backoff_cap = 0.5, 8.0
+    shortcut = ClientShortcut(client)
+    assert (shortcut.settings["retry_backoff_base"], shortcut.settings["retry_backoff_cap"]) == (0.5, 8.0)
+    assert shortcut.direct
 
 
 def test_credentials_in_es_host_reach_get_root_and_stay_out_of_messages(stub, serve, tmp_path):

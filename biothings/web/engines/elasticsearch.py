@@ -72,12 +72,17 @@ class ClientShortcut:
     as usual (``direct`` False) when it traces its requests (OpenTelemetry: its spans need
     its own layer), talks to a serverless project, or lacks one of the attributes read."""
 
+    # what the client passes its transport at every request: these always, the back-off
+    # settings when the client has them (9.x)
     SETTINGS = ("request_timeout", "max_retries", "retry_on_timeout", "retry_on_status", "client_meta")
+    OPTIONAL_SETTINGS = ("retry_backoff_base", "retry_backoff_cap")
 
     def __init__(self, client, direct=None):
         self.client = client
         self.transport = client.transport
         self.settings = {name: getattr(client, f"_{name}", _MISSING) for name in self.SETTINGS}
+        self.settings.update((name, getattr(client, f"_{name}")) for name in self.OPTIONAL_SETTINGS
+                             if hasattr(client, f"_{name}"))
         client_headers = getattr(client, "_headers", None)
         if direct is None:
             otel = getattr(client, "_otel", None)  # None: a client from before its tracing support
