@@ -248,6 +248,11 @@ def test_the_shortcut_steps_aside_for_a_client_it_does_not_know():
     assert ClientShortcut(client).direct
     client._is_serverless = True  # 9.x clients: an API version header instead of the media types
     assert not ClientShortcut(client).direct
+    # the client is given the plain media types, as its own methods give them: it adds its
+    # headers and turns them into what its cluster takes (compatible ones, or none for serverless)
+    assert ClientShortcut(client).headers == {
+        "json": {"accept": "application/json", "content-type": "application/json"},
+        "x-ndjson": {"accept": "application/json", "content-type": "application/x-ndjson"}}
 
 
 def test_the_shortcut_passes_the_back_off_settings_of_clients_that_have_them():
