@@ -42,28 +42,10 @@ sys.path.insert(0, HERE)
 
 import genes77k  # noqa: E402
 from tests.servers import free_port, wait_http  # noqa: E402
+from bench_vs_biothings import thread_cpu_seconds  # noqa: E402
 
 SEED = 11
 MISSING_SHARE = 0.2
-
-
-def thread_cpu_seconds(pid):
-    """utime + stime of every thread of ``pid`` and of its children."""
-    total = 0
-    pids = [pid]
-    try:
-        pids += [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                                                 text=True).stdout.split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Cases:

@@ -145,6 +145,25 @@ def tree_pids(pid):
     return out
 
 
+def thread_cpu_seconds(pid):
+    """utime + stime of every thread of ``pid`` and of its children."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                                                 text=True).stdout.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid):
     """Resident size (MB) of each process of the tree of pid: {pid: MB}."""
     out = {}

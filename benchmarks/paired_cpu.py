@@ -23,14 +23,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_vs_biothings import CASE_REQUESTS, HERE, Proc, default_bench_dir, free_port, wait_http  # noqa: E402
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench_vs_biothings import (CASE_REQUESTS, default_bench_dir, start_server, start_stub,  # noqa: E402
+                                thread_cpu_seconds)
 
 
 def parse_server(text):
@@ -70,24 +64,13 @@ def main():
     if len(servers) < 2:
         raise SystemExit("give two --server or more")
     os.makedirs(args.out, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "BIOTHINGS_"))}
-    stub_port = free_port()
-    env["BENCH_ES_HOST"] = f"http://127.0.0.1:{stub_port}"
     procs = []
     try:
-        stub = Proc("es_stub", [sys.executable, os.path.join(args.bench_dir, "es_stub.py"), "--port", str(stub_port)],
-                    args.aux_cpu, args.out, env, args.out)
-        procs.append(stub)
-        wait_http(f"http://127.0.0.1:{stub_port}/", stub)
+        _stub, env = start_stub(args, args.out, procs)
         running = []
         for label, root, python in servers:
-            port = free_port()
-            proc = Proc(label, [python, os.path.join(root, "index.py"), f"--conf={os.path.join(HERE, 'bench_config.py')}",
-                                f"--port={port}", "--address=127.0.0.1", "--processes=1"],
-                        args.server_cpu, root, env, args.out)
-            procs.append(proc)
-            wait_http(f"http://127.0.0.1:{port}/v1/metadata", proc)
-            running.append((label, port, proc))
+            proc, url = start_server(args, label, 1, args.server_cpu, env, args.out, procs, root=root, python=python)
+            running.append((label, url, proc))
         print(f"CPU per request (ms), paired: wrk -t1 -c{args.conns} {args.duration}s per run, {args.pairs} pairs, "
               f"order reversed every other pair; ratios against {running[0][0]}, median of the pairs\n")
         labels = [label for label, _, _ in running]
@@ -96,14 +79,14 @@ def main():
         print("|---|" + "---:|" * (2 * len(labels) - 1))
         for case in args.cases.split(","):
             target = CASE_REQUESTS[case][1]
-            for _, port, _ in running:  # warm-up
-                wrk(args, case, f"http://127.0.0.1:{port}{target}", 1)
+            for _, url, _ in running:  # warm-up
+                wrk(args, case, url + target, 1)
             costs = {label: [] for label in labels}
             for pair in range(args.pairs):
-                for label, port, proc in (running if pair % 2 == 0 else running[::-1]):
-                    before = cpu_seconds(proc.pid)
-                    requests = wrk(args, case, f"http://127.0.0.1:{port}{target}", args.duration)
-                    costs[label].append((cpu_seconds(proc.pid) - before) * 1000 / max(requests, 1))
+                for label, url, proc in (running if pair % 2 == 0 else running[::-1]):
+                    before = thread_cpu_seconds(proc.pid)
+                    requests = wrk(args, case, url + target, args.duration)
+                    costs[label].append((thread_cpu_seconds(proc.pid) - before) * 1000 / max(requests, 1))
             first = costs[labels[0]]
             medians = [statistics.median(costs[label]) for label in labels]
             ratios = [statistics.median(a / b for a, b in zip(costs[label], first)) for label in labels[1:]]
